@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,18 +68,26 @@ class InternalError(TorshJitError):
 
 
 def user_frame() -> str | None:
-    """'file:line' of the innermost stack frame outside the torsh_jit package."""
-    for frame in reversed(traceback.extract_stack()):
-        fn = os.path.abspath(frame.filename)
-        if not fn.startswith(_PKG_DIR) and "importlib" not in fn:
-            return f"{frame.filename}:{frame.lineno}"
+    """'file:line' of the innermost stack frame outside the torsh_jit package.
+
+    Walks frames directly (not traceback.extract_stack): it runs once per traced op.
+    """
+    f = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not fn.startswith(_PKG_DIR) and not fn.startswith("<frozen"):
+            return f"{fn}:{f.f_lineno}"
+        f = f.f_back
     return None
 
 
-def user_frame_line() -> tuple[str, str] | None:
-    """('file:line', source line text) of the innermost user frame."""
-    for frame in reversed(traceback.extract_stack()):
-        fn = os.path.abspath(frame.filename)
-        if not fn.startswith(_PKG_DIR) and "importlib" not in fn:
-            return f"{frame.filename}:{frame.lineno}", (frame.line or "").strip()
-    return None
+def source_line(where: str | None) -> str:
+    """The text of the user's line named by 'file:line', or ''."""
+    if not where or ":" not in where:
+        return ""
+    import linecache
+    fn, _, line = where.rpartition(":")
+    try:
+        return linecache.getline(fn, int(line)).strip()
+    except ValueError:
+        return ""

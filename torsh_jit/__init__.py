@@ -1,0 +1,38 @@
+"""torsh-jit: a JIT and ahead-of-time kernel compiler for array code written in Python.
+
+    import torsh_jit as tj
+
+    @tj.kernel
+    def gelu_mul(x, y):
+        return 0.5 * x * (1 + tj.tanh(0.7978845608 * (x + 0.044715 * x**3))) * y
+
+    out = gelu_mul(a, b)                 # numpy in, numpy out
+    low = gelu_mul.lower(a, b)           # low.source: the generated code
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (TorshJitError, TraceError, UnsupportedOpError, DTypeError, ShapeError,
+                     ArgumentError, TargetError, CompileError, CacheError, InternalError)
+from .ir.tensor import (Tensor, exp, exp2, log, log2, log1p, expm1, sqrt, rsqrt, sin, cos, tan,
+                        tanh, sigmoid, erf, floor, ceil, round, sign, relu, abs, neg, negative,
+                        logical_not, add, sub, mul, truediv, floordiv, mod, pow, maximum, minimum,
+                        eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_xor, where, astype,
+                        clip, sum, prod, mean, max, min, any, all, argmax, argmin, matmul, reshape,
+                        transpose, permute, swapaxes, broadcast_to, expand_dims, squeeze)
+from .kernel import Kernel, Lowered, kernel
+from .target import Target, known_targets, parse as parse_target
+from .embed import Graph, compile
+
+
+def available_targets() -> list[str]:
+    """Names of the targets that can execute on this machine now."""
+    from .runtime.hardware import runs_natively
+    return [n for n, t in sorted(known_targets().items(), key=lambda kv: -kv[1].rank)
+            if runs_natively(t)]
+
+
+def targets() -> list[str]:
+    """Every known target name."""
+    return sorted(known_targets())

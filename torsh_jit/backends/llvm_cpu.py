@@ -1,0 +1,230 @@
+"""Build and launch for the LLVM CPU targets.
+
+build: LLVM IR text -> llvmlite (parse, verify, O3 for the target's CPU and
+features) -> object code. The object is what the cache stores; launching loads
+it into this process's MCJIT engine, so a cached kernel costs no LLVM code
+generation in a new process.
+launch: arrays -> buffer table -> kernels, each over [start, end) work ranges,
+split across a persistent thread pool when the work is large.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import sys
+import threading
+
+import llvmlite.binding as llvm
+
+from .. import errors as E
+
+STATS = {"codegen": 0, "object_loads": 0}   # LLVM code generations / objects loaded this process
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=None)
+def init_llvm() -> None:
+    for fn in ("initialize", ):
+        # llvmlite >= 0.44 initialises the core itself; older releases need the call
+        try:
+            getattr(llvm, fn)()
+        except Exception:
+            pass
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+
+
+def llvm_version() -> str:
+    return ".".join(map(str, llvm.llvm_version_info))
+
+
+@functools.lru_cache(maxsize=None)
+def target_machine(triple: str, cpu: str, features: str, *, jit: bool = True):
+    init_llvm()
+    t = llvm.Target.from_triple(triple)
+    return t.create_target_machine(cpu=cpu, features=features, opt=3,
+                                   reloc="pic" if not jit else "default",
+                                   codemodel="jitdefault" if jit else "small")
+
+
+def optimize(mod, tm) -> None:
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = False      # our templates are already vector code
+    pto.slp_vectorization = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+
+
+def parse(ir_text: str, target):
+    init_llvm()
+    try:
+        mod = llvm.parse_assembly(ir_text)
+        mod.verify()
+    except RuntimeError as e:
+        raise E.InternalError(f"generated LLVM IR does not verify: {e}") from None
+    mod.triple = target.triple
+    return mod
+
+
+def build_object(ir_text: str, target, *, jit: bool = True) -> bytes:
+    """Object code for the target (one code generation, counted in STATS)."""
+    tm = target_machine(target.triple, target.cpu, target.feature_string, jit=jit)
+    mod = parse(ir_text, target)
+    mod.data_layout = str(tm.target_data)
+    optimize(mod, tm)
+    with _lock:
+        STATS["codegen"] += 1
+    return tm.emit_object(mod)
+
+
+def assembly(ir_text: str, target) -> str:
+    tm = target_machine(target.triple, target.cpu, target.feature_string, jit=False)
+    mod = parse(ir_text, target)
+    mod.data_layout = str(tm.target_data)
+    optimize(mod, tm)
+    return tm.emit_assembly(mod)
+
+
+def optimized_ir(ir_text: str, target) -> str:
+    tm = target_machine(target.triple, target.cpu, target.feature_string, jit=False)
+    mod = parse(ir_text, target)
+    mod.data_layout = str(tm.target_data)
+    optimize(mod, tm)
+    return str(mod)
+
+
+class _Engine:
+    """The process's MCJIT engine; objects are added to it and never removed."""
+
+    def __init__(self):
+        init_llvm()
+        tm = target_machine(llvm.get_process_triple(), "", "", jit=True)
+        empty = llvm.parse_assembly("")
+        self.ee = llvm.create_mcjit_compiler(empty, tm)
+
+    def load(self, obj: bytes, names: list[str]) -> dict[str, int]:
+        with _lock:
+            self.ee.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            self.ee.finalize_object()
+            STATS["object_loads"] += 1
+            out = {}
+            for n in names:
+                addr = self.ee.get_function_address(n)
+                if not addr:
+                    raise E.InternalError(f"symbol {n} not found in the loaded object")
+                out[n] = addr
+            return out
+
+
+@functools.lru_cache(maxsize=None)
+def engine() -> _Engine:
+    return _Engine()
+
+
+# -- reading numpy data pointers without Python-level work -----------------------------------
+# ctypes' own ways to get a data pointer (a.ctypes.data, __array_interface__) cost
+# ~0.5 us per array. A tiny LLVM function reads PyArrayObject->data directly from the
+# tuple of arrays instead. Offsets are those of CPython 3.10-3.12 (non-debug) and
+# numpy's PyArrayObject_fields; `pointer_reader()` checks them once against
+# a.ctypes.data and returns None when they do not hold, and the slow path is used.
+_READER_IR = r"""
+define void @tj_fill_pointers(ptr %tuple, ptr %table, i64 %n) {
+entry:
+  br label %head
+head:
+  %i = phi i64 [0, %entry], [%i2, %body]
+  %more = icmp ult i64 %i, %n
+  br i1 %more, label %body, label %done
+body:
+  %slot = getelementptr i8, ptr %tuple, i64 24
+  %itemp = getelementptr ptr, ptr %slot, i64 %i
+  %item = load ptr, ptr %itemp
+  %datap = getelementptr i8, ptr %item, i64 16
+  %data = load ptr, ptr %datap
+  %dst = getelementptr ptr, ptr %table, i64 %i
+  store ptr %data, ptr %dst
+  %i2 = add i64 %i, 1
+  br label %head
+done:
+  ret void
+}
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def pointer_reader():
+    import numpy as np
+    if hasattr(sys, "gettotalrefcount") or getattr(sys, "_is_gil_enabled", lambda: True)() is False:
+        return None   # debug or free-threaded CPython: different object layout
+    from ..target import Target
+    host = Target("host-reader", "llvm", llvm.get_process_triple(), "", ())
+    obj = build_object(_READER_IR, host)
+    STATS["codegen"] -= 1   # infrastructure, not a kernel
+    addr = engine().load(obj, ["tj_fill_pointers"])["tj_fill_pointers"]
+    fn = ctypes.PYFUNCTYPE(None, ctypes.py_object, ctypes.c_void_p, ctypes.c_int64)(addr)
+    a, b = np.arange(3.0), np.zeros((2, 2), np.float32)[:, 1]
+    table = (ctypes.c_void_p * 2)()
+    fn((a, b), ctypes.addressof(table), 2)
+    if table[0] != a.ctypes.data or table[1] != b.ctypes.data:
+        return None
+    return fn
+
+
+# -- launch -------------------------------------------------------------------------------------
+_KERNEL_T = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)  # releases the GIL
+_MAIN_T = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_PYMAIN_T = ctypes.PYFUNCTYPE(None, ctypes.py_object)   # keeps the GIL: no hand-over cost
+
+
+class CpuFunction:
+    """A built function: its kernels' entry points and how to split their work."""
+
+    def __init__(self, plan, obj: bytes):
+        from ..codegen.llvm import work_units, plan_axes
+        from ..runtime.threads import pool
+        import math
+        names = plan.kernel_names()
+        main, pymain = f"{plan.module_name}_main", f"{plan.module_name}_py"
+        addrs = engine().load(obj, names + [main, pymain])
+        self.plan = plan
+        self.kernels = []
+        self.work = 0
+        for name, g, c in zip(names, plan.part.groups, plan.configs):
+            units = work_units(g, c)
+            elems = math.prod(g.domain) if g.domain else 1
+            if g.kind == "matmul":
+                elems *= max(g.k, 1)
+            per_unit = max(1, elems // max(units, 1))
+            grain = max(1, c.grain // per_unit)
+            align = 64 if g.kind == "elementwise" else 1
+            self.kernels.append((_KERNEL_T(addrs[name]), units, grain, align))
+            self.work += elems
+        self.main = _MAIN_T(addrs[main])
+        self.pymain = _PYMAIN_T(addrs[pymain]) if pointer_reader() is not None else None
+        self.n_buffers = plan.part.buffers.n_inputs + len(plan.part.buffers.outputs) + \
+            len(plan.part.buffers.temps)
+        self._pool = pool
+
+    def run(self, buffers: tuple) -> None:
+        """buffers: every input (arrays, 0-d arrays for scalars), output and temporary, in order."""
+        pool = self._pool()
+        if self.work < (1 << 16) or pool.n == 1:
+            if self.pymain is not None:
+                self.pymain(buffers)
+                return
+            table = (ctypes.c_void_p * self.n_buffers)(*[b.ctypes.data for b in buffers])
+            self.main(ctypes.addressof(table))
+            return
+        table = (ctypes.c_void_p * self.n_buffers)()
+        reader = pointer_reader()
+        if reader is not None:
+            reader(buffers, ctypes.addressof(table), self.n_buffers)
+        else:
+            for i, b in enumerate(buffers):
+                table[i] = b.ctypes.data
+        addr = ctypes.addressof(table)
+        for fn, units, grain, align in self.kernels:
+            if units:
+                pool.run(fn, addr, units, grain, align)

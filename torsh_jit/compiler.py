@@ -1,0 +1,130 @@
+"""The pipeline from a traced Graph to a callable: passes, fusion, schedule, render, build.
+
+Each stage takes and returns plain values. `plan()` does the cheap part
+(passes, fusion, default configs, cache key) and is all a warm start needs;
+`render()` and the backend's build run only on a cache miss, or when someone
+asks to read the code.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import errors as E
+from .cache import get_cache, make_key
+from .fuse import Partition, partition
+from .ir.graph import Graph
+from .ir.passes import run_passes
+from .ir.tracer import ArgSpec
+from .schedule.config import Config, default_config
+from .target import Target
+
+__version__ = "0.1.0"
+
+
+@functools.lru_cache(maxsize=None)
+def code_hash() -> str:
+    """sha256 of the code that decides what is generated (fusion, codegen, templates)."""
+    from .codegen.llvm import templates_hash
+    h = hashlib.sha256(templates_hash().encode())
+    pkg = Path(__file__).resolve().parent
+    for rel in ("fuse.py", "codegen", "schedule", "ir/passes.py"):
+        p = pkg / rel
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Plan:
+    graph: Graph                  # as traced
+    optimized: Graph              # after the passes
+    part: Partition
+    configs: tuple[Config, ...]
+    target: Target
+    specs: tuple[ArgSpec, ...]
+    key: str
+    pass_dumps: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    @property
+    def module_name(self) -> str:
+        return f"tj_{self.key[:16]}"
+
+    def kernel_names(self) -> list[str]:
+        return [f"{self.module_name}_k{i}" for i in range(len(self.part.groups))]
+
+    def describe(self) -> str:
+        lines = []
+        for i, (g, c) in enumerate(zip(self.part.groups, self.configs)):
+            lines.append(f"kernel {i}: {g.describe()}")
+            lines.append(f"  config: {c}")
+        return "\n".join(lines)
+
+
+def toolchain_versions(target: Target) -> dict:
+    if target.language == "llvm":
+        from .backends.llvm_cpu import llvm_version
+        return {"llvm": llvm_version()}
+    return {}
+
+
+def plan(graph: Graph, specs: tuple[ArgSpec, ...], target: Target, *, configs=None,
+         dump: bool = False) -> Plan:
+    dumps: list = []
+    opt = run_passes(graph, dump=(lambda n, g: dumps.append((n, g.dump()))) if dump else None)
+    part = partition(opt, specs)
+    if configs is None:
+        configs = tuple(default_config(g, target) for g in part.groups)
+    key = make_key({
+        "groups": repr(part.groups), "buffers": repr(part.buffers), "configs": repr(configs),
+        "target": target.describe(), "package": __version__, "code": code_hash(),
+        "tools": toolchain_versions(target),
+    })
+    return Plan(graph, opt, part, tuple(configs), target, specs, key, tuple(dumps))
+
+
+def render(p: Plan) -> str:
+    """The source text of the whole function: one compilation unit in the target's language."""
+    if p.target.language == "llvm":
+        from .codegen.llvm import render_module
+        return render_module(list(zip(p.kernel_names(), p.part.groups, p.configs)), p.target,
+                             p.module_name, n_buffers(p), plan_text=p.describe())
+    raise E.TargetError(f"target {p.target.name} ({p.target.language}) has no code generator yet",
+                        hint="use an LLVM CPU target such as 'host'")
+
+
+def n_buffers(p: Plan) -> int:
+    b = p.part.buffers
+    return b.n_inputs + len(b.outputs) + len(b.temps)
+
+
+_loaded: dict[str, object] = {}     # key -> built function, this process
+
+
+def build(p: Plan):
+    """A callable for the plan: from this process, the disk cache, or a fresh build."""
+    fn = _loaded.get(p.key)
+    if fn is not None:
+        return fn
+    if p.target.language != "llvm":
+        raise E.TargetError(f"target {p.target.name} cannot be built yet")
+    from .backends import llvm_cpu
+    from .runtime.hardware import runs_natively
+    if not runs_natively(p.target):
+        raise E.TargetError(f"target {p.target.name} does not run on this machine",
+                            hint="tj.available_targets() lists the targets that do")
+    cache = get_cache()
+    obj = cache.get("obj", p.key)
+    if obj is None:
+        with cache.lock("obj", p.key):
+            obj = cache.get("obj", p.key)
+            if obj is None:
+                src = render(p)
+                obj = llvm_cpu.build_object(src, p.target)
+                cache.put("obj", p.key, obj, {"target": p.target.name,
+                                              "kernels": len(p.part.groups)})
+    fn = llvm_cpu.CpuFunction(p, obj)
+    _loaded[p.key] = fn
+    return fn

@@ -1,0 +1,65 @@
+"""dtypes torsh-jit knows, and numpy's promotion rules (NEP 50) applied to them.
+
+Promotion is numpy's own: result dtypes are obtained by asking numpy (on empty
+arrays), so torsh-jit and numpy can never disagree about a result type.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DTypeError
+
+# Names are numpy's. float16/bfloat16 are declared for GPU targets; CPU kernels reject them.
+DTYPES = ("bool", "int32", "int64", "float32", "float64", "float16", "bfloat16")
+CPU_DTYPES = frozenset({"bool", "int32", "int64", "float32", "float64"})
+
+ITEMSIZE = {"bool": 1, "int32": 4, "int64": 8, "float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+
+
+def family(dtype: str) -> str:
+    """'b' (bool), 'i' (signed int) or 'f' (float)."""
+    if dtype == "bool":
+        return "b"
+    if dtype.startswith("int"):
+        return "i"
+    return "f"
+
+
+def is_float(dtype: str) -> bool:
+    return family(dtype) == "f"
+
+
+def from_numpy(dt, *, where: str | None = None) -> str:
+    """The torsh-jit dtype name of a numpy dtype, or a DTypeError naming what works."""
+    dt = np.dtype(dt)
+    name = dt.name
+    if name in CPU_DTYPES:
+        return name
+    raise DTypeError(
+        f"dtype {name} is not supported",
+        hint="use one of " + ", ".join(sorted(CPU_DTYPES)) + " (e.g. x.astype(np.float32) before the call)",
+        where=where,
+    )
+
+
+def to_numpy(dtype: str) -> np.dtype:
+    if dtype == "bfloat16":
+        raise DTypeError("bfloat16 has no numpy dtype; use it only on GPU targets")
+    return np.dtype(dtype)
+
+
+def weak_example(dtype: str):
+    """A Python scalar standing for a 'weak' value of this kind (NEP 50)."""
+    return {"b": False, "i": 0, "f": 0.0}[family(dtype)]
+
+
+def python_scalar_dtype(value) -> str:
+    """The dtype a Python scalar gets on its own (it stays weak in promotion)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int64"
+    if isinstance(value, float):
+        return "float64"
+    raise DTypeError(f"unsupported Python scalar {value!r} of type {type(value).__name__}",
+                     hint="use bool, int or float")

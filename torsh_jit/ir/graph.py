@@ -1,0 +1,300 @@
+"""The IR: a graph of nodes, each an op from the op table with a static shape and dtype.
+
+`Graph` is a frozen value (hashable, printable, cacheable). `GraphBuilder` builds
+one, inferring shapes and dtypes (numpy's rules) and canonicalising as it goes:
+reductions always keep dims (a reshape drops them), mean is sum / count, matmul
+operands are 2-D or batched with equal batch dims (views make them so).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import errors as E
+from . import dtypes as dt
+from .ops import OPS, COMPARISONS, ELEMENTWISE, REDUCE, VIEW, MATMUL, SOURCE, result_dtype
+
+
+@dataclass(frozen=True)
+class Node:
+    op: str
+    inputs: tuple[int, ...]
+    attrs: tuple            # sorted ((key, value), ...), values hashable
+    shape: tuple[int, ...]
+    dtype: str
+    weak: bool = False      # a Python scalar (NEP 50 'weak'): a constant or a scalar argument
+    loc: str | None = field(default=None, compare=False, hash=False)  # user's file:line
+
+    def attr(self, key, default=None):
+        for k, v in self.attrs:
+            if k == key:
+                return v
+        return default
+
+    @property
+    def kind(self) -> str:
+        return OPS[self.op].kind
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+def _attrs(**kw) -> tuple:
+    return tuple(sorted(kw.items()))
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: tuple[Node, ...]
+    inputs: tuple[int, ...]    # node ids of op 'input', in argument order
+    outputs: tuple[int, ...]
+
+    def users(self) -> dict[int, list[int]]:
+        u: dict[int, list[int]] = {i: [] for i in range(len(self.nodes))}
+        for i, n in enumerate(self.nodes):
+            for j in n.inputs:
+                u[j].append(i)
+        return u
+
+    def dump(self) -> str:
+        """One line a node: %id = op(inputs) attrs : dtype[shape]."""
+        lines = []
+        names = {nid: f"arg{k}" for k, nid in enumerate(self.inputs)}
+        for i, n in enumerate(self.nodes):
+            if n.op == "input":
+                lines.append(f"%{i} = input {names[i]} : {_ty(n)}")
+                continue
+            ins = ", ".join(f"%{j}" for j in n.inputs)
+            at = ", ".join(f"{k}={v}" for k, v in n.attrs)
+            at = f" {{{at}}}" if at else ""
+            lines.append(f"%{i} = {n.op}({ins}){at} : {_ty(n)}")
+        lines.append("return " + ", ".join(f"%{o}" for o in self.outputs))
+        return "\n".join(lines)
+
+    def canonical(self) -> tuple:
+        """A hashable description without source locations (used in cache keys)."""
+        return (tuple((n.op, n.inputs, n.attrs, n.shape, n.dtype, n.weak) for n in self.nodes),
+                self.inputs, self.outputs)
+
+
+def _ty(n: Node) -> str:
+    w = "weak " if n.weak else ""
+    return f"{w}{n.dtype}[{','.join(map(str, n.shape))}]"
+
+
+def normalize_axes(axis, ndim: int, *, where=None) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (int(axis),)
+    out = []
+    for a in axis:
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise E.ShapeError(f"axis {a} is out of bounds for an array of dimension {ndim}", where=where)
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise E.ShapeError(f"repeated axis in {tuple(axis)}", where=where)
+    return tuple(sorted(out))
+
+
+class GraphBuilder:
+    """Records nodes with inferred shapes and dtypes. Used by the tracer and by embedders."""
+
+    def __init__(self):
+        self.nodes: list[Node] = []
+        self.inputs: list[int] = []
+        self._consts: dict = {}
+
+    # -- sources --------------------------------------------------------
+    def add_input(self, shape, dtype: str, *, weak: bool = False, name: str | None = None) -> int:
+        shape = tuple(int(s) for s in shape)
+        if any(s < 0 for s in shape):
+            raise E.ShapeError(f"negative dimension in input shape {shape}")
+        nid = self._push(Node("input", (), _attrs(index=len(self.inputs), name=name), shape,
+                              dtype, weak=weak))
+        self.inputs.append(nid)
+        return nid
+
+    def add_const(self, value, dtype: str | None = None, *, loc=None) -> int:
+        """A scalar constant. Python scalars are weak (NEP 50); numpy scalars are not."""
+        weak = dtype is None
+        if dtype is None:
+            dtype = dt.python_scalar_dtype(value)
+        value = {"b": bool, "i": int, "f": float}[dt.family(dtype)](value)
+        key = (repr(value), dtype, weak)
+        if key not in self._consts:
+            self._consts[key] = self._push(Node("const", (), _attrs(value=value), (), dtype,
+                                                weak=weak, loc=loc))
+        return self._consts[key]
+
+    def _push(self, node: Node) -> int:
+        self.nodes.append(node)
+        return len(self.nodes) - 1
+
+    def node(self, nid: int) -> Node:
+        return self.nodes[nid]
+
+    # -- elementwise ----------------------------------------------------
+    def elementwise(self, op: str, *ins: int, loc=None, **attrs) -> int:
+        d = OPS[op]
+        if len(ins) != d.arity:
+            raise E.InternalError(f"{op} takes {d.arity} inputs, got {len(ins)}")
+        nodes = [self.nodes[i] for i in ins]
+        try:
+            shape = tuple(np.broadcast_shapes(*[n.shape for n in nodes]))
+        except ValueError:
+            shapes = " and ".join(str(n.shape) for n in nodes)
+            raise E.ShapeError(
+                f"{op}: shapes {shapes} do not broadcast together",
+                hint="numpy broadcasting aligns trailing dimensions, each equal or 1; "
+                     "reshape or add an axis (x[:, None]) to line them up", where=loc) from None
+        for n in nodes:
+            if n.dtype not in dt.CPU_DTYPES and n.dtype not in dt.DTYPES:
+                raise E.DTypeError(f"{op}: unsupported dtype {n.dtype}", where=loc)
+        at = _attrs(**attrs)
+        try:
+            out_dt = result_dtype(op, tuple(n.dtype for n in nodes), tuple(n.weak for n in nodes), at)
+        except TypeError as e:
+            raise E.DTypeError(f"{op} is not defined for dtypes "
+                               f"{', '.join(n.dtype for n in nodes)}: {e}",
+                               hint="cast with .astype(...) to a dtype numpy accepts for this op",
+                               where=loc) from None
+        weak = all(n.weak for n in nodes) and op != "cast"
+        if op in COMPARISONS:
+            # numpy compares in the promoted input type (weak scalars adapt): record it
+            ct = np.result_type(*[dt.weak_example(n.dtype) if n.weak else dt.to_numpy(n.dtype)
+                                  for n in nodes]).name if not all(n.weak for n in nodes) \
+                else np.result_type(*[dt.to_numpy(n.dtype) for n in nodes]).name
+            at = _attrs(ct=ct, **attrs)
+        return self._push(Node(op, tuple(ins), at, shape, out_dt, weak=weak, loc=loc))
+
+    # -- reductions -----------------------------------------------------
+    def reduce(self, op: str, x: int, axis=None, keepdims: bool = False, *, loc=None) -> int:
+        n = self.nodes[x]
+        if op in ("argmax", "argmin"):
+            if axis is None:
+                # numpy: flat index over the C-ordered array
+                x = self.reshape(x, (n.size,), loc=loc)
+                n = self.nodes[x]
+                axes = (0,)
+            else:
+                if not isinstance(axis, (int, np.integer)):
+                    raise E.ShapeError(f"{op} takes a single integer axis, got {axis!r}", where=loc)
+                axes = normalize_axes(axis, len(n.shape), where=loc)
+        else:
+            axes = normalize_axes(axis, len(n.shape), where=loc)
+        if op in ("max", "min", "argmax", "argmin") and any(n.shape[a] == 0 for a in axes):
+            raise E.ShapeError(f"{op} of an empty axis has no identity (numpy raises too)",
+                               hint="check the shape, or use sum/prod/any/all", where=loc)
+        if op == "mean":
+            s = self.reduce("sum", x, axes, keepdims, loc=loc)
+            count = math.prod(n.shape[a] for a in axes)
+            return self.elementwise("truediv", s, self.add_const(float(count) if count else 0.0,
+                                                                  loc=loc), loc=loc)
+        try:
+            out_dt = result_dtype(op, (n.dtype,), (False,))
+        except TypeError as e:
+            raise E.DTypeError(f"{op} is not defined for dtype {n.dtype}: {e}", where=loc) from None
+        kshape = tuple(1 if i in axes else s for i, s in enumerate(n.shape))
+        r = self._push(Node(op, (x,), _attrs(axis=axes), kshape, out_dt, loc=loc))
+        if not keepdims:
+            r = self.reshape(r, tuple(s for i, s in enumerate(n.shape) if i not in axes), loc=loc)
+        return r
+
+    # -- views ----------------------------------------------------------
+    def reshape(self, x: int, shape, *, loc=None) -> int:
+        n = self.nodes[x]
+        if isinstance(shape, (int, np.integer)):
+            shape = (int(shape),)
+        shape = [int(s) for s in shape]
+        if shape.count(-1) > 1:
+            raise E.ShapeError("can only specify one unknown dimension (-1) in reshape", where=loc)
+        if -1 in shape:
+            known = math.prod(s for s in shape if s != -1)
+            if known == 0 or n.size % known:
+                raise E.ShapeError(f"cannot reshape array of size {n.size} into shape {tuple(shape)}",
+                                   where=loc)
+            shape[shape.index(-1)] = n.size // known
+        shape = tuple(shape)
+        if math.prod(shape) != n.size or any(s < 0 for s in shape):
+            raise E.ShapeError(f"cannot reshape array of size {n.size} into shape {shape}",
+                               hint="the number of elements must stay the same", where=loc)
+        if shape == n.shape:
+            return x
+        return self._push(Node("reshape", (x,), _attrs(shape=shape), shape, n.dtype, n.weak, loc))
+
+    def permute(self, x: int, perm, *, loc=None) -> int:
+        n = self.nodes[x]
+        perm = tuple(int(p) % max(len(n.shape), 1) for p in perm)
+        if sorted(perm) != list(range(len(n.shape))):
+            raise E.ShapeError(f"axes {perm} are not a permutation of {len(n.shape)} dimensions",
+                               where=loc)
+        if perm == tuple(range(len(n.shape))):
+            return x
+        shape = tuple(n.shape[p] for p in perm)
+        return self._push(Node("permute", (x,), _attrs(perm=perm), shape, n.dtype, n.weak, loc))
+
+    def broadcast_to(self, x: int, shape, *, loc=None) -> int:
+        n = self.nodes[x]
+        shape = tuple(int(s) for s in shape)
+        try:
+            if tuple(np.broadcast_shapes(n.shape, shape)) != shape:
+                raise ValueError
+        except ValueError:
+            raise E.ShapeError(f"cannot broadcast shape {n.shape} to {shape}", where=loc) from None
+        if shape == n.shape:
+            return x
+        return self._push(Node("broadcast_to", (x,), _attrs(shape=shape), shape, n.dtype, n.weak, loc))
+
+    def slice(self, x: int, slices, *, loc=None) -> int:
+        """slices: one (start, step, size) per dimension, already normalised."""
+        n = self.nodes[x]
+        slices = tuple((int(a), int(b), int(c)) for a, b, c in slices)
+        if all(s == (0, 1, d) for s, d in zip(slices, n.shape)):
+            return x
+        shape = tuple(c for _, _, c in slices)
+        return self._push(Node("slice", (x,), _attrs(slices=slices), shape, n.dtype, n.weak, loc))
+
+    # -- matmul ---------------------------------------------------------
+    def matmul(self, a: int, b: int, *, loc=None) -> int:
+        na, nb = self.nodes[a], self.nodes[b]
+        if not na.shape or not nb.shape:
+            raise E.ShapeError("matmul: operands must be at least 1-D (numpy rejects 0-d too)",
+                               hint="use * for scaling by a scalar", where=loc)
+        a_vec, b_vec = len(na.shape) == 1, len(nb.shape) == 1
+        if a_vec:
+            a = self.reshape(a, (1,) + na.shape, loc=loc)
+        if b_vec:
+            b = self.reshape(b, nb.shape + (1,), loc=loc)
+        na, nb = self.nodes[a], self.nodes[b]
+        (m, k1), (k2, nn) = na.shape[-2:], nb.shape[-2:]
+        if k1 != k2:
+            raise E.ShapeError(
+                f"matmul: inner dimensions differ: {na.shape} @ {nb.shape} ({k1} != {k2})",
+                hint="the last axis of the left operand must equal the second-to-last of the right",
+                where=loc)
+        try:
+            batch = tuple(np.broadcast_shapes(na.shape[:-2], nb.shape[:-2]))
+        except ValueError:
+            raise E.ShapeError(f"matmul: batch dimensions {na.shape[:-2]} and {nb.shape[:-2]} "
+                               "do not broadcast", where=loc) from None
+        a = self.broadcast_to(a, batch + (m, k1), loc=loc)
+        b = self.broadcast_to(b, batch + (k2, nn), loc=loc)
+        try:
+            out_dt = result_dtype("matmul", (na.dtype, nb.dtype), (False, False))
+        except TypeError as e:
+            raise E.DTypeError(f"matmul is not defined for {na.dtype} and {nb.dtype}: {e}",
+                               where=loc) from None
+        if out_dt == "bool":
+            raise E.DTypeError("matmul of bool arrays is not supported",
+                               hint="cast to int32 or float32 first", where=loc)
+        r = self._push(Node("matmul", (a, b), (), batch + (m, nn), out_dt, loc=loc))
+        shape = batch + ((() if a_vec else (m,)) + (() if b_vec else (nn,)))
+        return self.reshape(r, shape, loc=loc)
+
+    def finish(self, outputs) -> Graph:
+        return Graph(tuple(self.nodes), tuple(self.inputs), tuple(outputs))

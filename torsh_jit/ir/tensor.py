@@ -1,0 +1,508 @@
+"""`Tensor`: the traced value. Python operators, methods, numpy ufuncs and a subset
+of numpy functions on a Tensor record nodes in a GraphBuilder instead of computing.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import errors as E
+from . import dtypes as dt
+from .graph import GraphBuilder
+
+
+class Tensor:
+    """A value inside a traced function (or an embedder's Graph): shape and dtype are static."""
+
+    __slots__ = ("_b", "_id")
+    __array_priority__ = 1000   # win over numpy arrays in mixed binary operators
+
+    def __init__(self, builder: GraphBuilder, nid: int):
+        self._b = builder
+        self._id = nid
+
+    # -- static facts -----------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._b.nodes[self._id].shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._b.nodes[self._id].dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return self._b.nodes[self._id].size
+
+    def __len__(self):
+        if not self.shape:
+            raise E.TraceError("len() of a 0-d value", where=E.user_frame())
+        return self.shape[0]
+
+    def __repr__(self):
+        n = self._b.nodes[self._id]
+        return f"Tensor(%{self._id} {n.op}, shape={n.shape}, dtype={n.dtype})"
+
+    __hash__ = object.__hash__
+
+    # -- values a trace cannot have ---------------------------------------
+    def _no_value(self, what: str):
+        where = E.user_frame()
+        line = E.source_line(where)
+        raise E.TraceError(
+            f"{what} of a traced value: the value is not known while the kernel is being compiled"
+            + (f" (in `{line}`)" if line else ""),
+            hint="use tj.where(cond, a, b) for per-element choices; Python `if`/`while`/`and`/`or` "
+                 "can only test shapes, dtypes and Python values",
+            where=where)
+
+    def __bool__(self):
+        self._no_value("Python control flow (if/while/and/or/not) on the truth")
+
+    def __float__(self):
+        self._no_value("float()")
+
+    def __int__(self):
+        self._no_value("int()")
+
+    def __index__(self):
+        self._no_value("use as an index")
+
+    def __iter__(self):
+        self._no_value("iteration over the elements")
+
+    # -- operators ----------------------------------------------------------
+    def __add__(self, o): return _bin("add", self, o)
+    def __radd__(self, o): return _bin("add", o, self)
+    def __sub__(self, o): return _bin("sub", self, o)
+    def __rsub__(self, o): return _bin("sub", o, self)
+    def __mul__(self, o): return _bin("mul", self, o)
+    def __rmul__(self, o): return _bin("mul", o, self)
+    def __truediv__(self, o): return _bin("truediv", self, o)
+    def __rtruediv__(self, o): return _bin("truediv", o, self)
+    def __floordiv__(self, o): return _bin("floordiv", self, o)
+    def __rfloordiv__(self, o): return _bin("floordiv", o, self)
+    def __mod__(self, o): return _bin("mod", self, o)
+    def __rmod__(self, o): return _bin("mod", o, self)
+    def __pow__(self, o): return _bin("pow", self, o)
+    def __rpow__(self, o): return _bin("pow", o, self)
+    def __matmul__(self, o): return matmul(self, o)
+    def __rmatmul__(self, o): return matmul(o, self)
+    def __eq__(self, o): return _bin("eq", self, o)
+    def __ne__(self, o): return _bin("ne", self, o)
+    def __lt__(self, o): return _bin("lt", self, o)
+    def __le__(self, o): return _bin("le", self, o)
+    def __gt__(self, o): return _bin("gt", self, o)
+    def __ge__(self, o): return _bin("ge", self, o)
+    def __neg__(self): return _un("neg", self)
+    def __pos__(self): return self
+    def __abs__(self): return _un("abs", self)
+    def __and__(self, o): return _logical("logical_and", "&", self, o)
+    def __rand__(self, o): return _logical("logical_and", "&", o, self)
+    def __or__(self, o): return _logical("logical_or", "|", self, o)
+    def __ror__(self, o): return _logical("logical_or", "|", o, self)
+    def __xor__(self, o): return _logical("logical_xor", "^", self, o)
+    def __rxor__(self, o): return _logical("logical_xor", "^", o, self)
+
+    def __invert__(self):
+        if self.dtype != np.bool_:
+            raise E.UnsupportedOpError("bitwise ~ on integers is not supported",
+                                       hint="~ works on bool values (logical not)", where=E.user_frame())
+        return _un("logical_not", self)
+
+    # -- methods ------------------------------------------------------------
+    def astype(self, dtype, copy=True):
+        return astype(self, dtype)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        return reshape(self, shape)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = axes[0]
+        return transpose(self, axes or None)
+
+    permute = transpose
+
+    @property
+    def T(self):
+        return transpose(self)
+
+    def swapaxes(self, a, b): return swapaxes(self, a, b)
+    def sum(self, axis=None, keepdims=False): return sum(self, axis, keepdims)
+    def prod(self, axis=None, keepdims=False): return prod(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return min(self, axis, keepdims)
+    def argmax(self, axis=None): return argmax(self, axis)
+    def argmin(self, axis=None): return argmin(self, axis)
+    def any(self, axis=None, keepdims=False): return any(self, axis, keepdims)
+    def all(self, axis=None, keepdims=False): return all(self, axis, keepdims)
+    def squeeze(self, axis=None): return squeeze(self, axis)
+    def clip(self, lo=None, hi=None): return clip(self, lo, hi)
+
+    def __getitem__(self, idx):
+        return _getitem(self, idx)
+
+    # -- numpy protocols ------------------------------------------------------
+    def __array__(self, *a, **k):
+        self._no_value("conversion to a numpy array (np.asarray)")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        loc = E.user_frame()
+        if kwargs.get("out") is not None:
+            raise E.UnsupportedOpError(f"np.{ufunc.__name__}(..., out=...) inside a kernel",
+                                       hint="return the value instead", where=loc)
+        kwargs.pop("out", None)
+        if method == "reduce" and ufunc.__name__ in _UFUNC_REDUCE:
+            axis = kwargs.pop("axis", 0)
+            keepdims = kwargs.pop("keepdims", False)
+            return _reduce(_UFUNC_REDUCE[ufunc.__name__], inputs[0], axis, keepdims)
+        if method != "__call__" or kwargs:
+            raise E.UnsupportedOpError(
+                f"np.{ufunc.__name__}.{method}" + (f" with {sorted(kwargs)}" if kwargs else ""),
+                hint="call the ufunc plainly, e.g. np.exp(x)", where=loc)
+        name = ufunc.__name__
+        if name in _UFUNC_SPECIAL:
+            return _UFUNC_SPECIAL[name](*inputs)
+        op = _UFUNC_OPS.get(name)
+        if op is None:
+            raise E.UnsupportedOpError(f"numpy ufunc np.{name} is not supported inside a kernel",
+                                       hint="supported: " + ", ".join(sorted(_UFUNC_OPS)), where=loc)
+        return _op(op, *inputs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        impl = _ARRAY_FUNCTIONS.get(func)
+        if impl is None:
+            raise E.UnsupportedOpError(
+                f"np.{func.__name__} is not supported inside a kernel",
+                hint="supported numpy functions: " + ", ".join(sorted(f.__name__ for f in _ARRAY_FUNCTIONS)),
+                where=E.user_frame())
+        return impl(*args, **kwargs)
+
+
+# -- coercion ------------------------------------------------------------------
+def _builder_of(*vals) -> GraphBuilder | None:
+    for v in vals:
+        if isinstance(v, Tensor):
+            return v._b
+    return None
+
+
+def _lift(b: GraphBuilder, v, loc) -> int:
+    if isinstance(v, Tensor):
+        if v._b is not b:
+            raise E.TraceError("a value from another traced function or graph was used here",
+                               where=loc)
+        return v._id
+    if isinstance(v, (bool, int, float)) and not isinstance(v, np.generic):
+        if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
+            raise E.DTypeError(f"integer constant {v} does not fit in int64", where=loc)
+        return b.add_const(v, loc=loc)
+    if isinstance(v, np.generic) or (isinstance(v, np.ndarray) and v.ndim == 0):
+        d = dt.from_numpy(v.dtype, where=loc)
+        return b.add_const(v.item(), d, loc=loc)
+    if isinstance(v, np.ndarray):
+        raise E.UnsupportedOpError(
+            f"a numpy array of shape {v.shape} captured from outside the kernel",
+            hint="pass the array as an argument of the kernel instead", where=loc)
+    if isinstance(v, complex):
+        raise E.DTypeError("complex numbers are not supported", where=loc)
+    raise E.TraceError(f"cannot use a value of type {type(v).__name__} in a kernel", where=loc)
+
+
+def _op(op: str, *vals, **attrs):
+    b = _builder_of(*vals)
+    if b is None:   # called outside a trace: eager numpy semantics
+        from .ops import OPS
+        return OPS[op].ref(*vals, **attrs)
+    loc = E.user_frame()
+    ids = [_lift(b, v, loc) for v in vals]
+    return Tensor(b, b.elementwise(op, *ids, loc=loc, **attrs))
+
+
+def _un(op, x): return _op(op, x)
+def _bin(op, a, b): return _op(op, a, b)
+
+
+def _logical(op, sym, a, b):
+    for v in (a, b):
+        d = v.dtype if isinstance(v, Tensor) else np.asarray(v).dtype
+        if d != np.bool_:
+            raise E.UnsupportedOpError(
+                f"bitwise {sym} on {d} values is not supported",
+                hint=f"{sym} works on bool values; for integers compare first (x > 0) {sym} (y > 0)",
+                where=E.user_frame())
+    return _op(op, a, b)
+
+
+def _reduce(op, x, axis=None, keepdims=False):
+    if not isinstance(x, Tensor):
+        from .ops import OPS
+        return OPS[op].ref(x, axis=axis, keepdims=keepdims) if op not in ("argmax", "argmin") \
+            else OPS[op].ref(x, axis=axis)
+    loc = E.user_frame()
+    return Tensor(x._b, x._b.reduce(op, x._id, axis, keepdims, loc=loc))
+
+
+def _view(x, fn):
+    if not isinstance(x, Tensor):
+        return None
+    return Tensor(x._b, fn(x._b, x._id, E.user_frame()))
+
+
+# -- the public functions (torsh_jit.exp, ...) ---------------------------------------
+def _unary_fn(op):
+    def f(x):
+        return _op(op, x)
+    f.__name__ = op
+    f.__doc__ = f"Elementwise {op} (numpy semantics)."
+    return f
+
+
+for _name in ("exp", "exp2", "log", "log2", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tan",
+              "tanh", "sigmoid", "erf", "floor", "ceil", "round", "sign", "relu", "abs", "neg",
+              "logical_not"):
+    globals()[_name] = _unary_fn(_name)
+
+negative = globals()["neg"]
+
+
+def _binary_fn(op):
+    def f(a, b):
+        return _op(op, a, b)
+    f.__name__ = op
+    f.__doc__ = f"Elementwise {op} with numpy broadcasting and promotion."
+    return f
+
+
+for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "maximum", "minimum",
+              "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor"):
+    globals()[_name] = _binary_fn(_name)
+
+
+def where(cond, a, b):
+    """Elementwise choice: a where cond is true, else b."""
+    return _op("where", cond, a, b)
+
+
+def astype(x, dtype):
+    d = dt.from_numpy(dtype, where=E.user_frame())
+    if isinstance(x, Tensor) and x._b.nodes[x._id].dtype == d:
+        return x
+    return _op("cast", x, dtype=d)
+
+
+def clip(x, lo=None, hi=None):
+    if lo is not None:
+        x = _op("maximum", x, lo)
+    if hi is not None:
+        x = _op("minimum", x, hi)
+    return x
+
+
+def sum(x, axis=None, keepdims=False): return _reduce("sum", x, axis, keepdims)
+def prod(x, axis=None, keepdims=False): return _reduce("prod", x, axis, keepdims)
+def mean(x, axis=None, keepdims=False): return _reduce("mean", x, axis, keepdims)
+def max(x, axis=None, keepdims=False): return _reduce("max", x, axis, keepdims)
+def min(x, axis=None, keepdims=False): return _reduce("min", x, axis, keepdims)
+def any(x, axis=None, keepdims=False): return _reduce("any", x, axis, keepdims)
+def all(x, axis=None, keepdims=False): return _reduce("all", x, axis, keepdims)
+def argmax(x, axis=None): return _reduce("argmax", x, axis)
+def argmin(x, axis=None): return _reduce("argmin", x, axis)
+
+
+def matmul(a, b):
+    bld = _builder_of(a, b)
+    if bld is None:
+        return np.matmul(a, b)
+    loc = E.user_frame()
+    return Tensor(bld, bld.matmul(_lift(bld, a, loc), _lift(bld, b, loc), loc=loc))
+
+
+def reshape(x, shape):
+    r = _view(x, lambda b, i, loc: b.reshape(i, shape, loc=loc))
+    return np.reshape(x, shape) if r is None else r
+
+
+def transpose(x, axes=None):
+    def f(b, i, loc):
+        nd = len(b.nodes[i].shape)
+        return b.permute(i, tuple(reversed(range(nd))) if axes is None else tuple(axes), loc=loc)
+    r = _view(x, f)
+    return np.transpose(x, axes) if r is None else r
+
+
+permute = transpose
+
+
+def swapaxes(x, a, b_):
+    def f(b, i, loc):
+        nd = len(b.nodes[i].shape)
+        perm = list(range(nd))
+        aa, bb = a % nd, b_ % nd
+        perm[aa], perm[bb] = perm[bb], perm[aa]
+        return b.permute(i, tuple(perm), loc=loc)
+    r = _view(x, f)
+    return np.swapaxes(x, a, b_) if r is None else r
+
+
+def broadcast_to(x, shape):
+    r = _view(x, lambda b, i, loc: b.broadcast_to(i, shape, loc=loc))
+    return np.broadcast_to(x, shape) if r is None else r
+
+
+def expand_dims(x, axis):
+    def f(b, i, loc):
+        shape = list(b.nodes[i].shape)
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        nd = len(shape) + len(axes)
+        for a in sorted(ax % nd for ax in axes):
+            shape.insert(a, 1)
+        return b.reshape(i, tuple(shape), loc=loc)
+    r = _view(x, f)
+    return np.expand_dims(x, axis) if r is None else r
+
+
+def squeeze(x, axis=None):
+    def f(b, i, loc):
+        shape = b.nodes[i].shape
+        axes = range(len(shape)) if axis is None else \
+            [a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)]
+        for a in axes:
+            if axis is not None and shape[a] != 1:
+                raise E.ShapeError(f"cannot squeeze axis {a} of size {shape[a]}", where=loc)
+        keep = tuple(s for k, s in enumerate(shape) if not (k in axes and s == 1))
+        return b.reshape(i, keep, loc=loc)
+    r = _view(x, f)
+    return np.squeeze(x, axis) if r is None else r
+
+
+def _getitem(x: Tensor, idx):
+    loc = E.user_frame()
+    b = x._b
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    shape = x.shape
+    n_real = len([i for i in idx if i is not None and i is not Ellipsis])
+    if n_real > len(shape):
+        raise E.ShapeError(f"too many indices ({n_real}) for a {len(shape)}-d value", where=loc)
+    if idx.count(Ellipsis) > 1:
+        raise E.ShapeError("an index can only have a single ellipsis", where=loc)
+    if Ellipsis in idx:
+        k = idx.index(Ellipsis)
+        idx = idx[:k] + (slice(None),) * (len(shape) - n_real) + idx[k + 1:]
+    else:
+        idx = idx + (slice(None),) * (len(shape) - n_real)
+    slices, out_shape, dim = [], [], 0
+    for i in idx:
+        if i is None:
+            out_shape.append(1)
+            continue
+        size = shape[dim]
+        if isinstance(i, Tensor) or isinstance(i, (np.ndarray, list)):
+            raise E.UnsupportedOpError("indexing with arrays (gather) is not supported",
+                                       hint="use basic slices (x[1:5:2]) and integers", where=loc)
+        if isinstance(i, slice):
+            start, stop, step = i.indices(size)
+            n = len(range(start, stop, step))
+            slices.append((start if n else 0, step, n))
+            out_shape.append(n)
+        elif isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+            j = int(i)
+            if not -size <= j < size:
+                raise E.ShapeError(f"index {j} is out of bounds for axis {dim} with size {size}",
+                                   where=loc)
+            slices.append((j % size, 1, 1))
+        else:
+            raise E.UnsupportedOpError(f"index of type {type(i).__name__} is not supported",
+                                       hint="use slices, integers, None and ...", where=loc)
+        dim += 1
+    v = b.slice(x._id, slices, loc=loc)
+    return Tensor(b, b.reshape(v, tuple(out_shape), loc=loc))
+
+
+def _dot(a, b):
+    if np.ndim(a) > 2 or np.ndim(b) > 2:
+        raise E.UnsupportedOpError("np.dot on arrays above 2-D", hint="use np.matmul / @",
+                                   where=E.user_frame())
+    return matmul(a, b)
+
+
+def _np_sum(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    return _reduce_np("sum", a, axis, dtype, out, keepdims, kw)
+
+
+def _reduce_np(op, a, axis, dtype, out, keepdims, kw):
+    if dtype is not None or out is not None or kw.get("where") is not None or kw.get("initial") is not None:
+        raise E.UnsupportedOpError(f"np.{op} with dtype=/out=/where=/initial= inside a kernel",
+                                   hint=f"cast first (x.astype(...).{op}(...))", where=E.user_frame())
+    return _reduce(op, a, axis, keepdims)
+
+
+def _mk_np_reduce(op):
+    def f(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        return _reduce_np(op, a, axis, dtype, out, keepdims, kw)
+    return f
+
+
+def _mk_np_argreduce(op):
+    def f(a, axis=None, out=None, keepdims=False):
+        if out is not None or keepdims:
+            raise E.UnsupportedOpError(f"np.{op} with out=/keepdims=", where=E.user_frame())
+        return _reduce(op, a, axis)
+    return f
+
+
+_UFUNC_OPS = {
+    "add": "add", "subtract": "sub", "multiply": "mul", "divide": "truediv", "true_divide": "truediv",
+    "floor_divide": "floordiv", "remainder": "mod", "power": "pow", "maximum": "maximum",
+    "minimum": "minimum", "equal": "eq", "not_equal": "ne", "less": "lt", "less_equal": "le",
+    "greater": "gt", "greater_equal": "ge", "logical_and": "logical_and", "logical_or": "logical_or",
+    "logical_xor": "logical_xor", "logical_not": "logical_not", "negative": "neg", "absolute": "abs",
+    "exp": "exp", "exp2": "exp2", "log": "log", "log2": "log2", "log1p": "log1p", "expm1": "expm1",
+    "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tan": "tan", "tanh": "tanh", "floor": "floor",
+    "ceil": "ceil", "rint": "round", "sign": "sign",
+}
+_UFUNC_SPECIAL = {
+    "positive": lambda x: x,
+    "square": lambda x: _op("mul", x, x),
+    "reciprocal": lambda x: _op("truediv", 1.0 if np.dtype(x.dtype).kind == "f" else 1, x),
+    "matmul": lambda a, b: matmul(a, b),
+}
+_UFUNC_REDUCE = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min",
+                 "logical_and": "all", "logical_or": "any"}
+
+_ARRAY_FUNCTIONS = {
+    np.sum: _np_sum, np.prod: _mk_np_reduce("prod"), np.mean: _mk_np_reduce("mean"),
+    np.max: _mk_np_reduce("max"), np.min: _mk_np_reduce("min"),
+    np.amax: _mk_np_reduce("max"), np.amin: _mk_np_reduce("min"),
+    np.any: _mk_np_reduce("any"), np.all: _mk_np_reduce("all"),
+    np.argmax: _mk_np_argreduce("argmax"), np.argmin: _mk_np_argreduce("argmin"),
+    np.where: lambda c, a=None, b=None: where(c, a, b) if a is not None else _raise_where1(),
+    np.matmul: lambda a, b, **k: matmul(a, b), np.dot: _dot,
+    np.swapaxes: swapaxes, np.transpose: lambda a, axes=None: transpose(a, axes),
+    np.reshape: lambda a, shape=None, **k: reshape(a, shape if shape is not None else k.get("newshape")),
+    np.broadcast_to: lambda a, shape, **k: broadcast_to(a, shape),
+    np.expand_dims: expand_dims, np.squeeze: lambda a, axis=None: squeeze(a, axis),
+    np.clip: lambda a, a_min=None, a_max=None, **k: clip(a, a_min, a_max),
+    np.round: lambda a, decimals=0, out=None: _op("round", a) if decimals == 0 else _raise_round(),
+    np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim, np.size: lambda a, axis=None: a.size,
+}
+
+
+def _raise_where1():
+    raise E.UnsupportedOpError("np.where(cond) with one argument (it returns indices)",
+                               hint="use np.where(cond, a, b)", where=E.user_frame())
+
+
+def _raise_round():
+    raise E.UnsupportedOpError("np.round with decimals != 0", hint="scale, round, unscale",
+                               where=E.user_frame())

@@ -1,0 +1,126 @@
+"""Tracing: call the user's function with Tensor proxies and record a Graph.
+
+Arguments are classified into ArgSpecs; the tuple of specs is what a kernel is
+specialised on. Arrays specialise on shape, dtype and element strides (the
+'strides class'); scalars on their dtype and weakness only, so a new scalar
+value runs the same compiled code.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import errors as E
+from . import dtypes as dt
+from .graph import Graph, GraphBuilder
+from .tensor import Tensor
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    kind: str                    # "array" or "scalar"
+    shape: tuple[int, ...]
+    dtype: str
+    weak: bool = False           # Python scalar (NEP 50)
+    strides: tuple[int, ...] | None = None   # element strides; None = C-contiguous
+
+    def describe(self) -> str:
+        if self.kind == "scalar":
+            return f"{'python ' if self.weak else ''}{self.dtype} scalar"
+        s = "" if self.strides is None else f" strides={self.strides}"
+        return f"{self.dtype}[{','.join(map(str, self.shape))}]{s}"
+
+
+def contiguous_strides(shape) -> tuple[int, ...]:
+    st, acc = [], 1
+    for s in reversed(shape):
+        st.append(acc)
+        acc *= max(s, 1)
+    return tuple(reversed(st))
+
+
+def spec_of(arg, *, index: int = 0) -> ArgSpec:
+    """Classify one call argument. Raises ArgumentError/DTypeError for what cannot be passed."""
+    if isinstance(arg, (bool, int, float)) and not isinstance(arg, np.generic):
+        return ArgSpec("scalar", (), dt.python_scalar_dtype(arg), weak=True)
+    if isinstance(arg, np.generic):
+        return ArgSpec("scalar", (), dt.from_numpy(arg.dtype, where=f"argument {index}"))
+    if isinstance(arg, np.ndarray):
+        d = dt.from_numpy(arg.dtype, where=f"argument {index}")
+        if arg.ndim == 0:
+            return ArgSpec("scalar", (), d)
+        isz = arg.itemsize
+        if any(s % isz for s in arg.strides):
+            raise E.ArgumentError(f"argument {index} has strides {arg.strides} that are not a "
+                                  f"multiple of its item size {isz}",
+                                  hint="pass np.ascontiguousarray(x)")
+        strides = tuple(s // isz for s in arg.strides)
+        if strides == contiguous_strides(arg.shape) or arg.size <= 1:
+            strides = None
+        return ArgSpec("array", tuple(arg.shape), d, strides=strides)
+    if hasattr(arg, "__array_interface__") or hasattr(arg, "__array__"):
+        return spec_of(np.asarray(arg), index=index)
+    raise E.ArgumentError(f"argument {index} of type {type(arg).__name__} is not an array or a scalar",
+                          hint="pass numpy arrays, numpy scalars or Python numbers")
+
+
+def trace(fn, specs: tuple[ArgSpec, ...]) -> tuple[Graph, bool]:
+    """Run fn on Tensor proxies standing for `specs`: (the recorded Graph, returned a tuple?)."""
+    b = GraphBuilder()
+    params = _param_names(fn, len(specs))
+    proxies = []
+    for spec, name in zip(specs, params):
+        proxies.append(Tensor(b, b.add_input(spec.shape, spec.dtype, weak=spec.weak, name=name)))
+    result = fn(*proxies)
+    outs = result if isinstance(result, tuple) else (result,)
+    if isinstance(result, list):
+        outs = tuple(result)
+    ids = []
+    for k, o in enumerate(outs):
+        if isinstance(o, Tensor):
+            if o._b is not b:
+                raise E.TraceError(f"output {k} comes from another traced function")
+            ids.append(o._id)
+        elif isinstance(o, (bool, int, float, np.generic)):
+            ids.append(b.add_const(o if not isinstance(o, np.generic) else o.item(),
+                                   None if not isinstance(o, np.generic) else dt.from_numpy(o.dtype)))
+        else:
+            raise E.TraceError(
+                f"the kernel returned {type(o).__name__} as output {k}; return arrays computed from the "
+                "arguments (one, or a tuple)",
+                where=_def_site(fn))
+    return b.finish(ids), isinstance(result, (tuple, list))
+
+
+def _param_names(fn, n: int) -> list[str]:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return [f"arg{i}" for i in range(n)]
+    names = []
+    for p in sig.parameters.values():
+        if p.kind == p.VAR_POSITIONAL:
+            names += [f"{p.name}{i}" for i in range(n - len(names))]
+            break
+        names.append(p.name)
+    return (names + [f"arg{i}" for i in range(len(names), n)])[:n]
+
+
+def check_arity(fn, n: int):
+    """ArgumentError when fn cannot take n positional arguments."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(*range(n))
+    except TypeError as e:
+        raise E.ArgumentError(f"{fn.__name__}{sig} called with {n} argument(s): {e}",
+                              where=_def_site(fn)) from None
+
+
+def _def_site(fn) -> str | None:
+    code = getattr(fn, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code else None

@@ -1,0 +1,189 @@
+"""`@tj.kernel`: a Python function compiled per (shapes, dtypes, strides class, target).
+
+The call path is kept short: a tuple key from each argument's shape, strides and
+dtype (or a scalar's type) finds the built function; outputs are allocated and
+the native code runs. Tracing, fusion and code generation happen only on a new key.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import errors as E
+from .compiler import Plan, build, plan, render
+from .ir.graph import Graph
+from .ir.tracer import ArgSpec, check_arity, spec_of, trace
+from .target import Target, parse as parse_target
+
+_SCALAR_TYPES = (bool, int, float)
+
+
+def _arg_key(a):
+    """The part of the specialisation key one argument contributes (hot path)."""
+    t = type(a)
+    if t is np.ndarray:
+        return (a.shape, a.strides, a.dtype)
+    if t in _SCALAR_TYPES:
+        return t
+    if isinstance(a, np.generic):
+        return t
+    return None   # something else: classified the slow way
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """What `Kernel.lower` returns: the plan and the generated source text."""
+    plan: Plan
+    source: str
+
+    @property
+    def target(self) -> Target:
+        return self.plan.target
+
+    @property
+    def graph(self) -> Graph:
+        return self.plan.optimized
+
+    @property
+    def groups(self):
+        return self.plan.part.groups
+
+    @property
+    def configs(self):
+        return self.plan.configs
+
+    @property
+    def n_kernels(self) -> int:
+        return len(self.plan.part.groups)
+
+    def asm(self) -> str:
+        """The target assembly (LLVM targets)."""
+        from .backends.llvm_cpu import assembly
+        return assembly(self.source, self.plan.target)
+
+    def explain(self) -> str:
+        from .explain import explain_plan
+        return explain_plan(self.plan, self.source)
+
+
+class _Entry:
+    """One specialisation: the built function and how to lay out its buffers."""
+    __slots__ = ("fn", "specs", "scalar_pos", "outs", "temps", "single", "zero_d")
+
+    def __init__(self, fn, p: Plan, single: bool):
+        self.fn = fn
+        self.specs = p.specs
+        self.scalar_pos = tuple(i for i, s in enumerate(p.specs) if s.kind == "scalar")
+        b = p.part.buffers
+        self.outs = tuple((s, np.dtype(d)) for s, d in b.outputs)
+        self.temps = tuple((s, np.dtype(d)) for s, d in b.temps)
+        self.single = single
+        self.zero_d = tuple(len(s) == 0 for s, _ in b.outputs)
+
+
+class Kernel:
+    """A compiled-on-demand kernel. Call it like the Python function it wraps."""
+
+    def __init__(self, fn, target="host", *, name: str | None = None):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "kernel")
+        self._target_name = target
+        self._target: Target | None = None
+        self._specs: dict = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self):
+        return f"<torsh_jit.Kernel {self.name} target={self._target_name}>"
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            self._target = parse_target(self._target_name)
+        return self._target
+
+    def to(self, target) -> "Kernel":
+        """The same kernel for another target (run here, emulated if it must be)."""
+        return Kernel(self.fn, target, name=self.name)
+
+    # -- calling ---------------------------------------------------------------------------
+    def __call__(self, *args, out=None):
+        try:
+            key = tuple(map(_arg_key, args))
+            entry = self._specs.get(key)
+        except TypeError:
+            entry, key = None, None
+        if entry is None or None in key:
+            entry = self._specialize(args, key)
+        bufs = list(args)
+        for i in entry.scalar_pos:
+            bufs[i] = np.asarray(bufs[i], dtype=entry.specs[i].dtype)
+        if out is None:
+            outs = [np.empty(s, d) for s, d in entry.outs]
+        else:
+            outs = self._check_out(entry, out)
+        bufs += outs
+        if entry.temps:
+            bufs += [np.empty(s, d) for s, d in entry.temps]
+        entry.fn.run(tuple(bufs))
+        if entry.single:
+            o = outs[0]
+            return o[()] if entry.zero_d[0] and out is None else o
+        return tuple(o[()] if z and out is None else o for o, z in zip(outs, entry.zero_d))
+
+    def _check_out(self, entry: _Entry, out):
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        if len(outs) != len(entry.outs):
+            raise E.ArgumentError(f"{self.name}: out= has {len(outs)} array(s), the kernel returns "
+                                  f"{len(entry.outs)}")
+        for k, (o, (shape, dtype)) in enumerate(zip(outs, entry.outs)):
+            if not isinstance(o, np.ndarray) or o.shape != tuple(shape) or o.dtype != dtype \
+                    or not o.flags.c_contiguous or not o.flags.writeable:
+                raise E.ArgumentError(
+                    f"{self.name}: out[{k}] must be a writeable C-contiguous {dtype} array of shape "
+                    f"{tuple(shape)}, got " + (f"{o.dtype}{o.shape}" if isinstance(o, np.ndarray)
+                                               else type(o).__name__),
+                    hint="allocate it with np.empty(shape, dtype)")
+        return outs
+
+    def _specialize(self, args, key):
+        check_arity(self.fn, len(args))
+        specs = tuple(spec_of(a, index=i) for i, a in enumerate(args))
+        p, single = self._plan(specs)
+        fn = build(p)
+        entry = _Entry(fn, p, single)
+        if key is not None and None not in key:
+            with self._lock:
+                self._specs[key] = entry
+        return entry
+
+    def _plan(self, specs, *, target=None, dump=False):
+        t = self.target if target is None else parse_target(target)
+        g, single = self._trace(specs)
+        return plan(g, specs, t, dump=dump), single
+
+    @functools.lru_cache(maxsize=64)
+    def _trace(self, specs):
+        g, is_tuple = trace(self.fn, specs)
+        return g, not is_tuple
+
+    # -- reading the code ------------------------------------------------------------------
+    def lower(self, *args, target=None) -> Lowered:
+        """The plan and generated source for these arguments (nothing is executed)."""
+        check_arity(self.fn, len(args))
+        specs = tuple(spec_of(a, index=i) if not isinstance(a, ArgSpec) else a
+                      for i, a in enumerate(args))
+        p, _ = self._plan(specs, target=target, dump=True)
+        return Lowered(p, render(p))
+
+
+def kernel(fn=None, *, target="host"):
+    """Decorator: `@tj.kernel` or `@tj.kernel(target="x86_64-avx2")`."""
+    if fn is None:
+        return lambda f: Kernel(f, target)
+    if isinstance(fn, str):
+        raise E.ArgumentError("use @tj.kernel(target=...) with a keyword", hint='@tj.kernel(target="host")')
+    return Kernel(fn, target)

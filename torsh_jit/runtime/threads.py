@@ -1,0 +1,95 @@
+"""A persistent pool of worker threads that run native kernels on sub-ranges.
+
+Kernels are ctypes function pointers, which release the GIL while they run, so
+Python threads give real parallelism. Workers wait on their own lock; a launch
+hands each one a range and runs the first range on the calling thread.
+TORSH_JIT_NUM_THREADS sets the pool size (default: the CPUs this process may use).
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+
+def num_threads() -> int:
+    env = os.environ.get("TORSH_JIT_NUM_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:   # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _Worker(threading.Thread):
+    def __init__(self, pool):
+        super().__init__(daemon=True, name="torsh-jit-worker")
+        self.pool = pool
+        self.go = threading.Lock()
+        self.go.acquire()
+        self.job = None
+
+    def run(self):
+        while True:
+            self.go.acquire()
+            fn, table, a, b = self.job
+            try:
+                fn(table, a, b)
+            finally:
+                self.pool._done()
+
+
+class ThreadPool:
+    def __init__(self, n: int):
+        self.n = n
+        self.workers = [_Worker(self) for _ in range(n - 1)]
+        for w in self.workers:
+            w.start()
+        self._launch = threading.Lock()     # one parallel launch at a time
+        self._left = 0
+        self._cv = threading.Condition(threading.Lock())
+
+    def _done(self):
+        with self._cv:
+            self._left -= 1
+            if self._left == 0:
+                self._cv.notify()
+
+    def run(self, fn, table: int, total: int, grain: int, align: int = 1):
+        """Run fn(table, start, end) over [0, total), split in at most n ranges of >= grain."""
+        parts = min(self.n, max(1, total // max(grain, 1)))
+        if parts <= 1 or not self._launch.acquire(blocking=False):
+            fn(table, 0, total)
+            return
+        try:
+            step = -(-total // parts)
+            step = -(-step // align) * align
+            ranges = [(i * step, min(total, (i + 1) * step)) for i in range(parts)]
+            ranges = [r for r in ranges if r[0] < r[1]]
+            with self._cv:
+                self._left = len(ranges) - 1
+            for w, (a, b) in zip(self.workers, ranges[1:]):
+                w.job = (fn, table, a, b)
+                w.go.release()
+            fn(table, *ranges[0])
+            with self._cv:
+                while self._left:
+                    self._cv.wait()
+        finally:
+            self._launch.release()
+
+
+_pool: ThreadPool | None = None
+_pool_lock = threading.Lock()
+
+
+def pool() -> ThreadPool:
+    global _pool
+    if _pool is None or _pool.n != num_threads():
+        with _pool_lock:
+            if _pool is None or _pool.n != num_threads():
+                _pool = ThreadPool(num_threads())
+    return _pool

@@ -1,0 +1,70 @@
+"""Config: the schedule of one group on one target, as a hashable value.
+
+The default heuristics read only the group's kind and sizes and the target's
+declared limits (vector width, registers); the tuner searches the same fields.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, asdict, replace
+
+from ..ir.dtypes import ITEMSIZE
+
+
+@dataclass(frozen=True)
+class Config:
+    lanes: int                 # vector lanes
+    unroll: int = 1            # vectors per loop step (independent accumulators in reductions)
+    block: int = 0             # reductions: elements per block folded into a wide accumulator (0: whole row)
+    grain: int = 1 << 16       # work units (elements, or rows x row length) below which one thread runs
+    nontemporal: bool = False  # streaming stores for outputs much larger than the last-level cache
+    # matmul only: micro-tile rows x vectors, and cache blocks
+    mr: int = 0
+    nr: int = 0
+    mc: int = 0
+    kc: int = 0
+    nc: int = 0
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v}
+
+    def replace(self, **kw) -> "Config":
+        return replace(self, **kw)
+
+    def __str__(self):
+        return "Config(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
+
+
+def group_lanes(group, target) -> int:
+    """Lanes for a group: the target's vector width in its narrowest non-bool dtype."""
+    sizes = [ITEMSIZE[e.dtype] for e in group.exprs if e.dtype != "bool"]
+    sizes += [ITEMSIZE[a.dtype] for a in group.loads if a.dtype != "bool"]
+    isz = min(sizes) if sizes else 4
+    return max(1, target.vector_bits // (8 * isz))
+
+
+def default_config(group, target) -> Config:
+    lanes = group_lanes(group, target)
+    if group.kind == "matmul":
+        from ..ir.dtypes import ITEMSIZE as _I
+        isz = _I[group.exprs[0].dtype]
+        vl = max(1, target.vector_bits // (8 * isz))
+        # registers: mr x nr accumulators + nr loads of B + 1 broadcast of A
+        nr = 2
+        mr = max(1, min(8, (target.vector_registers - nr - 2) // nr))
+        if target.vector_registers >= 32:
+            mr, nr = 6, 4 if isz == 4 else 4
+            mr = 8 if isz == 8 else 6
+        return Config(lanes=vl, mr=mr, nr=nr, mc=96, kc=256, nc=1024, grain=1 << 15)
+    work = math.prod(group.domain) if group.domain else 1
+    out_bytes = sum(math.prod(group.domain[:]) * ITEMSIZE[s.access.dtype] for s in group.stores)
+    if group.kind == "reduce":
+        inner = math.prod(group.domain[group.n_outer:])
+        # four independent accumulators hide the add latency; blocks keep float sums exact to
+        # ~1 ulp of the row by folding every `block` elements into a float64 accumulator
+        unroll = 4 if inner >= 4 * lanes else 1
+        block = 4096 if inner > 4096 else 0
+        return Config(lanes=lanes, unroll=unroll, block=block, grain=1 << 15)
+    unroll = 2 if work >= 8 * lanes else 1
+    return Config(lanes=lanes, unroll=unroll, grain=1 << 16,
+                  nontemporal=False and out_bytes > (64 << 20))

@@ -1,0 +1,96 @@
+"""Targets are data: one TOML file each in targets/. Names parse and print round-trip.
+
+`host` is the best CPU target this machine runs natively (by declared rank);
+an unknown name is an error listing the known ones and the closest match.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import TargetError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+ALIASES = ("host", "cuda")
+
+
+def data_dir(kind: str) -> Path:
+    """templates/ or targets/: inside the wheel (torsh_jit/_templates) or the source checkout."""
+    pkg = Path(__file__).resolve().parent
+    inside = pkg / f"_{kind}"
+    if inside.is_dir():
+        return inside
+    return pkg.parent / kind
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    language: str
+    triple: str = ""
+    cpu: str = ""
+    features: tuple[str, ...] = ()
+    vector_bits: int = 128
+    vector_registers: int = 16
+    requires: tuple[str, ...] = ()
+    runner: str = "native"
+    rank: int = 0
+    description: str = ""
+
+    def __str__(self):
+        return self.name
+
+    def __repr__(self):
+        return f"Target({self.name!r})"
+
+    @property
+    def feature_string(self) -> str:
+        return ",".join(self.features)
+
+    def lanes(self, dtype: str) -> int:
+        """Vector lanes for a dtype at this target's native width."""
+        from .ir.dtypes import ITEMSIZE
+        return max(1, self.vector_bits // (8 * ITEMSIZE[dtype]))
+
+    def describe(self) -> dict:
+        return {"name": self.name, "language": self.language, "triple": self.triple, "cpu": self.cpu,
+                "features": list(self.features), "vector_bits": self.vector_bits}
+
+
+@functools.lru_cache(maxsize=None)
+def known_targets() -> dict[str, Target]:
+    out = {}
+    for f in sorted(data_dir("targets").glob("*.toml")):
+        with open(f, "rb") as fh:
+            d = tomllib.load(fh)
+        for k in ("features", "requires"):
+            d[k] = tuple(d.get(k, ()))
+        out[d["name"]] = Target(**d)
+    return out
+
+
+def parse(name) -> Target:
+    """A Target from its name (or a Target), resolving aliases; TargetError if unknown."""
+    if isinstance(name, Target):
+        return name
+    if not isinstance(name, str):
+        raise TargetError(f"a target is named by a string, got {type(name).__name__}")
+    name = name.strip()
+    if name == "host":
+        from .runtime.hardware import host_target
+        return host_target()
+    known = known_targets()
+    if name in known:
+        return known[name]
+    names = sorted(known) + list(ALIASES)
+    close = difflib.get_close_matches(name, names, n=1)
+    raise TargetError(
+        f"unknown target {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+        hint="known targets: " + ", ".join(names))
