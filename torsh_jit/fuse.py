@@ -509,9 +509,8 @@ def _make_group(g: Graph, specs, members: set[int], stored: dict[int, int]) -> G
             if c is not None and c not in order and c not in R:
                 order.append(c)
     if mm is not None:
-        # matmul: batch..., M, N as in its output
-        order = [c for c in a.classes(mm) if c is not None] + \
-                [c for c in order if c not in a.classes(mm)]
+        # matmul: exactly batch..., M, N as in its output (size-1 axes included)
+        order = [c if c is not None else ("one", j) for j, c in enumerate(a.classes(mm))]
     red_order: list = []
     for m in compute:
         if nodes[m].kind == REDUCE:
@@ -522,6 +521,7 @@ def _make_group(g: Graph, specs, members: set[int], stored: dict[int, int]) -> G
     dom_classes = order + red_order
     pos = {c: i for i, c in enumerate(dom_classes)}
     size = {a.uf.find(v): nodes[v[0]].shape[v[1]] for v in list(a.uf.p)}
+    size.update({c: 1 for c in order if isinstance(c, tuple) and c[0] == "one"})
     domain = tuple(size[c] for c in dom_classes)
 
     def domain_strides(nid, strides):

@@ -117,10 +117,15 @@ def plan_axes(group: Group) -> AxisPlan:
             runs.append([d])
         return runs
 
-    outer_runs = collapse(range(group.n_outer))
-    inner_runs = collapse(range(group.n_outer, len(dom)))
-    if group.kind == "elementwise" and outer_runs:
-        inner_runs = [outer_runs.pop()]
+    if group.kind == "matmul":
+        # rows are (batch..., M); the inner axis is N, the micro-tile's vector axis
+        outer_runs = collapse(range(len(dom) - 1))
+        inner_runs = [[len(dom) - 1]]
+    else:
+        outer_runs = collapse(range(group.n_outer))
+        inner_runs = collapse(range(group.n_outer, len(dom)))
+        if group.kind == "elementwise" and outer_runs:
+            inner_runs = [outer_runs.pop()]
 
     def sizes(runs):
         return tuple(math.prod(dom[d] for d in r) for r in runs)
@@ -175,6 +180,8 @@ class KernelEmitter:
             if e.op == "load":
                 st = self.ax.inner_strides[("l", dict(e.attrs)["access"])]
                 out.append(inner_mode(self.ax.inner, st)[0] != "invariant")
+            elif e.op == "matmul":
+                out.append(True)
             elif e.op in _REDUCE_OPS or e.op == "const":
                 out.append(False)
             else:
@@ -243,7 +250,7 @@ class KernelEmitter:
             out.append(f"  %buf{b} = load ptr, ptr %bp{b}, align 8")
         return "\n".join(out)
 
-    def row_setup(self, o: str) -> str:
+    def row_setup(self, o: str, prefix: str = "") -> str:
         """Outer coordinates of row `o`, the outer offset of every access, hoisted values."""
         lines: list[str] = []
         outer = self.ax.outer
@@ -263,7 +270,7 @@ class KernelEmitter:
         accesses = [(("l", i), a) for i, a in enumerate(self.g.loads)] + \
                    [(("s", i), s.access) for i, s in enumerate(self.g.stores)]
         for key, acc in accesses:
-            name = f"%off.{key[0]}{key[1]}"
+            name = f"%{prefix}off.{key[0]}{key[1]}"
             terms = [f"{acc.offset}"]
             expr = str(acc.offset)
             lines.append(f"{name}.0 = add i64 0, {acc.offset}")
@@ -464,15 +471,33 @@ class KernelEmitter:
             self.stored_rows.add(si)
         return "\n".join("  " + l for l in lines)
 
-    def body(self, k: str, masked: bool, mask: str = "") -> str:
-        """One vector step of the final pass: compute and store every varying output."""
+    def body(self, k: str, masked: bool, mask: str = "", seed: dict | None = None) -> str:
+        """One vector step of the final pass: compute and store every varying output.
+
+        seed: values already computed (a matmul's accumulator is expr 0)."""
         lines: list[str] = []
         m = mask if masked else None
-        memo: dict = {}
+        memo: dict = dict(seed or {})
         for si, s in enumerate(self.g.stores):
             if self.varies[s.expr]:
                 self.store(lines, si, self.value(lines, s.expr, k, m, memo), k, m)
         return "\n".join("  " + l for l in lines)
+
+    # -- pieces for templates that lay out their own loops (matmul) -------------------------
+    def code_splat(self, scalar: str, dtype: str) -> tuple[str, str]:
+        lines: list[str] = []
+        v = self.splat(lines, scalar, dtype)
+        return "\n".join("  " + l for l in lines), v
+
+    def code_convert(self, val: str, src: str, dst: str) -> tuple[str, str]:
+        lines: list[str] = []
+        v = self.convert(lines, val, src, dst)
+        return "\n".join("  " + l for l in lines), v
+
+    def code_snippet(self, text: str, dtype: str, **ops) -> tuple[str, str]:
+        lines: list[str] = []
+        v = self.snippet(lines, text, dtype, **ops)
+        return "\n".join("  " + l for l in lines), v
 
     def has_varying_stores(self) -> bool:
         return any(self.varies[s.expr] for s in self.g.stores)

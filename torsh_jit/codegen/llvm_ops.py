@@ -161,3 +161,7 @@ REDUCTIONS = {
     "any": {"b": ("false", "%{t} = or {T} {a}, {b}", "or")},
     "all": {"b": ("true", "%{t} = and {T} {a}, {b}", "and")},
 }
+
+# matmul's multiply-accumulate: acc {c} += {a} * {b}
+MULADD = {"f": "%{t} = call {T} @llvm.fma.{VT}({T} {a}, {T} {b}, {T} {c})",
+          "i": "%{t}.m = mul {T} {a}, {b}\n%{t} = add {T} %{t}.m, {c}"}

@@ -46,16 +46,14 @@ def group_lanes(group, target) -> int:
 def default_config(group, target) -> Config:
     lanes = group_lanes(group, target)
     if group.kind == "matmul":
-        from ..ir.dtypes import ITEMSIZE as _I
-        isz = _I[group.exprs[0].dtype]
+        isz = ITEMSIZE[group.exprs[0].dtype]
         vl = max(1, target.vector_bits // (8 * isz))
-        # registers: mr x nr accumulators + nr loads of B + 1 broadcast of A
-        nr = 2
-        mr = max(1, min(8, (target.vector_registers - nr - 2) // nr))
-        if target.vector_registers >= 32:
-            mr, nr = 6, 4 if isz == 4 else 4
-            mr = 8 if isz == 8 else 6
-        return Config(lanes=vl, mr=mr, nr=nr, mc=96, kc=256, nc=1024, grain=1 << 15)
+        # MR x NR accumulators + NR vectors of B + one broadcast of A must fit the registers
+        nr = 4 if target.vector_registers >= 32 else 2
+        mr = max(1, min(6, (target.vector_registers - nr - 1) // nr))
+        # a column block of B (K x NC) sized to stay in a 1 MiB share of L2
+        nc = max(nr * vl, (1 << 20) // max(1, group.k * isz) // (nr * vl) * (nr * vl))
+        return Config(lanes=vl, mr=mr, nr=nr, nc=nc, grain=1 << 15)
     work = math.prod(group.domain) if group.domain else 1
     out_bytes = sum(math.prod(group.domain[:]) * ITEMSIZE[s.access.dtype] for s in group.stores)
     if group.kind == "reduce":

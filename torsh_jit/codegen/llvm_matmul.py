@@ -1,0 +1,54 @@
+"""Matmul with a fused epilogue for the LLVM targets.
+
+Register-blocked micro-kernel: MR rows of A times NR vectors of a packed panel of
+B, accumulated in MR x NR vector registers with FMA. B is packed per column block
+of NC columns (K x NC, zero-padded to whole panels) so the micro-kernel streams it
+with aligned vector loads; A is read in place (any strides). Work units are
+(batch, MR-row tile) pairs, split across threads. The epilogue (bias, activation,
+residual ...) runs on the accumulators before the only store of C.
+"""
+from __future__ import annotations
+
+import math
+
+from ..fuse import Group
+from ..ir.dtypes import ITEMSIZE, family
+from ..schedule.config import Config
+from . import llvm_ops as T
+
+
+def matmul_dims(group: Group):
+    batch = group.domain[:-2]
+    m, n = group.domain[-2:]
+    return batch, m, n, group.k
+
+
+def matmul_units(group: Group, config: Config) -> int:
+    batch, m, n, k = matmul_dims(group)
+    return math.prod(batch) * -(-m // config.mr)
+
+
+def render_matmul(group: Group, config: Config, name: str, module) -> str:
+    from .llvm import KernelEmitter, template, MEMTYPE, vty, vsuffix, SCALAR
+    em = KernelEmitter(group, config, name, module)
+    batch, M, N, K = matmul_dims(group)
+    W, MR, NR = config.lanes, config.mr, config.nr
+    NRW = NR * W
+    NC = max(NRW, min(-(-N // NRW) * NRW, config.nc // NRW * NRW))
+    acc_dt = group.exprs[0].dtype
+    A, B = group.mm
+    nb = len(batch)
+    # batch strides (collapsed to one linear batch index through divmod in the template)
+    def split(acc):
+        st = acc.strides  # domain strides (batch..., m, n) + (k,)
+        return st[:nb], st[nb], st[nb + 1], st[nb + 2]
+    a_b, a_m, _, a_k = split(A)
+    b_b, _, b_n, b_k = split(B)
+    fma = T.MULADD[family(acc_dt)]
+    return template("llvm/matmul.ll.j2").render(
+        em=em, name=name, M=M, N=N, K=K, W=W, MR=MR, NR=NR, NRW=NRW, NC=NC,
+        batch=batch, a_b=a_b, a_m=a_m, a_k=a_k, b_b=b_b, b_n=b_n, b_k=b_k,
+        A=A, B=B, acc_dt=acc_dt, TA=MEMTYPE[A.dtype], TB=MEMTYPE[B.dtype],
+        VT=vty(acc_dt, W), S=SCALAR[acc_dt], isz=ITEMSIZE[acc_dt],
+        tiles_m=-(-M // MR), fma=fma, vsuf=vsuffix(acc_dt, W), sufB=vsuffix(B.dtype, W),
+        VB=vty(B.dtype, W))
