@@ -1,0 +1,75 @@
+"""Ahead-of-time bundles: the object links into a C program that computes the right numbers."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+KERNEL = '''
+import numpy as np
+
+def fused(x, w, b):
+    h = np.maximum(x @ w + b, 0.0)
+    return h, np.exp(x - x.max(axis=-1, keepdims=True)).sum(axis=-1)
+'''
+
+C_MAIN = r'''
+#include <stdio.h>
+#include "fused.h"
+static float x[%(n)d], w[%(ww)d], b[%(m)d], o0[%(o0)d], o1[%(o1)d];
+int main(void) {
+    FILE *f = fopen("in.bin", "rb");
+    if (fread(x, sizeof x, 1, f) != 1 || fread(w, sizeof w, 1, f) != 1 || fread(b, sizeof b, 1, f) != 1) return 3;
+    fclose(f);
+    if (fused(x, w, b, o0, o1) != 0) return 4;
+    f = fopen("out.bin", "wb");
+    fwrite(o0, sizeof o0, 1, f); fwrite(o1, sizeof o1, 1, f);
+    fclose(f);
+    return 0;
+}
+'''
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to link the object")
+def test_compile_bundle_links_and_runs(tmp_path, rng):
+    (tmp_path / "k.py").write_text(KERNEL)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "torsh_jit.cli", "compile", f"{tmp_path}/k.py:fused",
+                        "--arg", "f32[13,37]", "--arg", "f32[37,29]", "--arg", "f32[29]",
+                        "--target", "host", "-o", str(tmp_path / "out")],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    entry = manifest["entries"][0]
+    assert entry["arguments"][0]["shape"] == [13, 37]
+    assert entry["outputs"] == [{"dtype": "float32", "shape": [13, 29]}, {"dtype": "float32", "shape": [13]}]
+    d = tmp_path / "out" / entry["target"]
+    (d / "main.c").write_text(C_MAIN % dict(n=13 * 37, ww=37 * 29, m=29, o0=13 * 29, o1=13))
+    subprocess.run(["gcc", "-O1", "-o", "prog", "main.c", "fused.o", "-lm"], cwd=d, check=True)
+    x = rng.standard_normal((13, 37)).astype(np.float32)
+    w = rng.standard_normal((37, 29)).astype(np.float32)
+    b = rng.standard_normal(29).astype(np.float32)
+    (d / "in.bin").write_bytes(x.tobytes() + w.tobytes() + b.tobytes())
+    subprocess.run(["./prog"], cwd=d, check=True, timeout=60)
+    raw = np.frombuffer((d / "out.bin").read_bytes(), np.float32)
+    o0, o1 = raw[:13 * 29].reshape(13, 29), raw[13 * 29:]
+    np.testing.assert_allclose(o0, np.maximum(x @ w + b, 0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(o1, np.exp(x - x.max(axis=-1, keepdims=True)).sum(axis=-1), rtol=1e-5)
+
+
+def test_arg_spec_parsing():
+    from torsh_jit.aot import parse_arg
+    from torsh_jit.errors import ArgumentError
+    s = parse_arg("f32[4096,1024]")
+    assert (s.kind, s.shape, s.dtype) == ("array", (4096, 1024), "float32")
+    assert parse_arg("i64").kind == "scalar"
+    with pytest.raises(ArgumentError, match="dtype"):
+        parse_arg("complex[3]")
