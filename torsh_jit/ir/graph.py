@@ -101,6 +101,18 @@ def normalize_axes(axis, ndim: int, *, where=None) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+def _check_result_dtype(op: str, in_dtypes, out_dt: str, loc) -> None:
+    """numpy's result dtype must be one torsh-jit has: exp(bool) is float16 and bool // bool
+    is int8 in numpy. Half floats are only accepted when an input already is one."""
+    if out_dt in dt.CPU_DTYPES or (out_dt in dt.DTYPES and any(d not in dt.CPU_DTYPES
+                                                               for d in in_dtypes)):
+        return
+    want = "float32" if dt.family(out_dt) == "f" else "int32"
+    raise E.DTypeError(
+        f"{op} of {', '.join(in_dtypes)} gives {out_dt} in numpy, a dtype torsh-jit does not support",
+        hint=f"cast the input first, e.g. x.astype(np.{want})", where=loc)
+
+
 class GraphBuilder:
     """Records nodes with inferred shapes and dtypes. Used by the tracer and by embedders."""
 
@@ -163,6 +175,7 @@ class GraphBuilder:
                                f"{', '.join(n.dtype for n in nodes)}: {e}",
                                hint="cast with .astype(...) to a dtype numpy accepts for this op",
                                where=loc) from None
+        _check_result_dtype(op, [n.dtype for n in nodes], out_dt, loc)
         weak = all(n.weak for n in nodes) and op != "cast"
         if op in COMPARISONS:
             # numpy compares in the promoted input type (weak scalars adapt): record it
