@@ -64,3 +64,17 @@ def host_target():
         raise TargetError(f"no known CPU target runs natively on this {host_arch()} machine",
                           hint="see `torsh-jit targets`")
     return best
+
+
+def missing_runners() -> list[tuple[str, str]]:
+    """(target, reason) for every known target of this machine's architecture that cannot
+    execute here. CI turns a non-empty list into a failure."""
+    from ..target import known_targets
+    out = []
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(host_arch(), host_arch())
+    for name, t in sorted(known_targets().items()):
+        if t.language == "llvm" and t.runner == "native" and t.triple.split("-")[0] == arch \
+                and not runs_natively(t):
+            lacking = sorted(set(t.requires) - host_features())
+            out.append((name, "CPU lacks " + ", ".join(lacking)))
+    return out

@@ -1,0 +1,76 @@
+"""Targets as values, host detection, and every x86 level executing here."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import torsh_jit as tj
+from torsh_jit.errors import TargetError
+from torsh_jit.runtime import hardware
+
+X86 = ["x86_64-sse42", "x86_64-avx2", "x86_64-avx512"]
+
+
+def test_target_names_round_trip():
+    for name in tj.targets():
+        t = tj.parse_target(name)
+        assert t.name == name and str(t) == name and tj.parse_target(str(t)) == t
+        assert hash(t) == hash(tj.parse_target(name))
+
+
+def test_unknown_target_lists_known_and_closest():
+    with pytest.raises(TargetError) as e:
+        tj.parse_target("x86_64-avx3")
+    msg = str(e.value)
+    assert "x86_64-avx2" in msg and "did you mean" in msg
+    for name in X86:
+        assert name in msg
+
+
+def test_host_is_best_native_and_available_is_ranked():
+    avail = tj.available_targets()
+    assert avail and avail[0] == tj.parse_target("host").name
+    ranks = [tj.parse_target(n).rank for n in avail]
+    assert ranks == sorted(ranks, reverse=True)
+
+
+def test_masked_features_pick_a_lower_level(monkeypatch):
+    if "x86_64-avx512" not in tj.available_targets():
+        pytest.skip("this CPU has no AVX-512 to mask")
+    monkeypatch.setenv("TORSH_JIT_CPU_FEATURES", "-avx512f")
+    assert hardware.host_target().name == "x86_64-avx2"
+    monkeypatch.setenv("TORSH_JIT_CPU_FEATURES", "-avx512f,-avx2")
+    assert hardware.host_target().name == "x86_64-sse42"
+    assert "x86_64-avx512" not in tj.available_targets()
+
+
+def softmax_chain(x, y):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True) * y + np.sin(y) * 0.5
+
+
+@pytest.mark.parametrize("level", X86)
+def test_each_level_runs_here_and_matches_numpy(level, rng):
+    if level not in tj.available_targets():
+        pytest.skip(f"{level} cannot run on this CPU")
+    x = rng.standard_normal((33, 257)).astype(np.float32)
+    y = rng.standard_normal(257).astype(np.float32)
+    k = tj.kernel(softmax_chain).to(level)
+    np.testing.assert_allclose(k(x, y), softmax_chain(x, y), rtol=2e-6, atol=2e-6)
+    a = rng.standard_normal((67, 45)).astype(np.float32)
+    b = rng.standard_normal((45, 71)).astype(np.float32)
+    mm = tj.kernel(lambda a, b: np.maximum(a @ b, 0)).to(level)
+    np.testing.assert_allclose(mm(a, b), np.maximum(a @ b, 0), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("level,reg,absent", [("x86_64-avx512", "zmm", None),
+                                              ("x86_64-avx2", "ymm", "zmm"),
+                                              ("x86_64-sse42", "xmm", "ymm")])
+def test_emitted_vector_width_matches_the_level(level, reg, absent, rng):
+    x = rng.standard_normal(1000).astype(np.float32)
+    asm = tj.kernel(lambda a: a * 2.0 + 1.0).lower(x, target=level).asm()
+    assert re.search(rf"%{reg}\d+", asm), f"no {reg} registers in {level} code"
+    if absent:
+        assert not re.search(rf"%{absent}\d+", asm), f"{absent} registers in {level} code"
