@@ -209,8 +209,7 @@ class CpuFunction:
 
     def run(self, buffers: tuple) -> None:
         """buffers: every input (arrays, 0-d arrays for scalars), output and temporary, in order."""
-        pool = self._pool()
-        if self.work < (1 << 16) or pool.n == 1:
+        if self.work < (1 << 16) or self._pool().n == 1:
             if self.pymain is not None:
                 self.pymain(buffers)
                 return
@@ -225,6 +224,7 @@ class CpuFunction:
             for i, b in enumerate(buffers):
                 table[i] = b.ctypes.data
         addr = ctypes.addressof(table)
+        pool = self._pool()
         for fn, units, grain, align in self.kernels:
             if units:
                 pool.run(fn, addr, units, grain, align)

@@ -87,9 +87,17 @@ _pool_lock = threading.Lock()
 
 
 def pool() -> ThreadPool:
+    """The process's pool, created on first use with num_threads() threads (hot path)."""
+    p = _pool
+    if p is not None:
+        return p
+    return set_num_threads(num_threads())
+
+
+def set_num_threads(n: int) -> ThreadPool:
+    """Replace the pool with one of n threads (the old workers stay idle)."""
     global _pool
-    if _pool is None or _pool.n != num_threads():
-        with _pool_lock:
-            if _pool is None or _pool.n != num_threads():
-                _pool = ThreadPool(num_threads())
-    return _pool
+    with _pool_lock:
+        if _pool is None or _pool.n != n:
+            _pool = ThreadPool(max(1, int(n)))
+        return _pool
