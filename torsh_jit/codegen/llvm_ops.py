@@ -9,6 +9,8 @@ line defines %{t}. {MIN}/{MAX} are the integer type's limits. Calls to
 from __future__ import annotations
 
 # Families: f = float, i = signed int, b = bool (i1 in registers).
+# Elementwise float arithmetic carries no fast-math flags: results are numpy's to the bit
+# (no FMA contraction), and these kernels are memory-bound, so rounding twice costs nothing.
 _FLOOR_DIVMOD_INT = """%{t}.z = icmp eq {T} {b}, zeroinitializer
 %{t}.am = icmp eq {T} {a}, splat ({S} {MIN})
 %{t}.bm = icmp eq {T} {b}, splat ({S} -1)
@@ -78,10 +80,10 @@ OPS: dict[str, dict[str, str]] = {
              "i": "%{t} = call {T} @llvm.smax.{VT}({T} {a}, {T} zeroinitializer)",
              "b": "%{t} = or {T} {a}, zeroinitializer"},
     "logical_not": {"b": "%{t} = xor {T} {a}, splat (i1 true)"},
-    "add": {"f": "%{t} = fadd contract {T} {a}, {b}", "i": "%{t} = add {T} {a}, {b}",
+    "add": {"f": "%{t} = fadd {T} {a}, {b}", "i": "%{t} = add {T} {a}, {b}",
             "b": "%{t} = or {T} {a}, {b}"},
-    "sub": {"f": "%{t} = fsub contract {T} {a}, {b}", "i": "%{t} = sub {T} {a}, {b}"},
-    "mul": {"f": "%{t} = fmul contract {T} {a}, {b}", "i": "%{t} = mul {T} {a}, {b}",
+    "sub": {"f": "%{t} = fsub {T} {a}, {b}", "i": "%{t} = sub {T} {a}, {b}"},
+    "mul": {"f": "%{t} = fmul {T} {a}, {b}", "i": "%{t} = mul {T} {a}, {b}",
             "b": "%{t} = and {T} {a}, {b}"},
     "truediv": {"f": "%{t} = fdiv {T} {a}, {b}"},
     "floordiv": {

@@ -1,0 +1,94 @@
+"""The public API of DESIGN.md: decorator forms, lower, to, out=, Graph builder, tj.compile."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import torsh_jit as tj
+from torsh_jit.errors import ArgumentError
+
+
+def test_decorator_forms(rng):
+    @tj.kernel
+    def f(x):
+        return x * 2 + 1
+
+    @tj.kernel(target="x86_64-sse42")
+    def g(x):
+        return x * 2 + 1
+
+    x = rng.standard_normal(37).astype(np.float32)
+    np.testing.assert_array_equal(f(x), x * np.float32(2) + np.float32(1))
+    np.testing.assert_array_equal(g(x), x * np.float32(2) + np.float32(1))
+    assert g.target.name == "x86_64-sse42"
+
+
+def test_lower_source_is_one_module_with_every_kernel(rng):
+    def two(x, y):
+        s = (x * y).sum(axis=0)          # a reduction over axis 0 ...
+        return s, (x + 1).sum(axis=1)    # ... and one over axis 1: two kernels
+    x = rng.standard_normal((5, 7)).astype(np.float32)
+    low = tj.kernel(two).lower(x, x)
+    assert low.n_kernels == 2
+    for name in low.plan.kernel_names():
+        assert f"define void @{name}(" in low.source
+    assert low.source.count("target triple") == 1
+
+
+def test_to_runs_the_same_kernel_on_another_target(rng):
+    k = tj.kernel(lambda x: np.exp(x) - 1)
+    x = rng.standard_normal(1001).astype(np.float32)
+    for t in tj.available_targets():
+        np.testing.assert_allclose(k.to(t)(x), np.exp(x) - 1, rtol=1e-6, atol=1e-7)
+
+
+def test_out_writes_into_given_arrays(rng):
+    k = tj.kernel(lambda a, b: (a + b, a * b))
+    a, b = (rng.standard_normal((4, 9)) for _ in range(2))
+    o1, o2 = np.empty((4, 9)), np.empty((4, 9))
+    r = k(a, b, out=(o1, o2))
+    assert r[0] is o1 and r[1] is o2
+    np.testing.assert_array_equal(o1, a + b)
+    np.testing.assert_array_equal(o2, a * b)
+    with pytest.raises(ArgumentError, match="out\\[0\\] must be"):
+        k(a, b, out=(np.empty((4, 9), np.float32), o2))
+    with pytest.raises(ArgumentError, match="returns 2"):
+        k(a, b, out=o1)
+
+
+def test_graph_builder_and_compile(rng):
+    g = tj.Graph()
+    x = g.input((64, 33), "float32")
+    b = g.input((33,), "float32")
+    g.output(tj.relu(x + b), (x * x).sum(axis=1))
+    fn = tj.compile(g, target="host")
+    xa = rng.standard_normal((64, 33)).astype(np.float32)
+    ba = rng.standard_normal(33).astype(np.float32)
+    r1, r2 = fn(xa, ba)
+    np.testing.assert_array_equal(r1, np.maximum(xa + ba, 0))
+    np.testing.assert_allclose(r2, (xa * xa).sum(axis=1), rtol=1e-5)
+    assert "define void" in fn.source
+    with pytest.raises(ArgumentError, match="expected float32\\[64,33\\]"):
+        fn(xa.astype(np.float64), ba)
+
+
+def test_scalar_arguments_are_runtime_values(rng):
+    k = tj.kernel(lambda x, s, t: x * s + t)
+    x = rng.standard_normal(10).astype(np.float32)
+    for s, t in [(2.0, 1), (np.float32(0.5), np.int32(3)), (np.array(1.5), -1.0)]:
+        np.testing.assert_allclose(k(x, s, t), x * s + t, rtol=1e-6)
+        assert k(x, s, t).dtype == (x * s + t).dtype
+
+
+def test_zero_d_result_is_a_numpy_scalar(rng):
+    x = rng.standard_normal(100)
+    r = tj.kernel(lambda x: x.sum())(x)
+    assert np.ndim(r) == 0
+    np.testing.assert_allclose(r, x.sum(), rtol=1e-12)
+
+
+def test_large_inputs_use_threads_and_agree(rng):
+    x = rng.standard_normal(3_000_001).astype(np.float32)
+    y = rng.standard_normal((2049, 1031)).astype(np.float32)
+    np.testing.assert_allclose(tj.kernel(lambda a: a * 3 - 1)(x), x * np.float32(3) - 1, rtol=1e-6)
+    np.testing.assert_allclose(tj.kernel(lambda a: a.max(axis=1))(y), y.max(axis=1))
