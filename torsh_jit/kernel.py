@@ -71,17 +71,39 @@ class Lowered:
 
 class _Entry:
     """One specialisation: the built function and how to lay out its buffers."""
-    __slots__ = ("fn", "specs", "scalar_pos", "outs", "temps", "single", "zero_d")
+    __slots__ = ("fn", "specs", "scalar_pos", "outs", "temps", "single", "zero_d", "int_bounds")
 
     def __init__(self, fn, p: Plan, single: bool):
         self.fn = fn
         self.specs = p.specs
         self.scalar_pos = tuple(i for i, s in enumerate(p.specs) if s.kind == "scalar")
+        self.int_bounds = _weak_int_bounds(p)
         b = p.part.buffers
         self.outs = tuple((s, np.dtype(d)) for s, d in b.outputs)
         self.temps = tuple((s, np.dtype(d)) for s, d in b.temps)
         self.single = single
         self.zero_d = tuple(len(s) == 0 for s, _ in b.outputs)
+
+
+def _weak_int_bounds(p: Plan) -> tuple:
+    """(argument, lo, hi, dtype) for Python int arguments that an op converts to a narrower
+    integer dtype (NEP 50: x_int32 + n takes n as int32; numpy raises when it does not fit).
+    Comparisons compare by value and casts wrap, as in numpy."""
+    from .ir.ops import COMPARISONS, LOGICAL
+    g = p.optimized
+    users = g.users()
+    out = []
+    for k, nid in enumerate(g.inputs):
+        n = g.nodes[nid]
+        if not (n.weak and n.dtype == "int64"):
+            continue
+        narrow = [g.nodes[u].dtype for u in users[nid]
+                  if g.nodes[u].op not in COMPARISONS | LOGICAL | {"cast"}
+                  and g.nodes[u].dtype in ("int32",)]
+        if narrow:
+            info = np.iinfo(narrow[0])
+            out.append((k, int(info.min), int(info.max), narrow[0]))
+    return tuple(out)
 
 
 class Kernel:
@@ -119,6 +141,12 @@ class Kernel:
         if entry is None or None in key:
             entry = self._specialize(args, key)
         bufs = list(args)
+        for i, lo, hi, name in entry.int_bounds:
+            if not lo <= args[i] <= hi:
+                raise E.ArgumentError(f"{self.name}: argument {i} (Python integer {args[i]}) is out of "
+                                      f"bounds for {name}, the dtype it combines with (numpy raises "
+                                      "OverflowError too)",
+                                      hint="pass a value that fits, or np.int64(v) with a wider array")
         for i in entry.scalar_pos:
             bufs[i] = np.asarray(bufs[i], dtype=entry.specs[i].dtype)
         if out is None:

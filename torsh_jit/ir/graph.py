@@ -113,6 +113,31 @@ def _check_result_dtype(op: str, in_dtypes, out_dt: str, loc) -> None:
         hint=f"cast the input first, e.g. x.astype(np.{want})", where=loc)
 
 
+def _fits(n: Node, dtype: str) -> bool:
+    """A weak int constant whose value fits `dtype` (a runtime scalar's value is unknown)."""
+    if n.op != "const":
+        return False
+    info = np.iinfo(dtype)
+    return info.min <= n.attr("value") <= info.max
+
+
+def _check_weak_ints(op: str, nodes, loc) -> None:
+    """numpy raises OverflowError when a Python int constant does not fit the array's
+    dtype (np.int32 array + 2**40): ask numpy's reference with the actual value."""
+    if not any(n.op == "const" and n.weak and dt.family(n.dtype) == "i" for n in nodes):
+        return
+    args = [n.attr("value") if n.op == "const" and n.weak else
+            dt.weak_example(n.dtype) if n.weak else np.zeros(1, dt.to_numpy(n.dtype))
+            for n in nodes]
+    try:
+        with np.errstate(all="ignore"):
+            OPS[op].ref(*args)
+    except OverflowError as e:
+        raise E.DTypeError(f"{op}: {e} (numpy raises OverflowError too)",
+                           hint="use a value that fits, or cast the array to a wider dtype first "
+                                "(x.astype(np.int64))", where=loc) from None
+
+
 class GraphBuilder:
     """Records nodes with inferred shapes and dtypes. Used by the tracer and by embedders."""
 
@@ -182,7 +207,14 @@ class GraphBuilder:
             ct = np.result_type(*[dt.weak_example(n.dtype) if n.weak else dt.to_numpy(n.dtype)
                                   for n in nodes]).name if not all(n.weak for n in nodes) \
                 else np.result_type(*[dt.to_numpy(n.dtype) for n in nodes]).name
+            # ...but a Python int compares by value (x_int32 < 2**40 is all True in numpy):
+            # when it may not fit the promoted type, compare in int64
+            if dt.family(ct) == "i" and any(n.weak and dt.family(n.dtype) == "i"
+                                            and not _fits(n, ct) for n in nodes):
+                ct = "int64"
             at = _attrs(ct=ct, **attrs)
+        elif not weak and op != "cast":
+            _check_weak_ints(op, nodes, loc)
         return self._push(Node(op, tuple(ins), at, shape, out_dt, weak=weak, loc=loc))
 
     # -- reductions -----------------------------------------------------
