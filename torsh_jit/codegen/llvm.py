@@ -454,7 +454,7 @@ class KernelEmitter:
         """Stores of row-level values, once they are known."""
         lines: list[str] = []
         for si, s in enumerate(self.g.stores):
-            if si in self.stored_rows or self.varies[s.expr] or s.expr not in self.row_memo \
+            if si in self.stored_rows or self.store_varies(si) or s.expr not in self.row_memo \
                     and self.g.exprs[s.expr].op != "const":
                 continue
             val = self.value(lines, s.expr, None, None, {})
@@ -479,7 +479,7 @@ class KernelEmitter:
         m = mask if masked else None
         memo: dict = dict(seed or {})
         for si, s in enumerate(self.g.stores):
-            if self.varies[s.expr]:
+            if self.store_varies(si):
                 self.store(lines, si, self.value(lines, s.expr, k, m, memo), k, m)
         return "\n".join("  " + l for l in lines)
 
@@ -500,7 +500,13 @@ class KernelEmitter:
         return "\n".join("  " + l for l in lines), v
 
     def has_varying_stores(self) -> bool:
-        return any(self.varies[s.expr] for s in self.g.stores)
+        return any(self.store_varies(si) for si in range(len(self.g.stores)))
+
+    def store_varies(self, si: int) -> bool:
+        """Store si writes a vector per step: its value varies along the inner region, or its
+        place does (a row-level value broadcast into a full-size output)."""
+        st = self.ax.inner_strides[("s", si)]
+        return self.varies[self.g.stores[si].expr] or inner_mode(self.ax.inner, st)[0] != "invariant"
 
     def mask(self, k: str, kend: str) -> tuple[str, str]:
         lines: list[str] = []
@@ -520,7 +526,9 @@ class KernelEmitter:
         e = self.g.exprs[i]
         src = self.g.exprs[e.args[0]].dtype
         if e.op in ("argmax", "argmin"):
-            return src, src, None
+            # bools compare as 0/1 (as i1, true is -1 to signed compares)
+            acc = "int32" if src == "bool" else src
+            return acc, acc, None
         if e.op in ("any", "all"):
             return "bool", "bool", "false" if e.op == "any" else "true"
         acc = e.dtype
