@@ -236,6 +236,9 @@ class GraphBuilder:
             raise E.ShapeError(f"{op} of an empty axis has no identity (numpy raises too)",
                                hint="check the shape, or use sum/prod/any/all", where=loc)
         if op == "mean":
+            if dt.family(n.dtype) != "f":
+                # numpy's mean of integers and bools adds in float64 (no integer wrap-around)
+                x = self.elementwise("cast", x, dtype="float64", loc=loc)
             s = self.reduce("sum", x, axes, keepdims, loc=loc)
             count = math.prod(n.shape[a] for a in axes)
             return self.elementwise("truediv", s, self.add_const(float(count) if count else 0.0,
@@ -245,7 +248,15 @@ class GraphBuilder:
         except TypeError as e:
             raise E.DTypeError(f"{op} is not defined for dtype {n.dtype}: {e}", where=loc) from None
         kshape = tuple(1 if i in axes else s for i, s in enumerate(n.shape))
-        r = self._push(Node(op, (x,), _attrs(axis=axes), kshape, out_dt, loc=loc))
+        if all(n.shape[a] == 1 for a in axes):
+            # nothing to combine (size-1 axes, axis=(), 0-d): each result is its one element,
+            # converted as the reduction converts it (bool(x) for any/all; index 0 for argmax)
+            if op in ("argmax", "argmin"):
+                r = self.broadcast_to(self.add_const(0, "int64", loc=loc), kshape, loc=loc)
+            else:
+                r = self.elementwise("cast", x, dtype=out_dt, loc=loc)
+        else:
+            r = self._push(Node(op, (x,), _attrs(axis=axes), kshape, out_dt, loc=loc))
         if not keepdims:
             r = self.reshape(r, tuple(s for i, s in enumerate(n.shape) if i not in axes), loc=loc)
         return r
