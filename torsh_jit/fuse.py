@@ -308,7 +308,7 @@ def _levels(g: Graph, members: set[int]) -> int:
 
 # -- the greedy partition --------------------------------------------------------------
 def partition(g: Graph, specs: tuple[ArgSpec, ...]) -> Partition:
-    g = _materialize_outputs(g)
+    g = _materialize_outputs(_copy_for_views(g, specs))
     nodes = g.nodes
     users = g.users()
     group_of: dict[int, int] = {}
@@ -401,6 +401,42 @@ def _free_views_between(g: Graph, members: set[int]) -> set[int]:
             if chain and q in members and g.nodes[q].kind != VIEW:
                 out.update(chain)
     return out
+
+
+def _copy_for_views(g: Graph, specs) -> Graph:
+    """A reshape that no strides can express over its source's memory (x.T.reshape(-1) of an
+    input, or of a stored value) reads a contiguous copy instead, as numpy's reshape does.
+
+    Each view's layout is followed from where its chain starts: an input's strides (its
+    spec) or a stored value's contiguous ones. Where it breaks, an identity cast (a copy)
+    is inserted under the view; the copy is a normal elementwise node and gets stored."""
+    from .ir.graph import _attrs
+    nodes: list[Node] = []
+    new_id: dict[int, int] = {}
+    layout: dict[int, tuple | None] = {}     # new id -> (offset, strides) for views and inputs
+    for i, n in enumerate(g.nodes):
+        n = Node(n.op, tuple(new_id[j] for j in n.inputs), n.attrs, n.shape, n.dtype, n.weak, n.loc)
+        if n.kind == VIEW:
+            src = n.inputs[0]
+            base = layout.get(src)
+            if base is None:
+                base = (0, list(contiguous_strides(nodes[src].shape)))
+            r = apply_view(n, nodes[src].shape, base[0], list(base[1]))
+            if r is None:
+                s = nodes[src]
+                nodes.append(Node("cast", (src,), _attrs(dtype=s.dtype), s.shape, s.dtype, s.weak, n.loc))
+                cp = len(nodes) - 1
+                n = Node(n.op, (cp,), n.attrs, n.shape, n.dtype, n.weak, n.loc)
+                r = apply_view(n, s.shape, 0, list(contiguous_strides(s.shape)))
+            layout[len(nodes)] = r
+        elif n.op == "input":
+            st = specs[n.attr("index")].strides or contiguous_strides(n.shape)
+            layout[len(nodes)] = (0, list(st))
+        nodes.append(n)
+        new_id[i] = len(nodes) - 1
+    if len(nodes) == len(g.nodes):
+        return g
+    return Graph(tuple(nodes), tuple(new_id[i] for i in g.inputs), tuple(new_id[o] for o in g.outputs))
 
 
 def _materialize_outputs(g: Graph) -> Graph:
@@ -538,8 +574,10 @@ def _make_group(g: Graph, specs, members: set[int], stored: dict[int, int]) -> G
         if p in eid:
             return eid[p]
         n = nodes[p]
-        if n.op == "const":
-            exprs.append(Expr("const", (), n.attrs, n.dtype, False, 0))
+        c = nodes[_base(g, p)]
+        if c.op == "const":
+            # a constant is a scalar: any view of it (reshape, broadcast) is the same value
+            exprs.append(Expr("const", (), c.attrs, c.dtype, False, 0))
         else:
             r = _resolve_access(g, specs, p, stored)
             if r is None:
