@@ -44,7 +44,8 @@ _erf_scalar = np.frompyfunc(math.erf, 1, 1)
 def _erf(x):
     x = np.asarray(x)
     out_dt = np.float64 if x.dtype.kind in "biu" else x.dtype
-    return _erf_scalar(x.astype(np.float64)).astype(out_dt)
+    # frompyfunc gives a Python float for a 0-d input (constant folding, eager calls)
+    return np.asarray(_erf_scalar(x.astype(np.float64)), dtype=np.float64).astype(out_dt)
 
 
 def _rsqrt(x):
