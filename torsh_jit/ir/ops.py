@@ -55,6 +55,7 @@ def _rsqrt(x):
 
 
 def _relu(x):
+    x = np.asarray(x)
     return np.maximum(x, x.dtype.type(0)) if x.dtype != np.bool_ else x.copy()
 
 
