@@ -32,6 +32,15 @@ def rng(request):
     return np.random.default_rng([SEED, zlib.crc32(request.node.nodeid.encode())])
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test that drew random data says how to replay it (-q hides the header)."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and "rng" in getattr(item, "fixturenames", ()):
+        rep.sections.append(("random data", f"replay with TORSH_JIT_TEST_SEED={SEED}"))
+
+
 def pytest_sessionstart(session):
     """With TORSH_JIT_REQUIRE_RUNNERS=1 (CI), a target that cannot run here fails the run."""
     if os.environ.get("TORSH_JIT_REQUIRE_RUNNERS") != "1":
