@@ -1,0 +1,212 @@
+"""Fusion: how many kernels a function becomes, and that the fused kernels are right.
+
+Kernel counts come from `f.lower(...).n_kernels`; every result is checked against numpy
+on freshly drawn data.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import torsh_jit as tj
+
+F32 = dict(rtol=2e-5, atol=2e-6)
+F64 = dict(rtol=1e-12, atol=1e-13)
+
+
+def tol(dtype):
+    return F32 if np.dtype(dtype) == np.float32 else F64
+
+
+def close(got, want, dtype):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, **tol(dtype))
+
+
+# -- the functions and their numpy twins ------------------------------------------------------
+def chain10(x, y):
+    a = x * 1.5 + y            # mul, add
+    a = a - 0.25               # sub
+    a = np.maximum(a, -2.0)    # maximum
+    a = a / (y * y + 1.0)      # mul, add, truediv
+    a = np.abs(a) * -a         # abs, neg, mul
+    return a
+
+
+def softmax(x, axis=-1):
+    m = np.max(x, axis=axis, keepdims=True)
+    e = np.exp(x - m)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x):
+    m = np.max(x, axis=-1, keepdims=True)
+    s = x - m
+    return s - np.log(np.sum(np.exp(s), axis=-1, keepdims=True))
+
+
+def layernorm(x, w, b, eps=1e-5):
+    mu = np.mean(x, axis=-1, keepdims=True)
+    d = x - mu
+    var = np.mean(d * d, axis=-1, keepdims=True)
+    return d / np.sqrt(var + eps) * w + b
+
+
+def rmsnorm(x, w, eps=1e-6):
+    ms = np.mean(x * x, axis=-1, keepdims=True)
+    return x / np.sqrt(ms + eps) * w
+
+
+def linear_relu(x, w, b):
+    return np.maximum(x @ w + b, 0)
+
+
+def residual(x, w, r):
+    return x @ w + r
+
+
+# -- kernel counts ------------------------------------------------------------------------------
+DTYPES = ["float32", "float64"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_elementwise_chain_is_one_kernel(dtype, rng):
+    x = rng.standard_normal((37, 29)).astype(dtype)
+    y = rng.standard_normal(29).astype(dtype)
+    k = tj.kernel(chain10)
+    assert k.lower(x, y).n_kernels == 1
+    close(k(x, y), chain10(x, y), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(64, 100), (7, 1031), (3, 5, 33), (1, 1)])
+def test_row_softmax_is_one_kernel(shape, dtype, rng):
+    x = (rng.standard_normal(shape) * 5).astype(dtype)
+    k = tj.kernel(softmax)
+    assert k.lower(x).n_kernels == 1
+    close(k(x), softmax(x), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log_softmax_is_one_kernel(dtype, rng):
+    x = (rng.standard_normal((33, 257)) * 5).astype(dtype)
+    k = tj.kernel(log_softmax)
+    assert k.lower(x).n_kernels == 1
+    close(k(x), log_softmax(x), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layernorm_is_one_kernel(dtype, rng):
+    x = (rng.standard_normal((31, 384)) * 3 + 1).astype(dtype)
+    w = rng.standard_normal(384).astype(dtype)
+    b = rng.standard_normal(384).astype(dtype)
+    k = tj.kernel(layernorm)
+    assert k.lower(x, w, b).n_kernels == 1
+    close(k(x, w, b), layernorm(x, w, b), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rmsnorm_is_one_kernel(dtype, rng):
+    x = (rng.standard_normal((17, 4097)) * 3).astype(dtype)     # a row longer than a block
+    w = rng.standard_normal(4097).astype(dtype)
+    k = tj.kernel(rmsnorm)
+    assert k.lower(x, w).n_kernels == 1
+    close(k(x, w), rmsnorm(x, w), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_relu_is_one_kernel(dtype, rng):
+    x = rng.standard_normal((65, 130)).astype(dtype)
+    w = rng.standard_normal((130, 47)).astype(dtype)
+    b = rng.standard_normal(47).astype(dtype)
+    k = tj.kernel(linear_relu)
+    assert k.lower(x, w, b).n_kernels == 1
+    t = dict(rtol=1e-4, atol=1e-4) if dtype == "float32" else F64
+    np.testing.assert_allclose(k(x, w, b), linear_relu(x, w, b), **t)
+
+
+def test_residual_add_is_one_kernel(rng):
+    x = rng.standard_normal((40, 64)).astype(np.float32)
+    w = rng.standard_normal((64, 64)).astype(np.float32)
+    r = rng.standard_normal((40, 64)).astype(np.float32)
+    k = tj.kernel(residual)
+    assert k.lower(x, w, r).n_kernels == 1
+    np.testing.assert_allclose(k(x, w, r), residual(x, w, r), rtol=1e-4, atol=1e-4)
+
+
+# -- correctness across axes -----------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_over_axis_0(dtype, rng):
+    """The reduced axis is the outer (strided) one: still right, still fused."""
+    x = (rng.standard_normal((129, 31)) * 4).astype(dtype)
+    k = tj.kernel(lambda x: softmax(x, axis=0))
+    assert k.lower(x).n_kernels == 1
+    close(k(x), softmax(x, axis=0), dtype)
+    xt = (rng.standard_normal((31, 129)) * 4).astype(dtype).T      # non-contiguous input
+    close(k(xt), softmax(xt, axis=0), dtype)
+
+
+@pytest.mark.parametrize("first,second", [(1, 0), (0, 1), (2, 0), ((0, 2), 0)], ids=str)
+def test_reductions_over_different_axes_are_two_kernels(first, second, rng):
+    """A reduction feeding a reduction over another axis cannot share a row loop."""
+    x = rng.standard_normal((13, 17, 5)).astype(np.float64)
+
+    def f(x):
+        return np.max(np.sum(x, axis=first) * 2, axis=second)
+    k = tj.kernel(f)
+    assert k.lower(x).n_kernels == 2
+    close(k(x), f(x), np.float64)
+
+
+def test_two_reductions_same_axis_share_a_kernel(rng):
+    """mean and variance of the same rows: one kernel, two outputs."""
+    x = rng.standard_normal((20, 300)).astype(np.float32)
+
+    def f(x):
+        mu = np.mean(x, axis=1, keepdims=True)
+        return mu, np.mean((x - mu) ** 2, axis=1)
+    k = tj.kernel(f)
+    assert k.lower(x).n_kernels == 1
+    for g, w in zip(k(x), f(x)):
+        close(g, w, np.float32)
+
+
+def test_shared_intermediate_and_several_outputs(rng):
+    """A value used by two outputs is computed once per element; both outputs are right."""
+    x = rng.standard_normal((50, 60)).astype(np.float32)
+    y = rng.standard_normal((50, 60)).astype(np.float32)
+
+    def f(x, y):
+        t = np.tanh(x * y)
+        return t + 1, t * x, softmax(t)
+    k = tj.kernel(f)
+    assert k.lower(x, y).n_kernels == 1
+    for g, w in zip(k(x, y), f(x, y)):
+        close(g, w, np.float32)
+
+
+def test_attention_block(rng):
+    """softmax(q @ k.T / sqrt(d)) @ v: matmul, fused softmax, matmul, against numpy."""
+    q = rng.standard_normal((2, 16, 32)).astype(np.float32)
+    kk = rng.standard_normal((2, 24, 32)).astype(np.float32)
+    v = rng.standard_normal((2, 24, 8)).astype(np.float32)
+
+    def attn(q, k, v):
+        s = q @ np.swapaxes(k, -1, -2) / np.sqrt(np.float32(32))
+        return softmax(s) @ v
+    k = tj.kernel(attn)
+    assert k.lower(q, kk, v).n_kernels <= 3
+    np.testing.assert_allclose(k(q, kk, v), attn(q, kk, v), rtol=1e-4, atol=1e-5)
+
+
+def test_transposed_and_strided_inputs_fuse(rng):
+    """Layouts do not break fusion: a transposed input and a reversed slice in one kernel."""
+    x = rng.standard_normal((40, 30)).astype(np.float32)
+    y = rng.standard_normal((30, 80)).astype(np.float32)
+
+    def f(x, y):
+        return softmax(x.T * y[:, ::-2])
+    k = tj.kernel(f)
+    assert k.lower(x, y).n_kernels == 1
+    close(k(x, y), f(x, y), np.float32)
