@@ -50,6 +50,10 @@ class TargetError(TorshJitError):
     """An unknown target name, or a target that cannot run on this machine."""
 
 
+class RunnerError(TargetError):
+    """A target's runner (emulator, cross compiler, linker, wasm engine) is missing or failed."""
+
+
 class CompileError(TorshJitError):
     """Generated code failed to build. Raised as a bug report unless the cause is the user's."""
 
@@ -65,6 +69,16 @@ class InternalError(TorshJitError):
         super().__init__(
             f"internal error (a bug in torsh-jit, please report it with this message): {message}", **kw
         )
+
+
+def located(err: TorshJitError, where: str | None) -> TorshJitError:
+    """err as it would read raised at `where` (the user's call site), if it names no place yet."""
+    if err.where or not where:
+        return err
+    import copy
+    new = copy.copy(err)
+    TorshJitError.__init__(new, err.message, hint=err.hint, where=where)
+    return new
 
 
 def user_frame() -> str | None:

@@ -15,8 +15,8 @@ import numpy as np
 from . import errors as E
 from .compiler import Plan, build, plan, render
 from .ir.graph import Graph
-from .ir.tracer import ArgSpec, check_arity, spec_of, trace
-from .target import Target, parse as parse_target
+from .ir.tracer import ArgSpec, check_arity, param_names, spec_of, trace
+from .target import ALIASES, Target, parse as parse_target
 
 _SCALAR_TYPES = (bool, int, float)
 
@@ -115,6 +115,12 @@ class Kernel:
         self.name = name or getattr(fn, "__name__", "kernel")
         self._target_name = target
         self._target: Target | None = None
+        if isinstance(target, str) and target.strip() not in ALIASES:
+            # a misspelt name is reported where it is written, not at the first call
+            try:
+                self._target = parse_target(target)
+            except E.TargetError as err:
+                raise E.located(err, E.user_frame()) from None
         self._specs: dict = {}
         self._lock = threading.Lock()
 
@@ -177,9 +183,16 @@ class Kernel:
                     hint="allocate it with np.empty(shape, dtype)")
         return outs
 
+    def _specs_of(self, args) -> tuple[ArgSpec, ...]:
+        """Check and classify call arguments; errors point at the caller's line."""
+        loc = E.user_frame()
+        check_arity(self.fn, len(args), where=loc)
+        names = param_names(self.fn, len(args))
+        return tuple(a if isinstance(a, ArgSpec) else spec_of(a, index=i, name=names[i], where=loc)
+                     for i, a in enumerate(args))
+
     def _specialize(self, args, key):
-        check_arity(self.fn, len(args))
-        specs = tuple(spec_of(a, index=i) for i, a in enumerate(args))
+        specs = self._specs_of(args)
         p, single = self._plan(specs)
         fn = build(p)
         entry = _Entry(fn, p, single)
@@ -189,7 +202,10 @@ class Kernel:
         return entry
 
     def _plan(self, specs, *, target=None, dump=False):
-        t = self.target if target is None else parse_target(target)
+        try:
+            t = self.target if target is None else parse_target(target)
+        except E.TargetError as err:
+            raise E.located(err, E.user_frame()) from None
         g, single = self._trace(specs)
         return plan(g, specs, t, dump=dump), single
 
@@ -201,9 +217,7 @@ class Kernel:
     # -- reading the code ------------------------------------------------------------------
     def lower(self, *args, target=None) -> Lowered:
         """The plan and generated source for these arguments (nothing is executed)."""
-        check_arity(self.fn, len(args))
-        specs = tuple(spec_of(a, index=i) if not isinstance(a, ArgSpec) else a
-                      for i, a in enumerate(args))
+        specs = self._specs_of(args)
         p, _ = self._plan(specs, target=target, dump=True)
         return Lowered(p, render(p))
 

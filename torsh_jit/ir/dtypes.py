@@ -29,15 +29,29 @@ def is_float(dtype: str) -> bool:
     return family(dtype) == "f"
 
 
-def from_numpy(dt, *, where: str | None = None) -> str:
-    """The torsh-jit dtype name of a numpy dtype, or a DTypeError naming what works."""
-    dt = np.dtype(dt)
+def from_numpy(dt, *, where: str | None = None, what: str | None = None) -> str:
+    """The torsh-jit dtype name of a numpy dtype, or a DTypeError naming what works.
+
+    what: the value the dtype belongs to, for the message ("argument 0 ('x')")."""
+    try:
+        dt = np.dtype(dt)
+    except TypeError:
+        raise DTypeError(f"{dt!r} is not a dtype",
+                         hint="use one of " + ", ".join(sorted(CPU_DTYPES)), where=where) from None
     name = dt.name
     if name in CPU_DTYPES:
         return name
+    if dt.kind == "c":
+        instead = "pass the real and imaginary parts as two float arrays (x.real, x.imag)"
+    elif dt.kind == "f":
+        instead = f"cast it, x.astype(np.float32){' (half floats are for GPU targets)' if dt.itemsize == 2 else ''}"
+    elif dt.kind in "iu":
+        instead = "cast it, x.astype(np.int32) or x.astype(np.int64)"
+    else:
+        instead = "pass a numeric array"
     raise DTypeError(
-        f"dtype {name} is not supported",
-        hint="use one of " + ", ".join(sorted(CPU_DTYPES)) + " (e.g. x.astype(np.float32) before the call)",
+        f"{what + ' has ' if what else ''}dtype {name}, which torsh-jit does not support",
+        hint=f"supported dtypes: {', '.join(sorted(CPU_DTYPES))}; {instead}",
         where=where,
     )
 

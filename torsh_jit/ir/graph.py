@@ -85,6 +85,13 @@ def _ty(n: Node) -> str:
     return f"{w}{n.dtype}[{','.join(map(str, n.shape))}]"
 
 
+def _axes_hint(ndim: int) -> str:
+    if ndim == 0:
+        return "a 0-d value has no axes: use axis=None (or no axis)"
+    return (f"a {ndim}-d value has axes 0..{ndim - 1} (or -{ndim}..-1 from the end); "
+            "axis=None means all of them")
+
+
 def normalize_axes(axis, ndim: int, *, where=None) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
@@ -94,10 +101,12 @@ def normalize_axes(axis, ndim: int, *, where=None) -> tuple[int, ...]:
     for a in axis:
         a = int(a)
         if not -ndim <= a < ndim:
-            raise E.ShapeError(f"axis {a} is out of bounds for an array of dimension {ndim}", where=where)
+            raise E.ShapeError(f"axis {a} is out of bounds for an array of dimension {ndim}",
+                               hint=_axes_hint(ndim), where=where)
         out.append(a % ndim)
     if len(set(out)) != len(out):
-        raise E.ShapeError(f"repeated axis in {tuple(axis)}", where=where)
+        raise E.ShapeError(f"repeated axis in {tuple(axis)}", hint="name each axis once",
+                           where=where)
     return tuple(sorted(out))
 
 
@@ -150,7 +159,8 @@ class GraphBuilder:
     def add_input(self, shape, dtype: str, *, weak: bool = False, name: str | None = None) -> int:
         shape = tuple(int(s) for s in shape)
         if any(s < 0 for s in shape):
-            raise E.ShapeError(f"negative dimension in input shape {shape}")
+            raise E.ShapeError(f"negative dimension in input shape {shape}",
+                               hint="dimensions are sizes >= 0")
         nid = self._push(Node("input", (), _attrs(index=len(self.inputs), name=name), shape,
                               dtype, weak=weak))
         self.inputs.append(nid)
@@ -191,7 +201,8 @@ class GraphBuilder:
                      "reshape or add an axis (x[:, None]) to line them up", where=loc) from None
         for n in nodes:
             if n.dtype not in dt.CPU_DTYPES and n.dtype not in dt.DTYPES:
-                raise E.DTypeError(f"{op}: unsupported dtype {n.dtype}", where=loc)
+                raise E.DTypeError(f"{op}: unsupported dtype {n.dtype}",
+                                   hint="use one of " + ", ".join(sorted(dt.CPU_DTYPES)), where=loc)
         at = _attrs(**attrs)
         try:
             out_dt = result_dtype(op, tuple(n.dtype for n in nodes), tuple(n.weak for n in nodes), at)
@@ -228,7 +239,9 @@ class GraphBuilder:
                 axes = (0,)
             else:
                 if not isinstance(axis, (int, np.integer)):
-                    raise E.ShapeError(f"{op} takes a single integer axis, got {axis!r}", where=loc)
+                    raise E.ShapeError(f"{op} takes a single integer axis, got {axis!r}",
+                                       hint=f"reshape first to merge the axes, or use axis=None "
+                                            f"for the flat index", where=loc)
                 axes = normalize_axes(axis, len(n.shape), where=loc)
         else:
             axes = normalize_axes(axis, len(n.shape), where=loc)
@@ -246,7 +259,8 @@ class GraphBuilder:
         try:
             out_dt = result_dtype(op, (n.dtype,), (False,))
         except TypeError as e:
-            raise E.DTypeError(f"{op} is not defined for dtype {n.dtype}: {e}", where=loc) from None
+            raise E.DTypeError(f"{op} is not defined for dtype {n.dtype}: {e}",
+                               hint="cast first, e.g. x.astype(np.float32)", where=loc) from None
         kshape = tuple(1 if i in axes else s for i, s in enumerate(n.shape))
         if all(n.shape[a] == 1 for a in axes):
             # nothing to combine (size-1 axes, axis=(), 0-d): each result is its one element,
@@ -268,17 +282,20 @@ class GraphBuilder:
             shape = (int(shape),)
         shape = [int(s) for s in shape]
         if shape.count(-1) > 1:
-            raise E.ShapeError("can only specify one unknown dimension (-1) in reshape", where=loc)
+            raise E.ShapeError("can only specify one unknown dimension (-1) in reshape",
+                               hint="give every other dimension's size", where=loc)
         if -1 in shape:
             known = math.prod(s for s in shape if s != -1)
             if known == 0 or n.size % known:
                 raise E.ShapeError(f"cannot reshape array of size {n.size} into shape {tuple(shape)}",
+                                   hint=f"the known dimensions must divide the size {n.size}",
                                    where=loc)
             shape[shape.index(-1)] = n.size // known
         shape = tuple(shape)
         if math.prod(shape) != n.size or any(s < 0 for s in shape):
             raise E.ShapeError(f"cannot reshape array of size {n.size} into shape {shape}",
-                               hint="the number of elements must stay the same", where=loc)
+                               hint=f"the number of elements must stay {n.size} (shape {n.shape}); "
+                                    "use -1 for the dimension to infer", where=loc)
         if shape == n.shape:
             return x
         return self._push(Node("reshape", (x,), _attrs(shape=shape), shape, n.dtype, n.weak, loc))
@@ -288,7 +305,7 @@ class GraphBuilder:
         perm = tuple(int(p) % max(len(n.shape), 1) for p in perm)
         if sorted(perm) != list(range(len(n.shape))):
             raise E.ShapeError(f"axes {perm} are not a permutation of {len(n.shape)} dimensions",
-                               where=loc)
+                               hint=f"name each of the axes 0..{len(n.shape) - 1} once", where=loc)
         if perm == tuple(range(len(n.shape))):
             return x
         shape = tuple(n.shape[p] for p in perm)
@@ -301,7 +318,9 @@ class GraphBuilder:
             if tuple(np.broadcast_shapes(n.shape, shape)) != shape:
                 raise ValueError
         except ValueError:
-            raise E.ShapeError(f"cannot broadcast shape {n.shape} to {shape}", where=loc) from None
+            raise E.ShapeError(f"cannot broadcast shape {n.shape} to {shape}",
+                               hint="each dimension must equal the target's or be 1, aligned from "
+                                    "the right; the target may add leading dimensions", where=loc) from None
         if shape == n.shape:
             return x
         return self._push(Node("broadcast_to", (x,), _attrs(shape=shape), shape, n.dtype, n.weak, loc))
@@ -322,6 +341,7 @@ class GraphBuilder:
             raise E.ShapeError("matmul: operands must be at least 1-D (numpy rejects 0-d too)",
                                hint="use * for scaling by a scalar", where=loc)
         a_vec, b_vec = len(na.shape) == 1, len(nb.shape) == 1
+        user_shapes = f"{na.shape} @ {nb.shape}"
         if a_vec:
             a = self.reshape(a, (1,) + na.shape, loc=loc)
         if b_vec:
@@ -330,21 +350,24 @@ class GraphBuilder:
         (m, k1), (k2, nn) = na.shape[-2:], nb.shape[-2:]
         if k1 != k2:
             raise E.ShapeError(
-                f"matmul: inner dimensions differ: {na.shape} @ {nb.shape} ({k1} != {k2})",
-                hint="the last axis of the left operand must equal the second-to-last of the right",
+                f"matmul: inner dimensions differ: {user_shapes} ({k1} != {k2})",
+                hint="the last axis of the left operand must equal the second-to-last of the right "
+                     "(a 1-D right operand counts as a column); transpose one with .T or swapaxes",
                 where=loc)
         try:
             batch = tuple(np.broadcast_shapes(na.shape[:-2], nb.shape[:-2]))
         except ValueError:
             raise E.ShapeError(f"matmul: batch dimensions {na.shape[:-2]} and {nb.shape[:-2]} "
-                               "do not broadcast", where=loc) from None
+                               "do not broadcast",
+                               hint="all but the last two dimensions broadcast as in elementwise ops",
+                               where=loc) from None
         a = self.broadcast_to(a, batch + (m, k1), loc=loc)
         b = self.broadcast_to(b, batch + (k2, nn), loc=loc)
         try:
             out_dt = result_dtype("matmul", (na.dtype, nb.dtype), (False, False))
         except TypeError as e:
             raise E.DTypeError(f"matmul is not defined for {na.dtype} and {nb.dtype}: {e}",
-                               where=loc) from None
+                               hint="cast to float32 or float64 first", where=loc) from None
         if out_dt == "bool":
             raise E.DTypeError("matmul of bool arrays is not supported",
                                hint="cast to int32 or float32 first", where=loc)

@@ -41,7 +41,8 @@ class Tensor:
 
     def __len__(self):
         if not self.shape:
-            raise E.TraceError("len() of a 0-d value", where=E.user_frame())
+            raise E.TraceError("len() of a 0-d value", hint="a 0-d value has no length; x.shape "
+                               "and x.ndim are known while tracing", where=E.user_frame())
         return self.shape[0]
 
     def __repr__(self):
@@ -51,30 +52,35 @@ class Tensor:
     __hash__ = object.__hash__
 
     # -- values a trace cannot have ---------------------------------------
-    def _no_value(self, what: str):
+    def _no_value(self, what: str, hint: str):
         where = E.user_frame()
         line = E.source_line(where)
         raise E.TraceError(
             f"{what} of a traced value: the value is not known while the kernel is being compiled"
-            + (f" (in `{line}`)" if line else ""),
-            hint="use tj.where(cond, a, b) for per-element choices; Python `if`/`while`/`and`/`or` "
-                 "can only test shapes, dtypes and Python values",
-            where=where)
+            + (f" (in `{line}`)" if line else ""), hint=hint, where=where)
+
+    _KEEP_ARRAY = ("keep it an array and compute with it (x * x.sum() works), or pass the number "
+                   "in as an argument")
 
     def __bool__(self):
-        self._no_value("Python control flow (if/while/and/or/not) on the truth")
+        self._no_value("Python control flow (if/while/and/or/not) on the truth",
+                       "use tj.where(cond, a, b) for per-element choices; `if` and loops can only "
+                       "test shapes, dtypes and Python values (run data-dependent loops outside "
+                       "the kernel); & | ~ combine bool arrays")
 
     def __float__(self):
-        self._no_value("float()")
+        self._no_value("float()", self._KEEP_ARRAY)
 
     def __int__(self):
-        self._no_value("int()")
+        self._no_value("int()", self._KEEP_ARRAY)
 
     def __index__(self):
-        self._no_value("use as an index")
+        self._no_value("use as an index", "index with Python ints and slices; for a per-element "
+                       "choice use tj.where")
 
     def __iter__(self):
-        self._no_value("iteration over the elements")
+        self._no_value("iteration over the elements", "use whole-array operations, or loop over "
+                       "range(x.shape[0]) and index x[i]")
 
     # -- operators ----------------------------------------------------------
     def __add__(self, o): return _bin("add", self, o)
@@ -153,7 +159,8 @@ class Tensor:
 
     # -- numpy protocols ------------------------------------------------------
     def __array__(self, *a, **k):
-        self._no_value("conversion to a numpy array (np.asarray)")
+        self._no_value("conversion to a numpy array (np.asarray)",
+                       "call numpy or tj functions on the value directly; they are traced")
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         loc = E.user_frame()
@@ -174,8 +181,11 @@ class Tensor:
             return _UFUNC_SPECIAL[name](*inputs)
         op = _UFUNC_OPS.get(name)
         if op is None:
-            raise E.UnsupportedOpError(f"numpy ufunc np.{name} is not supported inside a kernel",
-                                       hint="supported: " + ", ".join(sorted(_UFUNC_OPS)), where=loc)
+            instead = _UFUNC_INSTEAD.get(name)
+            raise E.UnsupportedOpError(
+                f"numpy ufunc np.{name} is not supported inside a kernel",
+                hint=(f"write it as {instead}; " if instead else "")
+                + "supported ufuncs: " + ", ".join(sorted({*_UFUNC_OPS, *_UFUNC_SPECIAL})), where=loc)
         return _op(op, *inputs)
 
     def __array_function__(self, func, types, args, kwargs):
@@ -200,11 +210,13 @@ def _lift(b: GraphBuilder, v, loc) -> int:
     if isinstance(v, Tensor):
         if v._b is not b:
             raise E.TraceError("a value from another traced function or graph was used here",
-                               where=loc)
+                               hint="pass it in as an argument of this kernel", where=loc)
         return v._id
     if isinstance(v, (bool, int, float)) and not isinstance(v, np.generic):
         if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
-            raise E.DTypeError(f"integer constant {v} does not fit in int64", where=loc)
+            raise E.DTypeError(f"integer constant {v} does not fit in int64",
+                               hint=f"use a float constant ({float(v)!r}) or a smaller value",
+                               where=loc)
         return b.add_const(v, loc=loc)
     if isinstance(v, np.generic) or (isinstance(v, np.ndarray) and v.ndim == 0):
         d = dt.from_numpy(v.dtype, where=loc)
@@ -214,8 +226,11 @@ def _lift(b: GraphBuilder, v, loc) -> int:
             f"a numpy array of shape {v.shape} captured from outside the kernel",
             hint="pass the array as an argument of the kernel instead", where=loc)
     if isinstance(v, complex):
-        raise E.DTypeError("complex numbers are not supported", where=loc)
-    raise E.TraceError(f"cannot use a value of type {type(v).__name__} in a kernel", where=loc)
+        raise E.DTypeError("complex numbers are not supported",
+                           hint="compute real and imaginary parts as separate float arrays", where=loc)
+    raise E.TraceError(f"cannot use a value of type {type(v).__name__} in a kernel",
+                       hint="kernels compute on their array arguments, Python numbers and numpy "
+                            "scalars", where=loc)
 
 
 def _op(op: str, *vals, **attrs):
@@ -378,7 +393,9 @@ def squeeze(x, axis=None):
             [a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)]
         for a in axes:
             if axis is not None and shape[a] != 1:
-                raise E.ShapeError(f"cannot squeeze axis {a} of size {shape[a]}", where=loc)
+                raise E.ShapeError(f"cannot squeeze axis {a} of size {shape[a]}",
+                                   hint=f"only axes of size 1 can be squeezed; the shape is {shape}",
+                                   where=loc)
         keep = tuple(s for k, s in enumerate(shape) if not (k in axes and s == 1))
         return b.reshape(i, keep, loc=loc)
     r = _view(x, f)
@@ -393,9 +410,12 @@ def _getitem(x: Tensor, idx):
     shape = x.shape
     n_real = len([i for i in idx if i is not None and i is not Ellipsis])
     if n_real > len(shape):
-        raise E.ShapeError(f"too many indices ({n_real}) for a {len(shape)}-d value", where=loc)
+        raise E.ShapeError(f"too many indices ({n_real}) for a {len(shape)}-d value",
+                           hint=f"the shape is {shape}: at most {len(shape)} integers or slices",
+                           where=loc)
     if idx.count(Ellipsis) > 1:
-        raise E.ShapeError("an index can only have a single ellipsis", where=loc)
+        raise E.ShapeError("an index can only have a single ellipsis",
+                           hint="use ... once; it stands for all the axes not named", where=loc)
     if Ellipsis in idx:
         k = idx.index(Ellipsis)
         idx = idx[:k] + (slice(None),) * (len(shape) - n_real) + idx[k + 1:]
@@ -419,6 +439,7 @@ def _getitem(x: Tensor, idx):
             j = int(i)
             if not -size <= j < size:
                 raise E.ShapeError(f"index {j} is out of bounds for axis {dim} with size {size}",
+                                   hint=f"valid indices are {-size}..{size - 1}; slices clip instead",
                                    where=loc)
             slices.append((j % size, 1, 1))
         else:
@@ -456,7 +477,9 @@ def _mk_np_reduce(op):
 def _mk_np_argreduce(op):
     def f(a, axis=None, out=None, keepdims=False):
         if out is not None or keepdims:
-            raise E.UnsupportedOpError(f"np.{op} with out=/keepdims=", where=E.user_frame())
+            raise E.UnsupportedOpError(f"np.{op} with out=/keepdims=",
+                                       hint=f"return the value instead of out=; for keepdims, "
+                                            f"index the result with [..., None]", where=E.user_frame())
         return _reduce(op, a, axis)
     return f
 
@@ -476,6 +499,17 @@ _UFUNC_SPECIAL = {
     "square": lambda x: _op("mul", x, x),
     "reciprocal": lambda x: _op("truediv", 1.0 if np.dtype(x.dtype).kind == "f" else 1, x),
     "matmul": lambda a, b: matmul(a, b),
+}
+# ufuncs torsh-jit lacks, written with ones it has (shown in the error)
+_UFUNC_INSTEAD = {
+    "cbrt": "np.sign(x) * np.abs(x) ** (1 / 3)", "log10": "np.log(x) * (1 / np.log(10))",
+    "sinh": "(np.exp(x) - np.exp(-x)) / 2", "cosh": "(np.exp(x) + np.exp(-x)) / 2",
+    "hypot": "np.sqrt(x * x + y * y)", "isnan": "x != x", "isinf": "np.abs(x) == np.inf",
+    "isfinite": "np.abs(x) < np.inf", "fabs": "np.abs(x)", "fmax": "np.maximum (NaN propagates)",
+    "fmin": "np.minimum (NaN propagates)", "trunc": "np.where(x < 0, np.ceil(x), np.floor(x))",
+    "copysign": "np.abs(x) * np.where(y < 0, -1, 1)", "logaddexp": "m + np.log(np.exp(a - m) + "
+    "np.exp(b - m)) with m = np.maximum(a, b)", "bitwise_and": "& on bool arrays",
+    "bitwise_or": "| on bool arrays", "bitwise_xor": "^ on bool arrays", "invert": "~ on bool arrays",
 }
 _UFUNC_REDUCE = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min",
                  "logical_and": "all", "logical_or": "any"}

@@ -41,35 +41,52 @@ def contiguous_strides(shape) -> tuple[int, ...]:
     return tuple(reversed(st))
 
 
-def spec_of(arg, *, index: int = 0) -> ArgSpec:
-    """Classify one call argument. Raises ArgumentError/DTypeError for what cannot be passed."""
+def spec_of(arg, *, index: int = 0, name: str | None = None, where: str | None = None) -> ArgSpec:
+    """Classify one call argument. Raises ArgumentError/DTypeError for what cannot be passed.
+
+    name: the parameter's name and where: the caller's 'file:line', for messages."""
+    what = f"argument {index}" + (f" ({name!r})" if name else "")
     if isinstance(arg, (bool, int, float)) and not isinstance(arg, np.generic):
         return ArgSpec("scalar", (), dt.python_scalar_dtype(arg), weak=True)
     if isinstance(arg, np.generic):
-        return ArgSpec("scalar", (), dt.from_numpy(arg.dtype, where=f"argument {index}"))
+        return ArgSpec("scalar", (), dt.from_numpy(arg.dtype, where=where, what=what))
     if isinstance(arg, np.ndarray):
-        d = dt.from_numpy(arg.dtype, where=f"argument {index}")
+        d = dt.from_numpy(arg.dtype, where=where, what=what)
         if arg.ndim == 0:
             return ArgSpec("scalar", (), d)
         isz = arg.itemsize
         if any(s % isz for s in arg.strides):
-            raise E.ArgumentError(f"argument {index} has strides {arg.strides} that are not a "
+            raise E.ArgumentError(f"{what} has strides {arg.strides} that are not a "
                                   f"multiple of its item size {isz}",
-                                  hint="pass np.ascontiguousarray(x)")
+                                  hint="pass np.ascontiguousarray(x)", where=where)
         strides = tuple(s // isz for s in arg.strides)
         if strides == contiguous_strides(arg.shape) or arg.size <= 1:
             strides = None
         return ArgSpec("array", tuple(arg.shape), d, strides=strides)
-    if hasattr(arg, "__array_interface__") or hasattr(arg, "__array__"):
-        return spec_of(np.asarray(arg), index=index)
-    raise E.ArgumentError(f"argument {index} of type {type(arg).__name__} is not an array or a scalar",
-                          hint="pass numpy arrays, numpy scalars or Python numbers")
+    if isinstance(arg, complex):
+        raise E.DTypeError(f"{what} is a complex number, which torsh-jit does not support",
+                           hint="pass the real and imaginary parts as two float arguments",
+                           where=where)
+    if not isinstance(arg, (str, bytes)) and (hasattr(arg, "__array_interface__")
+                                              or hasattr(arg, "__array__")):
+        return spec_of(np.asarray(arg), index=index, name=name, where=where)
+    raise E.ArgumentError(f"{what} is a {type(arg).__name__} ({_short_repr(arg)}), not an array "
+                          "or a number",
+                          hint="pass numpy arrays, numpy scalars or Python numbers"
+                               + (" (convert text first, e.g. float(s))"
+                                  if isinstance(arg, str) else ""),
+                          where=where)
+
+
+def _short_repr(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
 
 
 def trace(fn, specs: tuple[ArgSpec, ...]) -> tuple[Graph, bool]:
     """Run fn on Tensor proxies standing for `specs`: (the recorded Graph, returned a tuple?)."""
     b = GraphBuilder()
-    params = _param_names(fn, len(specs))
+    params = param_names(fn, len(specs))
     proxies = []
     for spec, name in zip(specs, params):
         proxies.append(Tensor(b, b.add_input(spec.shape, spec.dtype, weak=spec.weak, name=name)))
@@ -81,20 +98,23 @@ def trace(fn, specs: tuple[ArgSpec, ...]) -> tuple[Graph, bool]:
     for k, o in enumerate(outs):
         if isinstance(o, Tensor):
             if o._b is not b:
-                raise E.TraceError(f"output {k} comes from another traced function")
+                raise E.TraceError(f"output {k} comes from another traced function",
+                                   hint="compute outputs from this kernel's own arguments",
+                                   where=_def_site(fn))
             ids.append(o._id)
         elif isinstance(o, (bool, int, float, np.generic)):
             ids.append(b.add_const(o if not isinstance(o, np.generic) else o.item(),
                                    None if not isinstance(o, np.generic) else dt.from_numpy(o.dtype)))
         else:
             raise E.TraceError(
-                f"the kernel returned {type(o).__name__} as output {k}; return arrays computed from the "
-                "arguments (one, or a tuple)",
+                f"the kernel returned {type(o).__name__} as output {k}",
+                hint="return arrays computed from the arguments (one, or a tuple of them)",
                 where=_def_site(fn))
     return b.finish(ids), isinstance(result, (tuple, list))
 
 
-def _param_names(fn, n: int) -> list[str]:
+def param_names(fn, n: int) -> list[str]:
+    """Names of fn's first n positional parameters (argN where it has none)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -108,8 +128,8 @@ def _param_names(fn, n: int) -> list[str]:
     return (names + [f"arg{i}" for i in range(len(names), n)])[:n]
 
 
-def check_arity(fn, n: int):
-    """ArgumentError when fn cannot take n positional arguments."""
+def check_arity(fn, n: int, *, where: str | None = None):
+    """ArgumentError when fn cannot take n positional arguments (where: the call site)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -117,8 +137,11 @@ def check_arity(fn, n: int):
     try:
         sig.bind(*range(n))
     except TypeError as e:
-        raise E.ArgumentError(f"{fn.__name__}{sig} called with {n} argument(s): {e}",
-                              where=_def_site(fn)) from None
+        site = _def_site(fn)
+        raise E.ArgumentError(f"{fn.__name__}{sig} called with {n} argument{'s' if n != 1 else ''}: {e}",
+                              hint="pass one array or number per parameter (keywords are not "
+                                   "supported)" + (f"; {fn.__name__} is defined at {site}" if site else ""),
+                              where=where or site) from None
 
 
 def _def_site(fn) -> str | None:
