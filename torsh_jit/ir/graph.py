@@ -369,9 +369,13 @@ class GraphBuilder:
             raise E.DTypeError(f"matmul is not defined for {na.dtype} and {nb.dtype}: {e}",
                                hint="cast to float32 or float64 first", where=loc) from None
         if out_dt == "bool":
-            raise E.DTypeError("matmul of bool arrays is not supported",
-                               hint="cast to int32 or float32 first", where=loc)
-        r = self._push(Node("matmul", (a, b), (), batch + (m, nn), out_dt, loc=loc))
+            # numpy: any(a[i, :] & b[:, j]), i.e. a count of true products that is not zero
+            a = self.elementwise("cast", a, dtype="int64", loc=loc)
+            b = self.elementwise("cast", b, dtype="int64", loc=loc)
+            r = self._push(Node("matmul", (a, b), (), batch + (m, nn), "int64", loc=loc))
+            r = self.elementwise("ne", r, self.add_const(0, loc=loc), loc=loc)
+        else:
+            r = self._push(Node("matmul", (a, b), (), batch + (m, nn), out_dt, loc=loc))
         shape = batch + ((() if a_vec else (m,)) + (() if b_vec else (nn,)))
         return self.reshape(r, shape, loc=loc)
 

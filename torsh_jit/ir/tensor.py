@@ -147,8 +147,8 @@ class Tensor:
     def mean(self, axis=None, keepdims=False): return mean(self, axis, keepdims)
     def max(self, axis=None, keepdims=False): return max(self, axis, keepdims)
     def min(self, axis=None, keepdims=False): return min(self, axis, keepdims)
-    def argmax(self, axis=None): return argmax(self, axis)
-    def argmin(self, axis=None): return argmin(self, axis)
+    def argmax(self, axis=None, keepdims=False): return argmax(self, axis, keepdims)
+    def argmin(self, axis=None, keepdims=False): return argmin(self, axis, keepdims)
     def any(self, axis=None, keepdims=False): return any(self, axis, keepdims)
     def all(self, axis=None, keepdims=False): return all(self, axis, keepdims)
     def squeeze(self, axis=None): return squeeze(self, axis)
@@ -330,8 +330,21 @@ def max(x, axis=None, keepdims=False): return _reduce("max", x, axis, keepdims)
 def min(x, axis=None, keepdims=False): return _reduce("min", x, axis, keepdims)
 def any(x, axis=None, keepdims=False): return _reduce("any", x, axis, keepdims)
 def all(x, axis=None, keepdims=False): return _reduce("all", x, axis, keepdims)
-def argmax(x, axis=None): return _reduce("argmax", x, axis)
-def argmin(x, axis=None): return _reduce("argmin", x, axis)
+def argmax(x, axis=None, keepdims=False): return _argreduce("argmax", x, axis, keepdims)
+def argmin(x, axis=None, keepdims=False): return _argreduce("argmin", x, axis, keepdims)
+
+
+def _argreduce(op, x, axis, keepdims):
+    r = _reduce(op, x, axis)
+    if not keepdims or not isinstance(x, Tensor):
+        return r if not keepdims else np.expand_dims(r, axis if axis is not None else
+                                                     tuple(range(np.ndim(x))))
+    # numpy keeps the reduced axis (every axis for axis=None) as size 1
+    nd = x.ndim
+    shape = [1] * nd if axis is None else list(x.shape)
+    if axis is not None:
+        shape[int(axis) % nd] = 1
+    return reshape(r, tuple(shape))
 
 
 def matmul(a, b):
@@ -476,11 +489,10 @@ def _mk_np_reduce(op):
 
 def _mk_np_argreduce(op):
     def f(a, axis=None, out=None, keepdims=False):
-        if out is not None or keepdims:
-            raise E.UnsupportedOpError(f"np.{op} with out=/keepdims=",
-                                       hint=f"return the value instead of out=; for keepdims, "
-                                            f"index the result with [..., None]", where=E.user_frame())
-        return _reduce(op, a, axis)
+        if out is not None:
+            raise E.UnsupportedOpError(f"np.{op} with out= inside a kernel",
+                                       hint="return the value instead", where=E.user_frame())
+        return _argreduce(op, a, axis, keepdims)
     return f
 
 
@@ -496,10 +508,28 @@ _UFUNC_OPS = {
 }
 _UFUNC_SPECIAL = {
     "positive": lambda x: x,
-    "square": lambda x: _op("mul", x, x),
-    "reciprocal": lambda x: _op("truediv", 1.0 if np.dtype(x.dtype).kind == "f" else 1, x),
+    "square": lambda x: _op("mul", _no_bool("square", x), x),
+    "reciprocal": lambda x: _reciprocal(_no_bool("reciprocal", x)),
     "matmul": lambda a, b: matmul(a, b),
 }
+def _no_bool(name, x):
+    """square and reciprocal of bool are int8 in numpy, a dtype torsh-jit lacks."""
+    if isinstance(x, Tensor) and x.dtype == np.bool_:
+        raise E.DTypeError(f"np.{name} of bool gives int8 in numpy, a dtype torsh-jit does not support",
+                           hint="cast the input first, e.g. x.astype(np.int32)", where=E.user_frame())
+    return x
+
+
+def _reciprocal(x):
+    """numpy's reciprocal: 1/x for floats; C's integer 1/x for ints (0 except for +-1, and
+    the most negative value for 0)."""
+    d = np.dtype(x.dtype) if isinstance(x, Tensor) else np.asarray(x).dtype
+    if d.kind == "f":
+        return _op("truediv", 1.0, x)
+    unit = _op("logical_or", _op("eq", x, 1), _op("eq", x, -1))
+    return _op("where", unit, x, _op("where", _op("eq", x, 0), d.type(np.iinfo(d).min), d.type(0)))
+
+
 # ufuncs torsh-jit lacks, written with ones it has (shown in the error)
 _UFUNC_INSTEAD = {
     "cbrt": "np.sign(x) * np.abs(x) ** (1 / 3)", "log10": "np.log(x) * (1 / np.log(10))",
