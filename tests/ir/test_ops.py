@@ -755,3 +755,60 @@ def test_matmul_mixed_dtypes(rng):
     b = rng.standard_normal((7, 3)).astype(np.float32)
     got = tj.kernel(lambda a, b: a @ b)(a, b)
     check(got, a @ b, 1e-12, 1e-12)
+
+
+# -- numpy spellings -----------------------------------------------------------------------------
+UFUNCS_1 = [np.negative, np.absolute, np.exp, np.exp2, np.log, np.log2, np.log1p, np.expm1, np.sqrt,
+            np.sin, np.cos, np.tan, np.tanh, np.floor, np.ceil, np.rint, np.sign, np.logical_not,
+            np.square, np.reciprocal, np.positive]
+UFUNCS_2 = [np.add, np.subtract, np.multiply, np.divide, np.true_divide, np.floor_divide,
+            np.remainder, np.power, np.maximum, np.minimum, np.equal, np.not_equal, np.less,
+            np.less_equal, np.greater, np.greater_equal, np.logical_and, np.logical_or,
+            np.logical_xor]
+
+
+@pytest.mark.parametrize("dtype", ["int32", "float32", "float64"])
+def test_numpy_ufuncs_inside_kernels(dtype, rng):
+    """Every numpy ufunc torsh-jit maps, called by its numpy name on traced values."""
+    x = values(rng, dtype, 64)
+    y = values(rng, dtype, 64)
+    if np.dtype(dtype).kind == "i":
+        y = np.abs(y % 5)                                  # power: no negative int exponents
+    ok1 = [f for f in UFUNCS_1 if supported_result(f, dtype)]
+    ok2 = [f for f in UFUNCS_2 if supported_result(f, dtype, dtype)]
+    k = tj.kernel(lambda x, y: tuple(f(x) for f in ok1) + tuple(f(x, y) for f in ok2))
+    for f, got in zip(ok1 + ok2, k(x, y)):
+        want = ref(f, x) if f in ok1 else ref(f, x, y)
+        try:
+            check(got, want, 8 * eps(want.dtype), 8 * eps(want.dtype), zero_sign=False)
+        except AssertionError as e:
+            raise AssertionError(f"np.{f.__name__}: {e}") from None
+
+
+def test_numpy_functions_inside_kernels(rng):
+    """np.where/clip/dot/round/reshape/transpose/expand_dims/squeeze/argmax(keepdims) on
+    traced values."""
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    c = rng.random((6, 5)) < 0.5
+    fns = [lambda x, c: np.where(c, x, -x), lambda x, c: np.clip(x, -0.5, 0.75),
+           lambda x, c: np.dot(x, x.T), lambda x, c: np.round(x),
+           lambda x, c: np.reshape(x, (5, 6)), lambda x, c: np.transpose(x),
+           lambda x, c: np.expand_dims(x, 0), lambda x, c: np.squeeze(x[:1]),
+           lambda x, c: np.argmax(x, axis=1, keepdims=True), lambda x, c: x.argmin(axis=0, keepdims=True),
+           lambda x, c: np.argmax(x, keepdims=True), lambda x, c: np.broadcast_to(x[0], (3, 6, 5)) + 0,
+           lambda x, c: np.where(c, 1.0, 0), lambda x, c: np.where(c, x, 2.5),
+           lambda x, c: np.amax(x, axis=0), lambda x, c: np.amin(x), lambda x, c: np.all(c, axis=1),
+           lambda x, c: np.any(c), lambda x, c: np.mean(x, axis=(0, 1), keepdims=True)]
+    k = tj.kernel(lambda x, c: tuple(f(x, c) for f in fns))
+    for n, (f, got) in enumerate(zip(fns, k(x, c))):
+        try:
+            check(got, np.asarray(f(x, c)), 1e-5, 1e-5, zero_sign=False)
+        except AssertionError as e:
+            raise AssertionError(f"function case {n}: {e}") from None
+
+
+def test_bool_matmul(rng):
+    """numpy's bool matmul is 'any of the ands'."""
+    a = rng.random((9, 13)) < 0.15
+    b = rng.random((13, 7)) < 0.15
+    check(tj.kernel(lambda a, b: a @ b)(a, b), a @ b)
