@@ -812,3 +812,25 @@ def test_bool_matmul(rng):
     a = rng.random((9, 13)) < 0.15
     b = rng.random((13, 7)) < 0.15
     check(tj.kernel(lambda a, b: a @ b)(a, b), a @ b)
+
+
+# -- known limitations (documented; strict xfail turns into a failure once fixed) ---------------
+@pytest.mark.xfail(strict=True, reason="float->int casts of NaN/inf/out-of-range values saturate "
+                                       "(llvm.fptosi.sat); numpy gives INT_MIN")
+@pytest.mark.parametrize("dtype", INTS)
+def test_limitation_float_to_int_out_of_range(dtype):
+    x = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30], np.float64)
+    with np.errstate(invalid="ignore"):
+        check(tj.kernel(lambda x: x.astype(dtype))(x), x.astype(dtype))
+
+
+@pytest.mark.xfail(strict=True, reason="integer pow with a negative exponent: numpy raises "
+                                       "ValueError, a kernel cannot raise and returns the truncated "
+                                       "value (1, +-1 or 0)")
+def test_limitation_int_pow_negative_exponent():
+    x = np.array([1, -1, 2, 3], np.int64)
+    e = np.array([-1, -3, -1, -2], np.int64)
+    with pytest.raises(ValueError):
+        np.power(x, e)
+    with pytest.raises((ValueError, tj.TorshJitError)):
+        tj.kernel(lambda x, e: x ** e)(x, e)
