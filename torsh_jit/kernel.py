@@ -87,8 +87,8 @@ class _Entry:
 
 def _weak_int_bounds(p: Plan) -> tuple:
     """(argument, lo, hi, dtype) for Python int arguments that an op converts to a narrower
-    integer dtype (NEP 50: x_int32 + n takes n as int32; numpy raises when it does not fit).
-    Comparisons compare by value and casts wrap, as in numpy."""
+    integer dtype (NEP 50: x_int32 + n takes n as int32; numpy's ufuncs raise when it does
+    not fit). Comparisons compare by value; casts and np.where wrap, as in numpy."""
     from .ir.ops import COMPARISONS, LOGICAL
     g = p.optimized
     users = g.users()
@@ -98,7 +98,7 @@ def _weak_int_bounds(p: Plan) -> tuple:
         if not (n.weak and n.dtype == "int64"):
             continue
         narrow = [g.nodes[u].dtype for u in users[nid]
-                  if g.nodes[u].op not in COMPARISONS | LOGICAL | {"cast"}
+                  if g.nodes[u].op not in COMPARISONS | LOGICAL | {"cast", "where"}
                   and g.nodes[u].dtype in ("int32",)]
         if narrow:
             info = np.iinfo(narrow[0])

@@ -446,6 +446,10 @@ def test_python_int_out_of_range(dtype, rng):
             tj.kernel(lambda x, s: x * s)(x, big)
         # the same kernel runs for values that fit
         np.testing.assert_array_equal(tj.kernel(lambda x, s: x * s)(x, 3), x * 3)
+        # np.where is not a ufunc: numpy wraps the value around instead of raising
+        c = np.arange(x.size) % 2 == 0
+        check(tj.kernel(lambda c, x, s: np.where(c, x, s))(c, x, big), np.where(c, x, big))
+        check(tj.kernel(lambda c, x: np.where(c, x, big))(c, x), np.where(c, x, big))
     for fn in (lambda x, s: x < s, lambda x, s: x == s, lambda x, s: x >= -s):
         check(tj.kernel(fn)(x, big), fn(x, big))
         check(tj.kernel(lambda x: fn(x, big))(x), fn(x, big))
