@@ -40,9 +40,20 @@ class Target:
     vector_bits: int = 128
     vector_registers: int = 16
     requires: tuple[str, ...] = ()
-    runner: str = "native"
+    runner: str = "native"        # how it runs when not natively: "qemu-aarch64", "wasmtime", ...
     rank: int = 0
     description: str = ""
+    pointer_bits: int = 64
+    fused_multiply_add: bool = True   # False: llvm.fma has no instruction (soft_fma in codegen)
+    # runner data (read by torsh_jit/runtime/runners only)
+    emulator_cpu: str = ""        # qemu -cpu value; "{vlen}" is the emulated vector length
+    vlen_env: str = ""            # environment variable choosing the emulated vector length
+    vlens: tuple[int, ...] = ()   # vector lengths the emulator accepts; the first is the default
+    vlen_probe: str = ""          # how the harness reads the vector length back ("sve", "rvv")
+    cc: str = ""                  # cross C compiler that links the harness
+    linker: str = ""              # wasm-ld
+    sysroot: str = ""
+    needs: tuple = ()             # ((("command", "qemu-aarch64"), ("debian", "qemu-user")), ...)
 
     def __str__(self):
         return self.name
@@ -60,8 +71,11 @@ class Target:
         return max(1, self.vector_bits // (8 * ITEMSIZE[dtype]))
 
     def describe(self) -> dict:
-        return {"name": self.name, "language": self.language, "triple": self.triple, "cpu": self.cpu,
-                "features": list(self.features), "vector_bits": self.vector_bits}
+        d = {"name": self.name, "language": self.language, "triple": self.triple, "cpu": self.cpu,
+             "features": list(self.features), "vector_bits": self.vector_bits}
+        if not self.fused_multiply_add:
+            d["fused_multiply_add"] = False
+        return d
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,8 +84,9 @@ def known_targets() -> dict[str, Target]:
     for f in sorted(data_dir("targets").glob("*.toml")):
         with open(f, "rb") as fh:
             d = tomllib.load(fh)
-        for k in ("features", "requires"):
+        for k in ("features", "requires", "vlens"):
             d[k] = tuple(d.get(k, ()))
+        d["needs"] = tuple(tuple(sorted(n.items())) for n in d.get("needs", ()))
         out[d["name"]] = Target(**d)
     return out
 
