@@ -51,4 +51,4 @@ def render_matmul(group: Group, config: Config, name: str, module) -> str:
         A=A, B=B, acc_dt=acc_dt, TA=MEMTYPE[A.dtype], TB=MEMTYPE[B.dtype],
         VT=vty(acc_dt, W), S=SCALAR[acc_dt], isz=ITEMSIZE[acc_dt],
         tiles_m=-(-M // MR), fma=fma, vsuf=vsuffix(acc_dt, W), sufB=vsuffix(B.dtype, W),
-        VB=vty(B.dtype, W))
+        VB=vty(B.dtype, W), size_t=f"i{module.target.pointer_bits}")
