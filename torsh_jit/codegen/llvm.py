@@ -247,7 +247,7 @@ class KernelEmitter:
         out = []
         for b in self.buffers():
             out.append(f"  %bp{b} = getelementptr ptr, ptr %args, i64 {b}")
-            out.append(f"  %buf{b} = load ptr, ptr %bp{b}, align 8")
+            out.append(f"  %buf{b} = load ptr, ptr %bp{b}")   # ABI alignment: 4 on wasm32
         return "\n".join(out)
 
     def row_setup(self, o: str, prefix: str = "") -> str:
