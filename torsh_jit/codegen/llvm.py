@@ -27,6 +27,7 @@ from ..schedule.config import Config
 from ..target import data_dir
 from . import llvm_ops as T
 from .vmath import render_vmath, vmath_name
+from .llvm_lowering import soft_fma
 
 SCALAR = {"bool": "i1", "int32": "i32", "int64": "i64", "float32": "float", "float64": "double"}
 MEMTYPE = {"bool": "i8", "int32": "i32", "int64": "i64", "float32": "float", "float64": "double"}
@@ -836,10 +837,11 @@ def render_module(kernels: list[tuple[str, Group, Config]], target, module_name:
     """One LLVM module holding every kernel of a function, plus a serial entry point."""
     mb = ModuleBuilder(target)
     bodies = [render_group(g, c, n, mb) for n, g, c in kernels]
-    return template("llvm/module.ll.j2").render(
+    text = template("llvm/module.ll.j2").render(
         module_name=module_name, triple=target.triple, target=target,
         bodies=bodies, shared=mb.shared_code(), plan_text=plan_text, n_buffers=n_buffers,
-        entries=[(n, work_units(g, c)) for n, g, c in kernels])
+        entries=[(n, work_units(g, c)) for n, g, c in kernels], size_t=f"i{target.pointer_bits}")
+    return text if target.fused_multiply_add else soft_fma(text)
 
 
 def work_units(group: Group, config: Config) -> int:

@@ -164,6 +164,8 @@ REDUCTIONS = {
     "all": {"b": ("true", "%{t} = and {T} {a}, {b}", "and")},
 }
 
-# matmul's multiply-accumulate: acc {c} += {a} * {b}
-MULADD = {"f": "%{t} = call {T} @llvm.fma.{VT}({T} {a}, {T} {b}, {T} {c})",
+# matmul's multiply-accumulate: acc {c} += {a} * {b}. fmuladd: one fused instruction where
+# the target has one (FMA3, NEON/SVE fmla, RVV vfmacc), a multiply and an add where it has
+# none (SSE4.2, wasm SIMD128), instead of llvm.fma's libm call per lane there.
+MULADD = {"f": "%{t} = call {T} @llvm.fmuladd.{VT}({T} {a}, {T} {b}, {T} {c})",
           "i": "%{t}.m = mul {T} {a}, {b}\n%{t} = add {T} %{t}.m, {c}"}
