@@ -14,7 +14,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import (TorshJitError, TraceError, UnsupportedOpError, DTypeError, ShapeError,
-                     ArgumentError, TargetError, CompileError, CacheError, InternalError)
+                     ArgumentError, TargetError, RunnerError, CompileError, CacheError, InternalError)
 from .ir.tensor import (Tensor, exp, exp2, log, log2, log1p, expm1, sqrt, rsqrt, sin, cos, tan,
                         tanh, sigmoid, erf, floor, ceil, round, sign, relu, abs, neg, negative,
                         logical_not, add, sub, mul, truediv, floordiv, mod, pow, maximum, minimum,
@@ -27,10 +27,11 @@ from .embed import Graph, compile
 
 
 def available_targets() -> list[str]:
-    """Names of the targets that can execute on this machine now."""
-    from .runtime.hardware import runs_natively
+    """Names of the targets that can execute on this machine now: natively, or through their
+    runner (qemu-user, wasmtime) when it is installed. Best (highest rank) first."""
+    from .runtime.hardware import can_run
     return [n for n, t in sorted(known_targets().items(), key=lambda kv: -kv[1].rank)
-            if runs_natively(t)]
+            if can_run(t)]
 
 
 def targets() -> list[str]:

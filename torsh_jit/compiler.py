@@ -113,8 +113,11 @@ def build(p: Plan):
     from .backends import llvm_cpu
     from .runtime.hardware import runs_natively
     if not runs_natively(p.target):
-        raise E.TargetError(f"target {p.target.name} does not run on this machine",
-                            hint="tj.available_targets() lists the targets that do")
+        # another ISA (or features this CPU lacks): its runner, or an error saying what to install
+        from .runtime import runners
+        fn = runners.build(p)
+        _loaded[p.key] = fn
+        return fn
     cache = get_cache()
     obj = cache.get("obj", p.key)
     if obj is None:

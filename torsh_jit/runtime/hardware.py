@@ -44,13 +44,30 @@ def host_arch() -> str:
     return platform.machine().lower()
 
 
+def machine_arch() -> str:
+    """This machine's architecture as it starts a target triple (x86_64, aarch64, riscv64)."""
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(host_arch(), host_arch())
+
+
 def runs_natively(t) -> bool:
-    if t.language != "llvm" or t.runner != "native":
+    """The target's code executes on this CPU directly: same architecture, every required feature.
+    (An AArch64 target on an AArch64 host is native whatever its runner says.)"""
+    if t.language != "llvm":
         return False
-    arch = t.triple.split("-")[0]
-    if arch != {"amd64": "x86_64", "arm64": "aarch64"}.get(host_arch(), host_arch()):
+    if t.triple.split("-")[0] != machine_arch():
         return False
     return set(t.requires) <= host_features()
+
+
+def runner_available(t) -> bool:
+    """The target does not run natively, but its runner (qemu-user, wasmtime) is installed."""
+    from .runners import available
+    return not runs_natively(t) and available(t)
+
+
+def can_run(t) -> bool:
+    """The target executes here: natively or through its runner."""
+    return runs_natively(t) or runner_available(t)
 
 
 def host_target():
@@ -67,14 +84,19 @@ def host_target():
 
 
 def missing_runners() -> list[tuple[str, str]]:
-    """(target, reason) for every known target of this machine's architecture that cannot
-    execute here. CI turns a non-empty list into a failure."""
+    """(target, reason) for every known CPU or wasm target that cannot execute here: a target
+    of this machine's architecture whose CPU features are lacking and that has no runner,
+    and every other-ISA target whose runner (qemu-user, cross gcc, wasm-ld, wasmtime) is not
+    installed, with what to install. CI turns a non-empty list into a failure."""
     from ..target import known_targets
+    from .runners import kind, why_missing
     out = []
-    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(host_arch(), host_arch())
     for name, t in sorted(known_targets().items()):
-        if t.language == "llvm" and t.runner == "native" and t.triple.split("-")[0] == arch \
-                and not runs_natively(t):
+        if t.language != "llvm" or can_run(t):
+            continue
+        if t.triple.split("-")[0] == machine_arch() and not kind(t):
             lacking = sorted(set(t.requires) - host_features())
             out.append((name, "CPU lacks " + ", ".join(lacking)))
+        elif kind(t):
+            out.append((name, why_missing(t)))
     return out

@@ -1,0 +1,188 @@
+"""Runners: execute a target's code on a machine that cannot run it natively.
+
+A target file names its runner (`runner = "qemu-aarch64"`, `"qemu-riscv64"`, `"wasmtime"`)
+and what the runner needs (`needs`: commands, files, Python packages, and the Debian or
+pip package that provides each). `build(plan)` returns an object with `.run(buffers)`,
+exactly like the native `CpuFunction`, so `Kernel.__call__` does not know the difference:
+
+- qemu-*: the module's object is linked with a small C harness (harness.c) by the cross
+  gcc into a static executable, cached by the plan's key; each call runs it under
+  qemu-user with the buffers in a job file both sides map (qemu.py).
+- wasmtime: the object is linked by wasm-ld with wasi-libc into a self-contained module
+  and run in this process by the wasmtime package, the buffers copied into and out of its
+  linear memory through numpy views (wasm.py).
+
+Nothing here is chosen by target name: the kind is the runner's first word, every other
+difference is data in the target file.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+
+from ... import errors as E
+
+# runner kind (the first word of `runner`) -> module implementing it
+KINDS = {"qemu": "qemu", "wasmtime": "wasm"}
+
+
+def kind(target) -> str:
+    """'qemu', 'wasmtime', or '' for a target with no runner (runner = "native")."""
+    k = target.runner.split("-")[0]
+    return k if k in KINDS else ""
+
+
+def _need_met(need: dict) -> bool:
+    if "command" in need:
+        return shutil.which(need["command"]) is not None
+    if "file" in need:
+        return os.path.exists(need["file"])
+    if "python" in need:
+        return importlib.util.find_spec(need["python"]) is not None
+    return False
+
+
+def _describe(need: dict) -> str:
+    what = need.get("command") or need.get("file") or need.get("python")
+    if "debian" in need:
+        return f"{what} (Debian package {need['debian']})"
+    if "pip" in need:
+        return f"{what} (pip install {need['pip']})"
+    return str(what)
+
+
+def missing(target) -> list[dict]:
+    """The target's runner needs that this machine lacks (each a dict from the target file)."""
+    return [dict(n) for n in target.needs if not _need_met(dict(n))]
+
+
+def available(target) -> bool:
+    """The target has a runner and everything it needs is installed."""
+    return bool(kind(target)) and not missing(target)
+
+
+def install_hint(needs: list[dict]) -> str:
+    """What to run to install `needs`."""
+    deb = sorted({n["debian"] for n in needs if "debian" in n})
+    pip = sorted({n["pip"] for n in needs if "pip" in n})
+    parts = []
+    if deb:
+        parts.append("apt-get install " + " ".join(deb))
+    if pip:
+        parts.append("pip install " + " ".join(pip))
+    parts.append("or `torsh-jit runners --install` to install what every target needs")
+    return "; ".join(parts)
+
+
+def why_missing(target) -> str:
+    """A sentence for `missing_runners()`: what is missing and what provides it."""
+    if not kind(target):
+        return f"no runner for {target.triple} on this machine"
+    miss = missing(target)
+    return "missing " + ", ".join(_describe(n) for n in miss) + "; install: " + install_hint(miss)
+
+
+def build(plan):
+    """The runner's function object for the plan (built, or loaded from the disk cache)."""
+    t = plan.target
+    if not kind(t):
+        raise E.TargetError(f"target {t.name} does not run on this machine and has no runner",
+                            hint="tj.available_targets() lists the targets that run here")
+    miss = missing(t)
+    if miss:
+        raise E.RunnerError(
+            f"target {t.name} runs here through {t.runner}, which needs "
+            + ", ".join(_describe(n) for n in miss),
+            hint="install: " + install_hint(miss))
+    mod = importlib.import_module(f"{__name__}.{KINDS[kind(t)]}")
+    return mod.build(plan)
+
+
+def byte_span(a) -> tuple[int, int]:
+    """(offset of the lowest byte an array view touches, relative to its data pointer (<= 0),
+    number of bytes from there to the highest byte it touches). A runner copies this span so
+    the kernel's strides stay valid relative to the data pointer it is given."""
+    if a.size == 0:
+        return 0, 0
+    lo = sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s < 0)
+    hi = sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s > 0)
+    return lo, hi - lo + a.itemsize
+
+
+_scratch: str | None = None
+_scratch_lock = threading.Lock()
+
+
+def scratch_dir() -> str:
+    """A private directory for job files and executables, in memory (/dev/shm) when it can be,
+    removed when the process exits."""
+    global _scratch
+    with _scratch_lock:
+        if _scratch is None:
+            import atexit
+            base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+            _scratch = tempfile.mkdtemp(prefix="torsh-jit-run-", dir=base)
+            atexit.register(shutil.rmtree, _scratch, True)
+        return _scratch
+
+
+def tool_version(cmd: list[str]) -> str:
+    """First line of a tool's version output (part of artifact keys); '' if it does not run."""
+    import subprocess
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return (r.stdout or r.stderr).strip().splitlines()[0] if (r.stdout or r.stderr).strip() else ""
+
+
+def all_missing() -> dict[str, list[dict]]:
+    """target name -> its runner's missing needs, for every target that has a runner."""
+    from ...target import known_targets
+    return {n: missing(t) for n, t in sorted(known_targets().items()) if kind(t) and missing(t)}
+
+
+def install(progress=print) -> list[str]:
+    """Install what every target's runner needs (apt-get for Debian packages, pip for Python
+    ones), only what is missing; apt-get runs only when a Debian package is missing, after
+    `apt-get update`. Returns the targets still lacking something afterwards."""
+    import subprocess
+    import sys
+    needs = [n for miss in all_missing().values() for n in miss]
+    deb = sorted({n["debian"] for n in needs if "debian" in n})
+    pip = sorted({n["pip"] for n in needs if "pip" in n})
+    if not deb and not pip:
+        progress("torsh-jit runners: everything every target needs is installed")
+        return []
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if deb:
+        if shutil.which("apt-get") is None:
+            raise E.RunnerError("these runner packages are missing and there is no apt-get: "
+                                + " ".join(deb), hint="install the equivalents with your package manager")
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        if sudo and shutil.which("sudo") is None:
+            raise E.RunnerError("installing runner packages needs root: " + " ".join(deb),
+                                hint="run as root: apt-get update && apt-get install -y " + " ".join(deb))
+        progress("torsh-jit runners: apt-get install " + " ".join(deb))
+        for cmd in (sudo + ["apt-get", "update", "-q"],
+                    sudo + ["apt-get", "install", "-y", "-q"] + deb):
+            r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                raise E.RunnerError(f"`{' '.join(cmd)}` failed:\n{r.stderr.strip()[-2000:]}",
+                                    hint="install the packages by hand: " + " ".join(deb))
+    if pip:
+        progress("torsh-jit runners: pip install " + " ".join(pip))
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q"] + pip,
+                           stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise E.RunnerError(f"pip install {' '.join(pip)} failed:\n{r.stderr.strip()[-2000:]}")
+        importlib.invalidate_caches()
+    left = sorted(all_missing())
+    for name in left:
+        from ...target import known_targets
+        progress(f"torsh-jit runners: {name} still lacks: {why_missing(known_targets()[name])}")
+    return left

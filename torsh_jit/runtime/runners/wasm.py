@@ -1,0 +1,167 @@
+"""wasmtime runner: WebAssembly code, run in this process.
+
+build: the module's wasm32 object, linked by wasm-ld with wasi-libc into a self-contained
+module: it exports `<module>_main`, `malloc`, `free` and its memory, and imports nothing
+(wasi-libc's malloc, fmod and fma are pure code; nothing that talks to WASI is linked).
+The linked module is what the cache stores (kind "wasm"); `aot.py` writes the same
+bytes as the `.wasm` of a bundle.
+
+run: buffers are allocated in linear memory by the module's own malloc (so the kernel's
+own malloc, for matmul packing, never collides with them), inputs are copied in through a
+numpy view of the memory (one memcpy each, no intermediate bytes), the 32-bit buffer
+table is written, `<module>_main` runs, outputs are copied out the same way. WebAssembly
+cannot address host memory, so those two copies are the least there can be.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import itertools
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ... import errors as E
+from ...cache import get_cache, make_key
+from . import byte_span, scratch_dir, tool_version
+
+_counter = itertools.count()
+
+
+@functools.lru_cache(maxsize=None)
+def engine():
+    import wasmtime
+    return wasmtime.Engine()
+
+
+@functools.lru_cache(maxsize=None)
+def _libc_id(sysroot: str) -> str:
+    h = hashlib.sha256()
+    for name in ("libc.a", "libm.a"):
+        p = Path(sysroot) / name
+        if p.exists():
+            st = p.stat()
+            h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def wasm_key(plan) -> str:
+    t = plan.target
+    return make_key({"plan": plan.key, "linker": tool_version([t.linker, "--version"]),
+                     "libc": _libc_id(t.sysroot), "exports": 1})
+
+
+def link(target, obj: bytes, exports: list[str], out_dir: str | None = None) -> bytes:
+    """A self-contained .wasm module from a wasm32 object: wasm-ld with wasi-libc."""
+    out_dir = out_dir or scratch_dir()
+    stem = os.path.join(out_dir, f"link-{os.getpid()}-{threading.get_ident()}-{next(_counter)}")
+    with open(stem + ".o", "wb") as f:
+        f.write(obj)
+    cmd = [target.linker, "--no-entry", "--gc-sections", "-z", f"stack-size={1 << 20}"]
+    cmd += [f"--export={e}" for e in exports + ["malloc", "free"]]
+    cmd += ["-o", stem + ".wasm", stem + ".o", f"-L{target.sysroot}", "-lc", "-lm"]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            raise E.RunnerError(f"{target.linker} could not link the {target.name} module:\n"
+                                f"{r.stderr.strip()}", hint=f"the command was: {' '.join(cmd)}")
+        return Path(stem + ".wasm").read_bytes()
+    finally:
+        for suffix in (".o", ".wasm"):
+            try:
+                os.unlink(stem + suffix)
+            except OSError:
+                pass
+
+
+def build(plan):
+    from ...backends.llvm_cpu import build_object
+    from ...compiler import render
+    key = wasm_key(plan)
+    cache = get_cache()
+    wasm = cache.get("wasm", key)
+    if wasm is None:
+        with cache.lock("wasm", key):
+            wasm = cache.get("wasm", key)
+            if wasm is None:
+                obj = build_object(render(plan), plan.target, jit=False)
+                wasm = link(plan.target, obj, [f"{plan.module_name}_main"])
+                cache.put("wasm", key, wasm, {"target": plan.target.name,
+                                              "kernels": len(plan.part.groups)})
+    return WasmFunction(plan, wasm)
+
+
+class WasmFunction:
+    """A module instantiated in wasmtime; `.run` as CpuFunction's."""
+
+    def __init__(self, plan, wasm: bytes):
+        import wasmtime
+        self.plan = plan
+        self.target = plan.target
+        self.module = wasmtime.Module(engine(), wasm)
+        self.store = wasmtime.Store(engine())
+        self.instance = wasmtime.Instance(self.store, self.module, [])
+        ex = self.instance.exports(self.store)
+        self.main = ex[f"{plan.module_name}_main"]
+        self.malloc, self.free, self.memory = ex["malloc"], ex["free"], ex["memory"]
+        b = plan.part.buffers
+        self.n_inputs = b.n_inputs
+        self.n_outputs = len(b.outputs)
+        self._lock = threading.Lock()
+
+    def _mem(self) -> np.ndarray:
+        """The linear memory as a uint8 array (valid until the memory grows)."""
+        n = self.memory.data_len(self.store)
+        return np.ctypeslib.as_array(self.memory.data_ptr(self.store), shape=(n,))
+
+    def _alloc(self, size: int) -> int:
+        p = self.malloc(self.store, size)
+        if p == 0:
+            raise E.RunnerError(f"{self.target.name}: {size} bytes do not fit in WebAssembly's 4 GiB "
+                                "linear memory", hint="use smaller arrays, or a 64-bit target")
+        return p
+
+    def run(self, buffers: tuple) -> None:
+        """buffers: every input (arrays, 0-d arrays for scalars), output and temporary, in order."""
+        import wasmtime
+        n = len(buffers)
+        with self._lock:
+            blocks = []
+            try:
+                table = self._alloc(4 * max(n, 1))
+                blocks.append(table)
+                ptrs, spans = [], []
+                for a in buffers:
+                    lo, size = byte_span(a)
+                    addr = a.__array_interface__["data"][0]
+                    p = self._alloc(size + 128)
+                    blocks.append(p)
+                    start = (p + 63) // 64 * 64 + (addr + lo) % 64   # the array's alignment class
+                    ptrs.append(start - lo)
+                    spans.append((start, addr + lo, size))
+                mem = self._mem()
+                for i in range(self.n_inputs):
+                    start, src, size = spans[i]
+                    if size:
+                        mem[start:start + size] = np.ctypeslib.as_array(
+                            (ctypes.c_uint8 * size).from_address(src))
+                mem[table:table + 4 * n] = np.asarray(ptrs, dtype="<u4").view(np.uint8)
+                try:
+                    self.main(self.store, table)
+                except wasmtime.Trap as e:
+                    raise E.RunnerError(f"{self.target.name}: the kernel trapped in wasmtime: {e}",
+                                        hint="a trap in generated code is a torsh-jit bug: please "
+                                             "report it with `torsh-jit explain` output") from None
+                mem = self._mem()            # the kernel's malloc may have grown the memory
+                for i in range(self.n_inputs, self.n_inputs + self.n_outputs):
+                    out = buffers[i]
+                    if out.size:
+                        np.copyto(out, np.ndarray(out.shape, out.dtype, buffer=mem, offset=ptrs[i],
+                                                  strides=out.strides))
+            finally:
+                for p in reversed(blocks):
+                    self.free(self.store, p)
