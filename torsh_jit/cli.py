@@ -42,18 +42,37 @@ def _specs(args):
 
 def cmd_targets(ns) -> int:
     from .target import known_targets
-    from .runtime.hardware import runs_natively, host_target
+    from .runtime.hardware import runs_natively, runner_available, host_target
+    from .runtime.runners import why_missing
     try:
         host = host_target().name
     except E.TorshJitError:
         host = None
-    print(f"{'target':<18} {'language':<9} {'runs here':<10} description")
+    print(f"{'target':<18} {'language':<9} {'runs here':<14} description")
+    missing = []
     for name, t in sorted(known_targets().items(), key=lambda kv: (kv[1].language, -kv[1].rank)):
-        here = "yes" if runs_natively(t) else "no"
+        here = "native" if runs_natively(t) else t.runner if runner_available(t) else "no"
+        if here == "no":
+            missing.append((name, why_missing(t) if t.runner != "native" else "this CPU cannot run it"))
         mark = " (host)" if name == host else ""
-        print(f"{name:<18} {t.language:<9} {here:<10} {t.description}{mark}")
-    print("\naliases: host = the best target above that runs here" + (f" ({host})" if host else ""))
+        print(f"{name:<18} {t.language:<9} {here:<14} {t.description}{mark}")
+    print("\naliases: host = the best target above that runs natively" + (f" ({host})" if host else ""))
+    for name, why in missing:
+        print(f"{name}: {why}")
     return 0
+
+
+def cmd_runners(ns) -> int:
+    """What each emulated target needs, and (--install) installing it."""
+    from .runtime.runners import all_missing, install, why_missing
+    from .target import known_targets
+    if ns.install:
+        return 1 if install() else 0
+    miss = all_missing()
+    for name, t in sorted(known_targets().items()):
+        if t.runner != "native":
+            print(f"{name:<18} {t.runner:<14} " + ("ready" if name not in miss else why_missing(t)))
+    return 1 if miss else 0
 
 
 def cmd_explain(ns) -> int:
@@ -188,6 +207,10 @@ def main(argv=None) -> int:
             p.add_argument("-o", "--output", required=True, help="output directory")
             p.add_argument("--name", default=None, help="C function name (default: the Python name)")
             p.set_defaults(func=cmd_compile)
+    r = sub.add_parser("runners", help="emulators for other ISAs (qemu-user, wasmtime): status, --install")
+    r.add_argument("--install", action="store_true",
+                   help="install what is missing (apt-get as root or through sudo, pip)")
+    r.set_defaults(func=cmd_runners)
     c = sub.add_parser("cache", help="the compiled-kernel cache")
     c.add_argument("action", choices=["info", "clear", "prune"])
     c.add_argument("--max-mb", type=float, default=None, help="prune: keep at most this many MiB")
