@@ -1,0 +1,279 @@
+"""One op corpus, run on every CPU target (tests/targets/test_corpus.py).
+
+Every op kind, broadcasting, views, reductions, softmax, layernorm, matmul, int and float
+dtypes and special values, grouped into a few functions with many outputs each: one
+function is one compiled module and, on an emulated target, one emulator run.
+
+A case is written once against a namespace `F` of array functions: torsh-jit (`tj`)
+when traced, numpy (the `NP` shim below, which adds the few functions numpy lacks,
+computed in float64) for the reference, so the two cannot drift apart.
+"""
+from __future__ import annotations
+
+import math
+import types
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+# -- the numpy side of the functions torsh-jit has and numpy lacks --------------------------
+def _float_dt(x):
+    return np.exp(np.zeros(0, np.asarray(x).dtype)).dtype
+
+
+def _via64(f):
+    return lambda x: f(np.asarray(x, np.float64)).astype(_float_dt(x))
+
+
+NP = types.SimpleNamespace(
+    exp=np.exp, exp2=np.exp2, log=np.log, log2=np.log2, log1p=np.log1p, expm1=np.expm1,
+    sqrt=np.sqrt, sin=np.sin, cos=np.cos, tan=np.tan, tanh=np.tanh, floor=np.floor,
+    ceil=np.ceil, round=np.rint, sign=np.sign, abs=np.abs, where=np.where, maximum=np.maximum,
+    minimum=np.minimum, logical_and=np.logical_and, logical_or=np.logical_or,
+    logical_xor=np.logical_xor, logical_not=np.logical_not, clip=np.clip, sum=np.sum,
+    prod=np.prod, mean=np.mean, max=np.max, min=np.min, any=np.any, all=np.all,
+    argmax=np.argmax, argmin=np.argmin, matmul=np.matmul,
+    sigmoid=_via64(lambda x: 1.0 / (1.0 + np.exp(-x))),
+    erf=_via64(np.frompyfunc(math.erf, 1, 1)),
+    rsqrt=_via64(lambda x: 1.0 / np.sqrt(x)),
+    relu=lambda x: np.maximum(x, np.asarray(x).dtype.type(0)),
+)
+
+
+def reference(fn, args):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        out = fn(NP)(*args)
+    return out if isinstance(out, tuple) else (out,)
+
+
+# -- data -------------------------------------------------------------------------------------
+def specials(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "i":
+        info = np.iinfo(dtype)
+        return np.array([0, 1, -1, 2, -2, 7, -7, info.min, info.max, info.min + 1, info.max - 1], dtype)
+    fi = np.finfo(dtype)
+    v = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 0.5, -0.5, 1.5, 2.5, -2.5,
+         fi.smallest_subnormal, -fi.smallest_subnormal, fi.smallest_normal, fi.max, -fi.max,
+         1e10, -1e10, 1e-10, 88.5, -104.0, 709.5, 3.14159265, 1.5707963]
+    with np.errstate(over="ignore"):
+        return np.array(v).astype(dtype)
+
+
+def values(rng, dtype, n, scale=4.0, special=True):
+    """n values of dtype: its special values, the rest normal draws times scale, shuffled."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "i":
+        x = rng.integers(-100, 101, n).astype(dtype)
+    else:
+        x = (rng.standard_normal(n) * scale).astype(dtype)
+    if special:
+        sp = specials(dtype)[:n]
+        x[:len(sp)] = sp
+        rng.shuffle(x)
+    return x
+
+
+# -- cases ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tol:
+    rtol: float = 0.0          # in eps of the output dtype (0: exact)
+    atol: float = 0.0          # in eps of the output dtype
+    zero_sign: bool = True     # signs of zeros must match (exact outputs)
+
+
+EXACT = Tol()
+MATH = Tol(16, 4)              # vector math: a few ulp each side (ours and numpy's own)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    fn: object                 # F -> the function of arrays
+    make: object               # rng -> tuple of arguments
+    tols: tuple = ()           # per output; missing entries are EXACT
+    labels: tuple = ()
+    default: Tol = field(default=EXACT)
+
+    def tol(self, i) -> Tol:
+        return self.tols[i] if i < len(self.tols) and self.tols[i] is not None else self.default
+
+    def label(self, i) -> str:
+        return self.labels[i] if i < len(self.labels) else f"output {i}"
+
+
+UNARY_MATH = ("exp", "exp2", "expm1", "log", "log2", "log1p", "sin", "cos", "tan", "tanh",
+              "sigmoid", "erf")
+
+
+def _unary(dtype):
+    def fn(F):
+        def f(x, p, s):
+            outs = [-x, F.abs(x), F.floor(x), F.ceil(x), F.round(x), F.sign(x), F.relu(x),
+                    F.sqrt(p), F.rsqrt(p)]
+            outs += [getattr(F, name)(s if name.startswith("exp") or name in ("sin", "cos", "tan")
+                                      else p if name.startswith("log") else x)
+                     for name in UNARY_MATH]
+            return tuple(outs)
+        return f
+
+    def make(rng):
+        n = 203
+        x = values(rng, dtype, n)
+        p = np.abs(values(rng, dtype, n))
+        s = values(rng, dtype, n, scale=8.0)
+        return x, p, s
+    labels = ("neg", "abs", "floor", "ceil", "round", "sign", "relu", "sqrt", "rsqrt") + UNARY_MATH
+    tols = (None,) * 6 + (Tol(zero_sign=False), Tol(1), Tol(2, 0)) + (MATH,) * len(UNARY_MATH)
+    return Case(f"unary-{dtype}", fn, make, tols, labels)
+
+
+def _binary(dtype):
+    def fn(F):
+        def f(x, y):
+            bx, by = x > 0, y < 1
+            return (x + y, x - y, x * y, x / y, x // y, x % y, F.maximum(x, y), F.minimum(x, y),
+                    x ** y, F.abs(x) ** 1.5, x ** 2,
+                    x == y, x != y, x < y, x <= y, x > y, x >= y,
+                    F.where(bx, x, y), F.clip(x, -1.5, 2.0),
+                    F.logical_and(bx, by), F.logical_or(bx, by), F.logical_xor(bx, by),
+                    F.logical_not(bx))
+        return f
+
+    def make(rng):
+        x = values(rng, dtype, 151)
+        y = values(rng, dtype, 151)
+        y[::7] = x[::7]                     # equal pairs for the comparisons
+        return x, y
+    labels = ("add", "sub", "mul", "truediv", "floordiv", "mod", "maximum", "minimum", "pow",
+              "pow 1.5", "square", "eq", "ne", "lt", "le", "gt", "ge", "where", "clip",
+              "and", "or", "xor", "not")
+    tols = (None,) * 6 + (Tol(zero_sign=False),) * 2 + (MATH, MATH)
+    return Case(f"binary-{dtype}", fn, make, tols, labels)
+
+
+def _ints(dtype):
+    def fn(F):
+        def f(a, b, e, x):
+            return (a + b, a - b, a * b, a // b, a % b, -a, F.abs(a), F.maximum(a, b),
+                    F.minimum(a, b), F.sign(a), a == b, a < b, a >= b, F.where(a > b, a, b),
+                    a ** e, a.astype(np.float64), (a > 0).astype(a.dtype), a != 0,
+                    x.astype(a.dtype), a * 3 - 7, a + (a > b))
+        return f
+
+    def make(rng):
+        a = values(rng, dtype, 131)
+        b = values(rng, dtype, 131)
+        b[::9] = 0                          # division by zero: numpy's 0
+        b[1::11] = -1                       # MIN // -1
+        e = rng.integers(0, 6, 131).astype(dtype)
+        x = rng.uniform(-1000, 1000, 131)   # float -> int casts (finite, in range)
+        return a, b, e, x
+    labels = ("add", "sub", "mul", "floordiv", "mod", "neg", "abs", "maximum", "minimum", "sign",
+              "eq", "lt", "ge", "where", "pow", "to float64", "bool to int", "to bool",
+              "float to int", "affine", "int + bool")
+    return Case(f"ints-{dtype}", fn, make, (), labels)
+
+
+def _views():
+    def fn(F):
+        def f(x, t, r, row, col, s):
+            return (x + row,                        # strided 2-D view + a row (broadcast)
+                    t * col,                        # transposed view * a column
+                    r - s,                          # negative steps - a runtime scalar
+                    F.exp(x) * row + col,           # (n,1) and (m,) broadcast to (n, m)
+                    (x + 1).reshape(-1),            # a reshape of a view
+                    F.where(x > 0, t, r),           # three layouts at once
+                    x[1:, ::2] * 2,                 # slicing inside the kernel
+                    x.sum(axis=0, keepdims=True) + row)
+        return f
+
+    def make(rng):
+        base = values(rng, "float32", 9 * 24, special=False).reshape(9, 24)
+        x = base[::2, 1:22:2]                       # (5, 11), both axes strided
+        t = values(rng, "float32", 11 * 5, special=False).reshape(11, 5).T      # (5, 11)
+        r = values(rng, "float32", 5 * 22, special=False).reshape(5, 22)[::-1, ::-2]   # (5, 11)
+        row = values(rng, "float32", 11, special=False)
+        col = values(rng, "float32", 5, special=False).reshape(5, 1)
+        return x, t, r, row, col, 0.75
+    labels = ("x + row", "t * col", "r - s", "exp(x)*row+col", "reshape", "where", "slice",
+              "sum keepdims + row")
+    return Case("views-broadcast", fn, make, (None, None, None, MATH, None, None, None, Tol(8, 8)),
+                labels)
+
+
+def _reductions():
+    def fn(F):
+        def f(x, m):
+            e = F.exp(x - x.max(axis=-1, keepdims=True))
+            softmax = e / e.sum(axis=-1, keepdims=True)
+            mu = x.mean(axis=-1, keepdims=True)
+            var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+            layernorm = (x - mu) / F.sqrt(var + 1e-5)
+            return (x.sum(axis=-1), x.sum(axis=0), F.sum(x), F.prod(x[:, :6] * 0.5 + 1, axis=1),
+                    x.mean(axis=0), x.max(axis=1), x.min(axis=0), F.argmax(x, axis=1),
+                    F.argmin(x, axis=0), F.any(x > 2.5, axis=1), F.all(x > -3, axis=1),
+                    m.sum(axis=1), m.max(axis=0), F.argmax(m, axis=1), softmax, layernorm)
+        return f
+
+    def make(rng):
+        x = values(rng, "float32", 37 * 300, scale=1.0, special=False).reshape(37, 300)
+        m = values(rng, "int32", 23 * 17, special=True).reshape(23, 17)
+        return x, m
+    labels = ("sum -1", "sum 0", "sum all", "prod", "mean 0", "max 1", "min 0", "argmax", "argmin",
+              "any", "all", "int sum", "int max", "int argmax", "softmax", "layernorm")
+    tols = (Tol(8, 64), Tol(8, 64), Tol(8, 512), Tol(16, 0), Tol(8, 8)) + (None,) * 9 + \
+        (Tol(16, 4), Tol(16, 16))
+    return Case("reductions-softmax-layernorm", fn, make, tols, labels)
+
+
+def _matmuls():
+    def fn(F):
+        def f(a, b, bias, c, d, bt, i, j):
+            return (F.relu(a @ b + bias),           # fused epilogue
+                    a @ bt,                         # transposed operand
+                    c @ d,                          # float64, batched with broadcasting
+                    i @ j)                          # int32
+        return f
+
+    def make(rng):
+        a = rng.uniform(-1, 1, (13, 37)).astype(np.float32)
+        b = rng.uniform(-1, 1, (37, 29)).astype(np.float32)
+        bias = rng.uniform(-1, 1, 29).astype(np.float32)
+        c = rng.uniform(-1, 1, (2, 1, 5, 9))
+        d = rng.uniform(-1, 1, (3, 9, 7))
+        bt = rng.uniform(-1, 1, (19, 37)).astype(np.float32).T
+        i = rng.integers(-50, 50, (6, 11)).astype(np.int32)
+        j = rng.integers(-50, 50, (11, 10)).astype(np.int32)
+        return a, b, bias, c, d, bt, i, j
+    tols = (Tol(16, 160, False), Tol(16, 160, False), Tol(16, 40, False), None)
+    return Case("matmul", fn, make, tols, ("relu(a@b+bias)", "a @ b.T", "batched f64", "int32"))
+
+
+CASES = [_unary("float32"), _unary("float64"), _binary("float32"), _binary("float64"),
+         _ints("int32"), _ints("int64"), _views(), _reductions(), _matmuls()]
+
+
+def check(case: Case, got, want, dtype_eps=None) -> None:
+    """Every output: dtype and shape as numpy's; values exact or within the case's tolerance."""
+    got = got if isinstance(got, tuple) else (got,)
+    assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want)):
+        g, w = np.asarray(g), np.asarray(w)
+        what = f"{case.name}: {case.label(i)}"
+        assert g.dtype == w.dtype, f"{what}: dtype {g.dtype}, numpy gives {w.dtype}"
+        assert g.shape == w.shape, f"{what}: shape {g.shape}, numpy gives {w.shape}"
+        tol = case.tol(i)
+        if w.dtype.kind == "f" and (tol.rtol or tol.atol):
+            e = float(np.finfo(w.dtype).eps)
+            np.testing.assert_allclose(g, w, rtol=tol.rtol * e, atol=tol.atol * e, equal_nan=True,
+                                       err_msg=what)
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=what)
+            if w.dtype.kind == "f" and tol.zero_sign:
+                z = (w == 0) & (g == 0)
+                np.testing.assert_array_equal(np.signbit(g[z]), np.signbit(w[z]),
+                                              err_msg=f"{what}: sign of zero differs")

@@ -1,0 +1,31 @@
+"""The op corpus (op_corpus.py) on every CPU target, compared with numpy.
+
+x86 levels run natively; aarch64-neon, aarch64-sve (two vector lengths), riscv64-rvv (two
+VLENs) under qemu-user; wasm32-simd128 in wasmtime. Each case is one compiled module and
+one emulator run per target; the module is built once per target and reused across
+vector lengths (the code is fixed-length; the emulated length is read at run time).
+"""
+from __future__ import annotations
+
+import pytest
+
+import torsh_jit as tj
+
+from op_corpus import CASES, check, reference
+
+_kernels: dict = {}
+
+
+def kernel_for(case, target):
+    k = _kernels.get((case.name, target))
+    if k is None:
+        k = _kernels[(case.name, target)] = tj.kernel(case.fn(tj)).to(target)
+    return k
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_corpus(case, target_config, rng):
+    name, env = target_config
+    args = case.make(rng)
+    got = kernel_for(case, name)(*args)
+    check(case, got, reference(case.fn, args))
