@@ -5,6 +5,10 @@
 writes out/<target>/<name>.{ll,o,h} and out/manifest.json. The header declares
 one C function taking a pointer per argument and per output; it calls the
 object's `<module>_main(void **buffers)` entry and allocates temporaries itself.
+Objects are for the target's triple (any target, whatever this machine is: link an
+aarch64 object with aarch64-linux-gnu-gcc, ...). For wasm32 the bundle also holds
+`<name>.wasm`, the object linked with wasi-libc into a module that exports the entry,
+`malloc`, `free` and its memory and imports nothing (when wasm-ld is installed).
 """
 from __future__ import annotations
 
@@ -106,17 +110,25 @@ def compile_bundle(fn, specs: tuple[ArgSpec, ...], targets: list[str], out_dir, 
         (d / f"{name}.o").write_bytes(obj)
         b = p.part.buffers
         (d / f"{name}.h").write_text(_header(name, p.module_name, specs, names, b.outputs, b.temps))
+        from .runtime.runners import aot_artifacts
+        files = {"llvm_ir": f"{t.name}/{name}.ll", "object": f"{t.name}/{name}.o",
+                 "header": f"{t.name}/{name}.h"}
+        for suffix, data in aot_artifacts(t, obj, f"{p.module_name}_main").items():
+            (d / f"{name}{suffix}").write_bytes(data)
+            files[suffix.lstrip(".")] = f"{t.name}/{name}{suffix}"
         manifest["entries"].append({
             "target": t.name, "triple": t.triple, "cpu": t.cpu, "features": list(t.features),
-            "symbol": f"{p.module_name}_main", "c_function": name,
-            "files": {"llvm_ir": f"{t.name}/{name}.ll", "object": f"{t.name}/{name}.o",
-                      "header": f"{t.name}/{name}.h"},
+            "symbol": f"{p.module_name}_main", "c_function": name, "pointer_bits": t.pointer_bits,
+            "files": files,
             "arguments": [{"name": n, "kind": s.kind, "dtype": s.dtype, "shape": list(s.shape)}
                           for n, s in zip(names, specs)],
             "outputs": [{"dtype": dt, "shape": list(sh)} for sh, dt in b.outputs],
+            # the entry's buffer table is arguments, outputs, then these scratch buffers
+            "temporaries": [{"dtype": dt, "shape": list(sh)} for sh, dt in b.temps],
             "kernels": len(p.part.groups), "buffers": n_buffers(p),
         })
-        progress(f"  wrote {d}/{name}.o, .h, .ll ({len(p.part.groups)} kernel(s))")
+        extra = "".join(f", {Path(f).suffix}" for k, f in files.items() if k not in ("llvm_ir", "object", "header"))
+        progress(f"  wrote {d}/{name}.o, .h, .ll{extra} ({len(p.part.groups)} kernel(s))")
     from . import __version__
     manifest["torsh_jit_version"] = __version__
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

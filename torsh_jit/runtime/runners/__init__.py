@@ -113,6 +113,17 @@ def byte_span(a) -> tuple[int, int]:
     return lo, hi - lo + a.itemsize
 
 
+def aot_artifacts(target, obj: bytes, symbol: str) -> dict[str, bytes]:
+    """Extra files an ahead-of-time bundle carries for this target beside its object
+    (`{".wasm": module}` for wasm32: the object linked into a loadable module), or {} when
+    the target has none or its runner's tools are missing (the object is complete alone)."""
+    if not available(target):
+        return {}
+    mod = importlib.import_module(f"{__name__}.{KINDS[kind(target)]}")
+    fn = getattr(mod, "aot_artifacts", None)
+    return fn(target, obj, symbol) if fn else {}
+
+
 _scratch: str | None = None
 _scratch_lock = threading.Lock()
 

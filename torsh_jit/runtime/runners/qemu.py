@@ -94,6 +94,18 @@ def build(plan):
     return QemuFunction(plan, exe, key)
 
 
+def emulator_command(target, vlen: int | None = None) -> list[str]:
+    """`qemu-ARCH -cpu ... -L SYSROOT`, to which a program and its arguments are appended;
+    vlen: the emulated vector length (default: the target's first)."""
+    cmd = [target.runner]
+    if target.emulator_cpu:
+        vlen = vlen or (target.vlens[0] if target.vlens else 0)
+        cmd += ["-cpu", target.emulator_cpu.format(vlen=vlen)]
+    if target.sysroot and os.path.isdir(target.sysroot):
+        cmd += ["-L", target.sysroot]
+    return cmd
+
+
 class QemuFunction:
     """A module built for another ISA, run under qemu-user; `.run` as CpuFunction's."""
 
@@ -131,14 +143,7 @@ class QemuFunction:
         return v
 
     def command(self, job: str) -> list[str]:
-        t = self.target
-        vlen = self.vector_length()
-        cmd = [t.runner]
-        if t.emulator_cpu:
-            cmd += ["-cpu", t.emulator_cpu.format(vlen=vlen)]
-        if t.sysroot and os.path.isdir(t.sysroot):
-            cmd += ["-L", t.sysroot]
-        return cmd + [self.exe, job]
+        return emulator_command(self.target, self.vector_length()) + [self.exe, job]
 
     def run(self, buffers: tuple) -> None:
         """buffers: every input (arrays, 0-d arrays for scalars), output and temporary, in order."""

@@ -78,6 +78,11 @@ def link(target, obj: bytes, exports: list[str], out_dir: str | None = None) -> 
                 pass
 
 
+def aot_artifacts(target, obj: bytes, symbol: str) -> dict[str, bytes]:
+    """The bundle's `.wasm`: exports the entry, malloc, free and memory; imports nothing."""
+    return {".wasm": link(target, obj, [symbol])}
+
+
 def build(plan):
     from ...backends.llvm_cpu import build_object
     from ...compiler import render
