@@ -1,0 +1,37 @@
+"""Which targets the tests in tests/targets run on, and skipping or failing when one cannot
+run here (TORSH_JIT_REQUIRE_RUNNERS=1: fail)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import torsh_jit as tj
+from torsh_jit.runtime.hardware import can_run, missing_runners
+
+# vector lengths (bits) each emulated scalable target is tested at
+LENGTHS = {"aarch64-sve": (128, 512), "riscv64-rvv": (128, 256)}
+
+
+def configs():
+    out = []
+    for name, t in sorted(tj.known_targets().items(), key=lambda kv: (-kv[1].rank, kv[0])):
+        if t.language != "llvm":
+            continue
+        if t.vlen_env:
+            assert name in LENGTHS, f"{name} has a vector length setting: say which two to test"
+            out += [pytest.param((name, {t.vlen_env: str(v)}), id=f"{name}@{v}") for v in LENGTHS[name]]
+        else:
+            out.append(pytest.param((name, {}), id=name))
+    return out
+
+
+def require_target(name: str) -> None:
+    """Skip (or, under TORSH_JIT_REQUIRE_RUNNERS=1, fail) when the target cannot run here."""
+    t = tj.parse_target(name)
+    if can_run(t):
+        return
+    why = dict(missing_runners()).get(name, "cannot run on this machine")
+    if os.environ.get("TORSH_JIT_REQUIRE_RUNNERS") == "1":
+        pytest.fail(f"{name} cannot run here and TORSH_JIT_REQUIRE_RUNNERS=1: {why}")
+    pytest.skip(f"{name}: {why}")
