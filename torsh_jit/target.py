@@ -46,7 +46,7 @@ class Target:
     pointer_bits: int = 64
     fused_multiply_add: bool = True   # False: llvm.fma has no instruction (soft_fma in codegen)
     # runner data (read by torsh_jit/runtime/runners only)
-    emulator_cpu: str = ""        # qemu -cpu value; "{vlen}" is the emulated vector length
+    emulator_cpu: str = ""        # qemu -cpu value; {vlen}/{vlen_bytes}: the emulated vector length
     vlen_env: str = ""            # environment variable choosing the emulated vector length
     vlens: tuple[int, ...] = ()   # vector lengths the emulator accepts; the first is the default
     vlen_probe: str = ""          # how the harness reads the vector length back ("sve", "rvv")

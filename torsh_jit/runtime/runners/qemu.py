@@ -100,7 +100,7 @@ def emulator_command(target, vlen: int | None = None) -> list[str]:
     cmd = [target.runner]
     if target.emulator_cpu:
         vlen = vlen or (target.vlens[0] if target.vlens else 0)
-        cmd += ["-cpu", target.emulator_cpu.format(vlen=vlen)]
+        cmd += ["-cpu", target.emulator_cpu.format(vlen=vlen, vlen_bytes=vlen // 8)]
     if target.sysroot and os.path.isdir(target.sysroot):
         cmd += ["-L", target.sysroot]
     return cmd
@@ -216,4 +216,4 @@ class QemuFunction:
             if bits != want:
                 raise E.RunnerError(f"{t.name}: asked {t.runner} for {want}-bit vectors, the emulated "
                                     f"CPU has {bits}", hint=f"check that {t.runner} supports -cpu "
-                                                            f"{t.emulator_cpu.format(vlen=want)}")
+                                                            f"{emulator_command(t, want)[2]}")

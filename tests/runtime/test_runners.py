@@ -1,0 +1,148 @@
+"""Runners: targets of other ISAs execute here through the same call, missing tools are
+errors that say what to install, artifacts are cached by key, emulated vector lengths
+are honoured."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import torsh_jit as tj
+from torsh_jit import compiler
+from torsh_jit.errors import RunnerError, TargetError
+from torsh_jit.ir.tracer import spec_of
+from torsh_jit.runtime import hardware, runners
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "targets"))
+from target_configs import require_target  # noqa: E402
+
+EMULATED = ["aarch64-neon", "aarch64-sve", "riscv64-rvv", "wasm32-simd128"]
+
+
+def gelu_mul(x, y):
+    return 0.5 * x * (1 + tj.tanh(0.7978845608 * (x + 0.044715 * x ** 3))) * y
+
+
+@pytest.mark.parametrize("target", EMULATED)
+def test_to_runs_the_kernel_here(target, rng):
+    require_target(target)
+    a, b = rng.standard_normal((2, 1000)).astype(np.float32)
+    got = tj.kernel(gelu_mul).to(target)(a, b)
+    want = 0.5 * a * (1 + np.tanh(0.7978845608 * (a + 0.044715 * a ** 3))) * b
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert target in tj.available_targets()
+
+
+@pytest.mark.parametrize("target", EMULATED)
+def test_views_scalars_and_empty_arrays(target, rng):
+    """Inputs the runner must lay out: negative steps, transposes, 0-d scalars, size 0."""
+    require_target(target)
+    base = rng.standard_normal((6, 9))
+    x = base[::-2, 1::3]                         # (3, 3) with a negative row stride
+    y = rng.standard_normal((3, 3)).T.astype(np.float32)
+    k = tj.kernel(lambda x, y, s, e: (x * s + y, e + 1)).to(target)
+    got, empty = k(x, y, 2.5, np.zeros((0, 4), np.int32))
+    np.testing.assert_allclose(got, x * 2.5 + y, rtol=1e-12)
+    assert empty.shape == (0, 4) and empty.dtype == np.int32
+
+
+@pytest.mark.parametrize("target,lengths", [("aarch64-sve", (128, 256, 512, 2048)),
+                                             ("riscv64-rvv", (128, 256, 512, 1024))])
+def test_emulated_vector_length_is_what_was_asked(target, lengths, monkeypatch, rng):
+    require_target(target)
+    t = tj.parse_target(target)
+    x = rng.standard_normal(1003).astype(np.float32)
+    p, _ = tj.kernel(lambda x: np.exp(x).sum())._plan((spec_of(x),), target=target)
+    fn = compiler.build(p)
+    for v in lengths:
+        monkeypatch.setenv(t.vlen_env, str(v))
+        out = np.empty((), np.float32)
+        fn.run((x, out))
+        assert fn.last_vector_bits == v
+        np.testing.assert_allclose(out, np.exp(x.astype(np.float64)).sum(), rtol=1e-5)
+    monkeypatch.setenv(t.vlen_env, "96")
+    with pytest.raises(RunnerError, match="not a vector length"):
+        fn.run((x, np.empty((), np.float32)))
+
+
+def test_second_build_neither_generates_code_nor_links(monkeypatch, rng):
+    require_target("riscv64-rvv")
+    from torsh_jit.backends import llvm_cpu
+    from torsh_jit.runtime.runners import qemu
+    x = rng.standard_normal(77).astype(np.float32)
+    fn = lambda x: np.sin(x) * 3 + 0.125  # noqa: E731
+    p, _ = tj.kernel(fn)._plan((spec_of(x),), target="riscv64-rvv")
+    compiler.build(p)
+    compiler._loaded.pop(p.key, None)          # as a new process would start
+    links = []
+    monkeypatch.setattr(qemu, "link", lambda *a, **k: links.append(1))
+    before = llvm_cpu.STATS["codegen"]
+    f2 = compiler.build(p)
+    assert links == [] and llvm_cpu.STATS["codegen"] == before
+    out = np.empty(77, np.float32)
+    f2.run((x, out))
+    np.testing.assert_allclose(out, np.sin(x) * 3 + 0.125, rtol=1e-6)
+
+
+def _without_tools(monkeypatch, tmp_path):
+    """A PATH with none of the runners' commands on it."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+
+def test_missing_emulator_says_which_package(monkeypatch, tmp_path, rng):
+    _without_tools(monkeypatch, tmp_path)
+    t = tj.parse_target("aarch64-neon")
+    assert not hardware.runner_available(t)
+    assert "aarch64-neon" not in tj.available_targets() or hardware.runs_natively(t)
+    if hardware.runs_natively(t):
+        pytest.skip("an AArch64 host runs it natively")
+    p, _ = tj.kernel(gelu_mul)._plan((spec_of(np.zeros(8, np.float32)),) * 2,
+                                     target="aarch64-neon")
+    compiler._loaded.pop(p.key, None)
+    with pytest.raises(RunnerError) as e:
+        compiler.build(p)
+    msg = str(e.value)
+    assert "qemu-aarch64" in msg and "qemu-user" in msg and "gcc-aarch64-linux-gnu" in msg
+    assert isinstance(e.value, TargetError)
+    missing = dict(hardware.missing_runners())
+    assert "apt-get install" in missing["riscv64-rvv"] and "qemu-user" in missing["riscv64-rvv"]
+    assert "lld" in missing["wasm32-simd128"]
+
+
+def test_every_emulated_target_declares_what_it_needs():
+    for name, t in tj.known_targets().items():
+        if t.runner == "native":
+            continue
+        assert runners.kind(t), f"{name}: runner {t.runner!r} is not one of {sorted(runners.KINDS)}"
+        needs = [dict(n) for n in t.needs]
+        assert needs and all(("debian" in n) or ("pip" in n) for n in needs), name
+        assert t.runner in [n.get("command") for n in needs] or runners.kind(t) == "wasmtime"
+
+
+def test_runners_command_reports_status(capsys):
+    from torsh_jit.cli import main
+    rc = main(["runners"])
+    out = capsys.readouterr().out
+    for name in EMULATED:
+        assert name in out
+    assert rc == (1 if runners.all_missing() else 0)
+
+
+def test_host_is_never_an_emulated_target():
+    host = tj.parse_target("host")
+    assert hardware.runs_natively(host)
+    assert tj.available_targets()[0] == host.name
+
+
+def test_runs_natively_is_about_the_triple(monkeypatch):
+    """On an AArch64 host, the aarch64 targets are native (NEON always, SVE with the feature)."""
+    monkeypatch.setattr(hardware, "machine_arch", lambda: "aarch64")
+    monkeypatch.setattr(hardware, "host_features", lambda: frozenset({"neon", "fp-armv8"}))
+    assert hardware.runs_natively(tj.parse_target("aarch64-neon"))
+    assert not hardware.runs_natively(tj.parse_target("aarch64-sve"))
+    assert not hardware.runs_natively(tj.parse_target("x86_64-sse42"))
+    monkeypatch.setattr(hardware, "host_features", lambda: frozenset({"neon", "fp-armv8", "sve"}))
+    assert hardware.runs_natively(tj.parse_target("aarch64-sve"))
