@@ -160,31 +160,36 @@ def all_missing() -> dict[str, list[dict]]:
 def install(progress=print) -> list[str]:
     """Install what every target's runner needs (apt-get for Debian packages, pip for Python
     ones), only what is missing; apt-get runs only when a Debian package is missing, after
-    `apt-get update`. Returns the targets still lacking something afterwards."""
+    `apt-get update`, as root or through sudo. What cannot be installed here (no apt-get, no
+    root) is printed with the command to run. Returns the targets still lacking something;
+    raises RunnerError when an install command fails."""
     import subprocess
     import sys
+    from ...target import known_targets
     needs = [n for miss in all_missing().values() for n in miss]
     deb = sorted({n["debian"] for n in needs if "debian" in n})
     pip = sorted({n["pip"] for n in needs if "pip" in n})
     if not deb and not pip:
-        progress("torsh-jit runners: everything every target needs is installed")
+        progress("torsh-jit runners: every target's runner is installed")
         return []
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     if deb:
-        if shutil.which("apt-get") is None:
-            raise E.RunnerError("these runner packages are missing and there is no apt-get: "
-                                + " ".join(deb), hint="install the equivalents with your package manager")
         sudo = [] if os.geteuid() == 0 else ["sudo"]
-        if sudo and shutil.which("sudo") is None:
-            raise E.RunnerError("installing runner packages needs root: " + " ".join(deb),
-                                hint="run as root: apt-get update && apt-get install -y " + " ".join(deb))
-        progress("torsh-jit runners: apt-get install " + " ".join(deb))
-        for cmd in (sudo + ["apt-get", "update", "-q"],
-                    sudo + ["apt-get", "install", "-y", "-q"] + deb):
-            r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            if r.returncode != 0:
-                raise E.RunnerError(f"`{' '.join(cmd)}` failed:\n{r.stderr.strip()[-2000:]}",
-                                    hint="install the packages by hand: " + " ".join(deb))
+        if shutil.which("apt-get") is None:
+            progress("torsh-jit runners: no apt-get here; install the equivalents of these Debian "
+                     "packages: " + " ".join(deb))
+        elif sudo and shutil.which("sudo") is None:
+            progress("torsh-jit runners: not root and no sudo; as root run: apt-get update && "
+                     "apt-get install -y " + " ".join(deb))
+        else:
+            progress("torsh-jit runners: apt-get install " + " ".join(deb))
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            for cmd in (sudo + ["apt-get", "update", "-q"],
+                        sudo + ["apt-get", "install", "-y", "-q"] + deb):
+                r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True)
+                if r.returncode != 0:
+                    raise E.RunnerError(f"`{' '.join(cmd)}` failed:\n{r.stderr.strip()[-2000:]}",
+                                        hint="install the packages by hand: " + " ".join(deb))
     if pip:
         progress("torsh-jit runners: pip install " + " ".join(pip))
         r = subprocess.run([sys.executable, "-m", "pip", "install", "-q"] + pip,
@@ -194,6 +199,5 @@ def install(progress=print) -> list[str]:
         importlib.invalidate_caches()
     left = sorted(all_missing())
     for name in left:
-        from ...target import known_targets
         progress(f"torsh-jit runners: {name} still lacks: {why_missing(known_targets()[name])}")
     return left
