@@ -551,9 +551,11 @@ def test_reductions(op, dtype, rng):
     cases = [(0, a, k % 2 == 1 and not op.startswith("arg")) for k, a in enumerate(axes)
              if a != -1 and a != (0, 1, 2)]
     cases += [(1, a, False) for a in axes if a in (-1, None) or a == (0, 2)]
-    if dtype in ("int64", "float64"):       # every axis for one dtype of each family
-        cases = [(0, 1, True), (1, None, False)] if not op.startswith("arg") else [(0, 1, False),
-                                                                                    (1, None, False)]
+    # the axis handling is shared by every reduction: the whole matrix runs for sum and
+    # argmax on one dtype of each family, a few cases for the other (op, dtype) pairs
+    if dtype in ("int64", "float64") or op not in ("sum", "argmax"):
+        kd = not op.startswith("arg")
+        cases = [(0, 1, kd), (1, None, False), (0, (0, 2) if kd else 0, False)]
 
     def kern(x, xt):
         out = []
@@ -631,7 +633,7 @@ def test_numpy_reduction_spellings(rng):
     want = [np.sum(x, axis=0), np.max(x, axis=1, keepdims=True), np.mean(x), np.argmax(x, axis=1),
             x.min(axis=0), x.prod(axis=1), np.add.reduce(x, axis=1), np.maximum.reduce(x, axis=0)]
     for g, w in zip(k(x), want):
-        check(g, np.asarray(w), 1e-5, zero_sign=False)
+        check(g, np.asarray(w), 1e-5, 1e-5, zero_sign=False)      # float32 sums cancel
 
 
 # -- views -------------------------------------------------------------------------------------
@@ -771,7 +773,7 @@ UFUNCS_2 = [np.add, np.subtract, np.multiply, np.divide, np.true_divide, np.floo
             np.logical_xor]
 
 
-@pytest.mark.parametrize("dtype", ["int32", "float32", "float64"])
+@pytest.mark.parametrize("dtype", ["int32", "float64"])
 def test_numpy_ufuncs_inside_kernels(dtype, rng):
     """Every numpy ufunc torsh-jit maps, called by its numpy name on traced values."""
     x = values(rng, dtype, 64)
