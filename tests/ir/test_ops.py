@@ -840,3 +840,23 @@ def test_limitation_int_pow_negative_exponent():
         np.power(x, e)
     with pytest.raises((ValueError, tj.TorshJitError)):
         tj.kernel(lambda x, e: x ** e)(x, e)
+
+
+def test_large_arrays_split_across_threads(rng):
+    """Arrays above the one-thread grain: work ranges that start and end inside rows, rows
+    spread over threads, matmul tiles over threads."""
+    x = rng.standard_normal((517, 1031)).astype(np.float32)
+    y = rng.standard_normal(1031).astype(np.float32)
+    z = rng.standard_normal((1031, 517)).astype(np.float32).T            # non-contiguous
+    fns = [lambda x, y, z: x * y + 1, lambda x, y, z: x[::-1, ::-3] - z[:, ::3] * 2,
+           lambda x, y, z: (x > 0) & (z < 1), lambda x, y, z: x.argmax(axis=1),
+           lambda x, y, z: np.max(x * y, axis=0), lambda x, y, z: x.reshape(11, 47, 1031).transpose(2, 0, 1) + 1,
+           lambda x, y, z: np.maximum(x[:300, :500] @ z[:300, :500].T + 1, 0)]
+    k = tj.kernel(lambda x, y, z: tuple(f(x, y, z) for f in fns))
+    for n, (f, got) in enumerate(zip(fns, k(x, y, z))):
+        want = f(x, y, z)
+        t = 1e-4 if n == len(fns) - 1 else 0
+        try:
+            check(got, want, t, t, zero_sign=False)
+        except AssertionError as e:
+            raise AssertionError(f"case {n}: {e}") from None
