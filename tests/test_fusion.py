@@ -210,3 +210,21 @@ def test_transposed_and_strided_inputs_fuse(rng):
     k = tj.kernel(f)
     assert k.lower(x, y).n_kernels == 1
     close(k(x, y), f(x, y), np.float32)
+
+
+def test_siblings_reading_the_same_input_share_a_kernel(rng):
+    """Horizontal fusion: values computed from the same inputs over the same axes."""
+    x = rng.standard_normal((64, 33)).astype(np.float32)
+    y = rng.standard_normal(33).astype(np.float32)
+    cases = [
+        (lambda a, b: (a + b, a * b), 1),
+        (lambda a, b: (a.sum(axis=1), (a * a).sum(axis=1)), 1),   # layernorm's two moments
+        (lambda a, b: (np.exp(a), a.max(axis=1)), 1),
+        (lambda a, b: (a + 1, b * 2), 2),              # different inputs and axes: no fusion
+        (lambda a, b: (a.sum(axis=0), a.sum(axis=1)), 2),  # different reduced axes
+    ]
+    for f, n in cases:
+        k = tj.kernel(f)
+        assert k.lower(x, y).n_kernels == n
+        for got, want in zip(k(x, y), f(x, y)):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -350,11 +350,18 @@ def partition(g: Graph, specs: tuple[ArgSpec, ...]) -> Partition:
         cand = sorted({group_of[p] for p in prods if p in group_of})
         placed = False
         options = [cand] + [[c] for c in sorted(cand, key=lambda c: -len(groups[c]))] if cand else []
+        sibling = not cand and n.kind != MATMUL
+        if sibling:
+            # horizontal fusion: a group that reads the same inputs over the same axes
+            # (f(x), g(x) returned together) shares one pass over memory
+            options = [[c] for c in _sibling_groups(g, i, groups, group_of)]
         for opt in options:
             members = set().union(*(groups[c] for c in opt)) | {i}
             members |= {v for v in views if _base(g, v) in members or _view_src_in(g, v, members)}
             members |= _free_views_between(g, members)
             if not _legal(g, members):
+                continue
+            if sibling and not _same_space(g, members, groups[opt[0]], i):
                 continue
             # take the merged groups out, then check no cycle through another group
             saved = [groups[c] for c in opt]
@@ -375,6 +382,40 @@ def partition(g: Graph, specs: tuple[ArgSpec, ...]) -> Partition:
             group_of[i] = len(groups) - 1
     groups = [gs for gs in groups if gs]
     return _build(g, specs, groups, users)
+
+
+def _input_bases(g: Graph, nid: int) -> set[int]:
+    """Graph inputs a node reads directly (through views)."""
+    out = set()
+    for p in g.nodes[nid].inputs:
+        b = _base(g, p)
+        if g.nodes[b].op == "input":
+            out.add(b)
+    return out
+
+
+def _sibling_groups(g: Graph, i: int, groups, group_of) -> list[int]:
+    mine = _input_bases(g, i)
+    if not mine:
+        return []
+    found = []
+    for k, gs in enumerate(groups):
+        if gs and any(mine & _input_bases(g, m) for m in gs if g.nodes[m].kind != VIEW):
+            found.append(k)
+    return sorted(found, key=lambda k: -len(groups[k]))
+
+
+def _same_space(g: Graph, merged: set[int], old: set[int], i: int) -> bool:
+    """Merging i adds no axis: the group keeps iterating the space it iterated."""
+    a_new, a_old = _Analysis(g, merged), _Analysis(g, old)
+
+    def n_classes(a):
+        return len({a.uf.find(v) for v in list(a.uf.p)})
+    if n_classes(a_new) != n_classes(a_old):
+        return False
+    mine = {c for c in a_new.classes(i) if c is not None}
+    everything = {a_new.uf.find(v) for v in list(a_new.uf.p)}
+    return mine == everything or mine == everything - a_new.R
 
 
 def _base(g: Graph, nid: int) -> int:
