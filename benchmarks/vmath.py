@@ -4,7 +4,8 @@
 
 Each function runs over N elements (default 16M) at float32x16 and float64x8, in a
 loop JIT-compiled for this CPU (MCJIT, O3), into a preallocated output; numpy does the
-same ufunc with out=. Times are the best of R runs, in ns per element. numpy has no
+same ufunc with out=. The two alternate R times and each reports its best, in ns per
+element. numpy has no
 erf or sigmoid ufunc: erf is compared with scipy.special.erf when scipy is installed,
 sigmoid with numpy's four in-place passes 1/(1 + exp(-x)). The assembly of the
 compiled module is also checked for calls (a scalarised libm call would show there).
@@ -109,14 +110,21 @@ def compile_all(items):
     return engine, fns, calls
 
 
-def best(fn, repeats):
-    fn()   # warm: page in the output, settle clocks
-    times = []
+def best_pair(ours, theirs, repeats):
+    """Best times of two callables, run alternately so that a burst of load elsewhere
+    on the machine hits both alike."""
+    ours()
+    if theirs is not None:
+        theirs()   # warm: page in the output, settle clocks
+    t_ours, t_theirs = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for fn, times in ((ours, t_ours), (theirs, t_theirs)):
+            if fn is None:
+                continue
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return min(t_ours), (min(t_theirs) if t_theirs else None)
 
 
 def main(argv=None):
@@ -142,9 +150,9 @@ def main(argv=None):
             out = np.empty(n, dtype)
             fn = fns[(func, dtype, width)]
             ptrs = [a.ctypes.data for a in ins] + [out.ctypes.data]
-            t_ours = best(lambda: fn(*ptrs, n // width), args.r)
-            if base is not None:
-                t_np = best(lambda: base(*ins, out), args.r)
+            theirs = (lambda: base(*ins, out)) if base is not None else None
+            t_ours, t_np = best_pair(lambda: fn(*ptrs, n // width), theirs, args.r)
+            if t_np is not None:
                 np_col, ratio = f"{t_np / n * 1e9:13.3f}", f"{t_np / t_ours:8.2f}x"
             else:
                 np_col, ratio = f"{'-':>13}", f"{'-':>9}"
