@@ -228,15 +228,6 @@ class KernelEmitter:
         if src == dst:
             return val
         fs, fd = family(src), family(dst)
-        if fs == "f" and fd == "i" and ITEMSIZE[dst] < ITEMSIZE[src]:
-            # float64 -> int32 through int64, clamped: the same saturating result, and no
-            # narrowing vfncvt.rtz.x.f.w on RVV, which qemu 7.2 (Debian 12) aborts on
-            wide = self.convert(lines, val, src, "int64")
-            lo, hi = INT_LIMITS[dst]
-            c = self.snippet(lines, "%{t}.lo = call {T} @llvm.smax.{VT}({T} {a}, {T} splat (i64 " + str(lo) +
-                             "))\n%{t} = call {T} @llvm.smin.{VT}({T} %{t}.lo, {T} splat (i64 " + str(hi) + "))",
-                             "int64", a=wide)
-            return self.convert(lines, c, "int64", dst)
         text = T.CASTS[(fs, fd)]
         ext = ""
         if fs == fd == "f":
