@@ -71,7 +71,8 @@ class Lowered:
 
 class _Entry:
     """One specialisation: the built function and how to lay out its buffers."""
-    __slots__ = ("fn", "specs", "scalar_pos", "outs", "temps", "single", "zero_d", "int_bounds")
+    __slots__ = ("fn", "specs", "scalar_pos", "outs", "temps", "single", "zero_d", "int_bounds",
+                 "simple", "run", "out_shape", "out_dtype")
 
     def __init__(self, fn, p: Plan, single: bool):
         self.fn = fn
@@ -83,6 +84,11 @@ class _Entry:
         self.temps = tuple((s, np.dtype(d)) for s, d in b.temps)
         self.single = single
         self.zero_d = tuple(len(s) == 0 for s, _ in b.outputs)
+        # the common case gets a short path: arrays in, one array out, nothing to convert
+        self.simple = (single and not self.scalar_pos and not self.int_bounds and not self.temps
+                       and not self.zero_d[0])
+        self.out_shape, self.out_dtype = self.outs[0] if self.outs else ((), None)
+        self.run = getattr(fn, "fast_run", None) or fn.run
 
 
 def _weak_int_bounds(p: Plan) -> tuple:
@@ -140,12 +146,14 @@ class Kernel:
     # -- calling ---------------------------------------------------------------------------
     def __call__(self, *args, out=None):
         try:
-            key = tuple(map(_arg_key, args))
-            entry = self._specs.get(key)
-        except TypeError:
-            entry, key = None, None
-        if entry is None or None in key:
-            entry = self._specialize(args, key)
+            entry = self._specs[tuple([(a.shape, a.strides, a.dtype) if type(a) is np.ndarray
+                                       else _arg_key(a) for a in args])]
+        except (KeyError, TypeError):
+            entry = self._specialize(args)
+        if entry.simple and out is None:
+            o = np.empty(entry.out_shape, entry.out_dtype)
+            entry.run(args + (o,))
+            return o
         bufs = list(args)
         for i, lo, hi, name in entry.int_bounds:
             if not lo <= args[i] <= hi:
@@ -191,12 +199,18 @@ class Kernel:
         return tuple(a if isinstance(a, ArgSpec) else spec_of(a, index=i, name=names[i], where=loc)
                      for i, a in enumerate(args))
 
-    def _specialize(self, args, key):
+    def _specialize(self, args):
+        try:
+            key = tuple(map(_arg_key, args))
+            if None in key:
+                key = None
+        except TypeError:
+            key = None
         specs = self._specs_of(args)
         p, single = self._plan(specs)
         fn = build(p)
         entry = _Entry(fn, p, single)
-        if key is not None and None not in key:
+        if key is not None:
             with self._lock:
                 self._specs[key] = entry
         return entry
