@@ -64,14 +64,15 @@ def cmd_targets(ns) -> int:
 
 def cmd_runners(ns) -> int:
     """What each emulated target needs, and (--install) installing it."""
-    from .runtime.runners import all_missing, install, why_missing
+    from .runtime.runners import all_missing, kind, why_missing
+    from .runtime.runners.install import install
     from .target import known_targets
     if ns.install:
         install()       # what is still missing is printed; a test run under CI fails on it
         return 0
     miss = all_missing()
     for name, t in sorted(known_targets().items()):
-        if t.runner != "native":
+        if kind(t):
             print(f"{name:<18} {t.runner:<14} " + ("ready" if name not in miss else why_missing(t)))
     return 1 if miss else 0
 

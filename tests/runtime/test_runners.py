@@ -146,3 +146,15 @@ def test_runs_natively_is_about_the_triple(monkeypatch):
     assert not hardware.runs_natively(tj.parse_target("x86_64-sse42"))
     monkeypatch.setattr(hardware, "host_features", lambda: frozenset({"neon", "fp-armv8", "sve"}))
     assert hardware.runs_natively(tj.parse_target("aarch64-sve"))
+
+
+def test_too_old_emulator_is_missing_and_says_why(monkeypatch, tmp_path):
+    """riscv64-rvv declares qemu-riscv64 >= 8.0 (7.2 aborts on RVV .rtz conversions)."""
+    fake = tmp_path / "qemu-riscv64"
+    fake.write_text('#!/bin/sh\necho "qemu-riscv64 version 7.2.22 (Debian 1:7.2+dfsg-7)"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
+    t = tj.parse_target("riscv64-rvv")
+    assert not runners.available(t)
+    why = dict(hardware.missing_runners())["riscv64-rvv"]
+    assert ">= 8.0" in why and "7.2" in why and "backports" in why

@@ -17,9 +17,11 @@ difference is data in the target file.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -36,9 +38,28 @@ def kind(target) -> str:
     return k if k in KINDS else ""
 
 
+@functools.lru_cache(maxsize=None)
+def command_version(path: str, mtime_ns: int) -> tuple[int, ...]:
+    """(major, minor) from `COMMAND --version` ("qemu-riscv64 version 10.0.2 ..."); () if none."""
+    out = tool_version([path, "--version"])
+    m = re.search(r"version (\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else ()
+
+
+def _version_of(command: str) -> tuple[int, ...]:
+    path = shutil.which(command)
+    return command_version(path, os.stat(path).st_mtime_ns) if path else ()
+
+
+def _min_version(need: dict) -> tuple[int, ...]:
+    return tuple(int(x) for x in need["min_version"].split(".")) if "min_version" in need else ()
+
+
 def _need_met(need: dict) -> bool:
     if "command" in need:
-        return shutil.which(need["command"]) is not None
+        if shutil.which(need["command"]) is None:
+            return False
+        return not _min_version(need) or _version_of(need["command"]) >= _min_version(need)
     if "file" in need:
         return os.path.exists(need["file"])
     if "python" in need:
@@ -46,8 +67,18 @@ def _need_met(need: dict) -> bool:
     return False
 
 
+def too_old(need: dict) -> bool:
+    """The need's command is installed, but older than its min_version."""
+    return "command" in need and shutil.which(need["command"]) is not None and not _need_met(need)
+
+
 def _describe(need: dict) -> str:
     what = need.get("command") or need.get("file") or need.get("python")
+    if too_old(need):
+        have = ".".join(map(str, _version_of(need["command"]))) or "unknown"
+        what = f"{what} >= {need['min_version']} (this one is {have}: {need.get('why', 'too old')})"
+    elif "min_version" in need:
+        what = f"{what} >= {need['min_version']}"
     if "debian" in need:
         return f"{what} (Debian package {need['debian']})"
     if "pip" in need:
@@ -72,6 +103,9 @@ def install_hint(needs: list[dict]) -> str:
     parts = []
     if deb:
         parts.append("apt-get install " + " ".join(deb))
+    old = sorted({n["debian"] for n in needs if "debian" in n and too_old(n)})
+    if old:
+        parts.append("a newer " + " ".join(old) + " (Debian 12: from bookworm-backports)")
     if pip:
         parts.append("pip install " + " ".join(pip))
     parts.append("or `torsh-jit runners --install` to install what every target needs")
@@ -155,49 +189,3 @@ def all_missing() -> dict[str, list[dict]]:
     """target name -> its runner's missing needs, for every target that has a runner."""
     from ...target import known_targets
     return {n: missing(t) for n, t in sorted(known_targets().items()) if kind(t) and missing(t)}
-
-
-def install(progress=print) -> list[str]:
-    """Install what every target's runner needs (apt-get for Debian packages, pip for Python
-    ones), only what is missing; apt-get runs only when a Debian package is missing, after
-    `apt-get update`, as root or through sudo. What cannot be installed here (no apt-get, no
-    root) is printed with the command to run. Returns the targets still lacking something;
-    raises RunnerError when an install command fails."""
-    import subprocess
-    import sys
-    from ...target import known_targets
-    needs = [n for miss in all_missing().values() for n in miss]
-    deb = sorted({n["debian"] for n in needs if "debian" in n})
-    pip = sorted({n["pip"] for n in needs if "pip" in n})
-    if not deb and not pip:
-        progress("torsh-jit runners: every target's runner is installed")
-        return []
-    if deb:
-        sudo = [] if os.geteuid() == 0 else ["sudo"]
-        if shutil.which("apt-get") is None:
-            progress("torsh-jit runners: no apt-get here; install the equivalents of these Debian "
-                     "packages: " + " ".join(deb))
-        elif sudo and shutil.which("sudo") is None:
-            progress("torsh-jit runners: not root and no sudo; as root run: apt-get update && "
-                     "apt-get install -y " + " ".join(deb))
-        else:
-            progress("torsh-jit runners: apt-get install " + " ".join(deb))
-            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-            for cmd in (sudo + ["apt-get", "update", "-q"],
-                        sudo + ["apt-get", "install", "-y", "-q"] + deb):
-                r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   text=True)
-                if r.returncode != 0:
-                    raise E.RunnerError(f"`{' '.join(cmd)}` failed:\n{r.stderr.strip()[-2000:]}",
-                                        hint="install the packages by hand: " + " ".join(deb))
-    if pip:
-        progress("torsh-jit runners: pip install " + " ".join(pip))
-        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q"] + pip,
-                           stderr=subprocess.PIPE, text=True)
-        if r.returncode != 0:
-            raise E.RunnerError(f"pip install {' '.join(pip)} failed:\n{r.stderr.strip()[-2000:]}")
-        importlib.invalidate_caches()
-    left = sorted(all_missing())
-    for name in left:
-        progress(f"torsh-jit runners: {name} still lacks: {why_missing(known_targets()[name])}")
-    return left
