@@ -33,6 +33,7 @@ from . import byte_span, scratch_dir, tool_version
 
 HARNESS = Path(__file__).with_name("harness.c")
 _HEADER = 32          # magic, n, vector bits, status; then n offsets
+_CFLAGS = ["-O2", "-static", "-s"]     # static: no loader or sysroot at run time; -s: half the size
 _counter = itertools.count()
 
 
@@ -49,7 +50,7 @@ def _cc_version(cc: str) -> str:
 def exe_key(plan) -> str:
     t = plan.target
     return make_key({"plan": plan.key, "harness": _harness_hash(), "cc": _cc_version(t.cc),
-                     "probe": t.vlen_probe})
+                     "flags": _CFLAGS, "probe": t.vlen_probe})
 
 
 def link(plan, obj: bytes, out_dir: str) -> bytes:
@@ -58,7 +59,7 @@ def link(plan, obj: bytes, out_dir: str) -> bytes:
     stem = os.path.join(out_dir, f"{plan.module_name}-{os.getpid()}-{next(_counter)}")
     with open(stem + ".o", "wb") as f:
         f.write(obj)
-    cmd = [t.cc, "-O2", "-static", f"-DTJ_ENTRY={plan.module_name}_main"]
+    cmd = [t.cc, *_CFLAGS, f"-DTJ_ENTRY={plan.module_name}_main"]
     if t.vlen_probe:
         cmd.append(f"-DTJ_PROBE_{t.vlen_probe.upper()}")
     cmd += ["-o", stem + ".exe", str(HARNESS), stem + ".o", "-lm"]
