@@ -44,9 +44,12 @@ def host_arch() -> str:
     return platform.machine().lower()
 
 
+@functools.lru_cache(maxsize=None)
 def machine_arch() -> str:
-    """This machine's architecture as it starts a target triple (x86_64, aarch64, riscv64)."""
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(host_arch(), host_arch())
+    """This machine's architecture as it starts a target triple (x86_64, aarch64, riscv64):
+    from LLVM's process triple, the one native code is generated and loaded for."""
+    arch = _llvm_host()[1].split("-")[0]
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
 
 
 def runs_natively(t) -> bool:
