@@ -21,6 +21,7 @@ import itertools
 import os
 import subprocess
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,22 @@ from ...cache import get_cache, make_key
 from . import byte_span, scratch_dir, tool_version
 
 _counter = itertools.count()
+_live: "weakref.WeakSet[WasmFunction]" = weakref.WeakSet()
+
+
+@functools.lru_cache(maxsize=None)
+def _at_exit() -> None:
+    import atexit
+    atexit.register(_close_all)
+
+
+def _close_all() -> None:
+    """Free wasmtime objects at exit, while the wasmtime module can still do it (left to the
+    garbage collector, they are freed after its ffi is gone and print tracebacks)."""
+    for fn in list(_live):
+        fn.close()
+    if engine.cache_info().currsize:
+        engine().close()
 
 
 @functools.lru_cache(maxsize=None)
@@ -117,6 +134,13 @@ class WasmFunction:
         self.n_inputs = b.n_inputs
         self.n_outputs = len(b.outputs)
         self._lock = threading.Lock()
+        _at_exit()
+        _live.add(self)
+
+    def close(self) -> None:
+        with self._lock:
+            self.store.close()
+            self.module.close()
 
     def _mem(self) -> np.ndarray:
         """The linear memory as a uint8 array (valid until the memory grows)."""
