@@ -183,7 +183,7 @@ class CpuFunction:
 
     def __init__(self, plan, obj: bytes):
         from ..codegen.llvm import work_units, plan_axes
-        from ..runtime.threads import pool
+        from ..runtime.threads import pool, native_pool
         import math
         names = plan.kernel_names()
         main, pymain = f"{plan.module_name}_main", f"{plan.module_name}_py"
@@ -202,12 +202,19 @@ class CpuFunction:
             self.kernels.append((_KERNEL_T(addrs[name]), units, grain, align))
             self.work += elems
         self.main = _MAIN_T(addrs[main])
+        nk = len(self.kernels)
+        # the launch plan, as arrays the native pool reads
+        self._fns = (ctypes.c_void_p * nk)(*[addrs[n] for n in names])
+        self._units = (ctypes.c_int64 * nk)(*[k[1] for k in self.kernels])
+        self._grains = (ctypes.c_int64 * nk)(*[k[2] for k in self.kernels])
+        self._aligns = (ctypes.c_int64 * nk)(*[k[3] for k in self.kernels])
         self.pymain = _PYMAIN_T(addrs[pymain]) if pointer_reader() is not None else None
         # small work: straight to the serial trampoline (one native call, no pool)
         self.fast_run = self.pymain if (self.pymain is not None and self.work < (1 << 16)) else None
         self.n_buffers = plan.part.buffers.n_inputs + len(plan.part.buffers.outputs) + \
             len(plan.part.buffers.temps)
         self._pool = pool
+        self._native = native_pool
 
     def run(self, buffers: tuple) -> None:
         """buffers: every input (arrays, 0-d arrays for scalars), output and temporary, in order."""
@@ -226,6 +233,10 @@ class CpuFunction:
             for i, b in enumerate(buffers):
                 table[i] = b.ctypes.data
         addr = ctypes.addressof(table)
+        native = self._native()
+        if native is not None:
+            native.launch(self._fns, self._units, self._grains, self._aligns, len(self.kernels), addr)
+            return
         pool = self._pool()
         for fn, units, grain, align in self.kernels:
             if units:
