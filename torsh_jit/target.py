@@ -54,6 +54,9 @@ class Target:
     linker: str = ""              # wasm-ld
     sysroot: str = ""
     needs: tuple = ()             # ((("command", "qemu-aarch64"), ("debian", "qemu-user")), ...)
+    # GPU targets: the architecture code is generated for, and declared limits ([limits] table)
+    arch: str = ""                # "sm_90"
+    limits: tuple = ()            # (("max_threads_per_block", 1024), ...), sorted
 
     def __str__(self):
         return self.name
@@ -70,9 +73,16 @@ class Target:
         from .ir.dtypes import ITEMSIZE
         return max(1, self.vector_bits // (8 * ITEMSIZE[dtype]))
 
+    def limit(self, name: str, default=None):
+        """A declared limit of a GPU target (max_threads_per_block, shared memory, ...)."""
+        return dict(self.limits).get(name, default)
+
     def describe(self) -> dict:
         d = {"name": self.name, "language": self.language, "triple": self.triple, "cpu": self.cpu,
              "features": list(self.features), "vector_bits": self.vector_bits}
+        if self.arch:
+            d["arch"] = self.arch
+            d["limits"] = dict(self.limits)
         if not self.fused_multiply_add:
             d["fused_multiply_add"] = False
         return d
@@ -87,6 +97,7 @@ def known_targets() -> dict[str, Target]:
         for k in ("features", "requires", "vlens"):
             d[k] = tuple(d.get(k, ()))
         d["needs"] = tuple(tuple(sorted(n.items())) for n in d.get("needs", ()))
+        d["limits"] = tuple(sorted(d.get("limits", {}).items()))
         out[d["name"]] = Target(**d)
     return out
 
@@ -101,6 +112,9 @@ def parse(name) -> Target:
     if name == "host":
         from .runtime.hardware import host_target
         return host_target()
+    if name == "cuda":
+        from .backends.cuda import current_target    # the current GPU's architecture
+        return current_target()
     known = known_targets()
     if name in known:
         return known[name]
