@@ -58,7 +58,13 @@ def from_numpy(dt, *, where: str | None = None, what: str | None = None) -> str:
 
 def to_numpy(dtype: str) -> np.dtype:
     if dtype == "bfloat16":
-        raise DTypeError("bfloat16 has no numpy dtype; use it only on GPU targets")
+        # numpy has no bfloat16; ml_dtypes adds it, with numpy's promotion and ufuncs
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise DTypeError("bfloat16 needs the ml_dtypes package (numpy has no bfloat16)",
+                             hint="pip install ml_dtypes; bfloat16 runs on GPU targets only") from None
+        return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(dtype)
 
 
