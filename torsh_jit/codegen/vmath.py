@@ -251,7 +251,8 @@ def render_vmath(funcs: Iterable[tuple[str, str, int]]) -> str:
     defining every requested (func, dtype, width) plus anything they depend on, each
     exactly once. dtype is "float32" or "float64"; width is any power of two 1..16
     (width 1 = ``<1 x float>``). Each function is
-    ``define internal <W x T> @NAME(<W x T> %x) alwaysinline`` (pow takes x, y).
+    ``define internal <W x T> @NAME(<W x T> %x) noinline`` (one copy per module: inlining
+    every call site tripled LLVM time and was no faster) (pow takes x, y).
 
     Calls to LLVM intrinsics (``llvm.fma.*`` and friends) are left undeclared: the IR
     parser declares intrinsics on first use, so the fragment never clashes with a
