@@ -1,0 +1,113 @@
+"""The op corpus on the GPU, compared with numpy; arrays in and out (numpy, cupy, torch).
+
+Skipped, each test with the reason, where no CUDA GPU is visible (cupy finds no device).
+TORSH_JIT_GPU_CASES=small keeps the cases small (compute-sanitizer runs them).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import torsh_jit as tj
+from torsh_jit.backends import cuda as backend
+
+from gpu_corpus import ALL_CASES, CASES, HALF_CASES, run_check
+
+pytestmark = pytest.mark.skipif(not backend.gpu_available(),
+                                reason="no CUDA GPU here (cupy is missing or sees no device)")
+
+SMALL = os.environ.get("TORSH_JIT_GPU_CASES") == "small"
+BIG = {"rows-block-1024", "big-matmul-float16", "big-matmul-bfloat16", "long-sum"}
+RUN = [c for c in ALL_CASES if not (SMALL and c.name in BIG)]
+
+_kernels: dict = {}
+
+
+def kernel_for(case):
+    k = _kernels.get(case.name)
+    if k is None:
+        k = _kernels[case.name] = tj.kernel(case.fn(tj)).to("cuda")
+    return k
+
+
+@pytest.mark.parametrize("case", RUN, ids=lambda c: c.name)
+def test_corpus_numpy_in_numpy_out(case, rng):
+    args = case.make(rng)
+    got = kernel_for(case)(*args)
+    for g in (got if isinstance(got, tuple) else (got,)):
+        assert isinstance(g, (np.ndarray, np.generic))
+    run_check(case, got, args)
+
+
+def test_cuda_alias_is_this_gpus_arch():
+    t = tj.parse_target("cuda")
+    assert t.language == "cuda"
+    assert int(t.arch.split("_")[1]) <= backend.device_arch()
+    assert "cuda" in t.name and t.name in tj.available_targets()
+
+
+def test_cupy_in_cupy_out_on_the_same_device():
+    cp = pytest.importorskip("cupy")
+    k = tj.kernel(lambda a, b: tj.exp(a) * b - 1).to("cuda")
+    a = cp.random.standard_normal(1 << 16, dtype=cp.float32)
+    b = cp.random.standard_normal(1 << 16, dtype=cp.float32)
+    out = k(a, b)
+    assert isinstance(out, cp.ndarray) and out.device.id == a.device.id
+    np.testing.assert_allclose(out.get(), np.exp(a.get()) * b.get() - 1, rtol=1e-6, atol=1e-6)
+    # strided and misaligned views read in place (no copy): the wide path falls back per call
+    v = a[1::2]
+    w = b[1:][: v.size]
+    out = k(v, w)
+    np.testing.assert_allclose(out.get(), np.exp(v.get()) * w.get() - 1, rtol=1e-6, atol=1e-6)
+    o = cp.empty_like(a)
+    assert k(a, b, out=o) is o
+
+
+def test_torch_in_torch_out_without_copies():
+    torch = pytest.importorskip("torch")
+    k = tj.kernel(lambda x, w, b: tj.relu(x @ w + b)).to("cuda")
+    x = torch.randn(256, 128, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(128, 192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(192, device="cuda", dtype=torch.bfloat16)
+    out = k(x, w, b)
+    assert isinstance(out, torch.Tensor) and out.is_cuda and out.device == x.device
+    ref = torch.relu(x.float() @ w.float() + b.float())
+    err = (out.float() - ref).norm() / ref.norm()
+    assert err < 1e-2, float(err)
+    s = tj.kernel(lambda x: tj.exp(x - x.max(axis=-1, keepdims=True)) /
+                  tj.exp(x - x.max(axis=-1, keepdims=True)).sum(axis=-1, keepdims=True)).to("cuda")
+    y = torch.randn(64, 1000, device="cuda")
+    torch.testing.assert_close(s(y), torch.softmax(y, -1), rtol=1e-5, atol=1e-6)
+
+
+def test_dlpack_and_cuda_array_interface():
+    cp = pytest.importorskip("cupy")
+
+    class CAI:
+        def __init__(self, a):
+            self.a = a
+            self.__cuda_array_interface__ = a.__cuda_array_interface__
+    a = cp.arange(1000, dtype=cp.float32)
+    k = tj.kernel(lambda x: x * 3).to("cuda")
+    np.testing.assert_array_equal(k(CAI(a)).get(), np.arange(1000, dtype=np.float32) * 3)
+
+
+def test_launch_is_explained_with_the_devices_numbers():
+    x = np.ones((4096, 4096), np.float32)
+    low = tj.kernel(lambda x: x / x.sum(axis=-1, keepdims=True)).lower(x, target="cuda")
+    text = low.explain()
+    assert "registers/thread" in text and "SMs" in text and "resident block" in text
+
+
+def test_compile_is_cached_across_kernels():
+    f = lambda a: a * 2 + 1       # noqa: E731
+    x = np.ones(100, np.float32)
+    n0 = backend.STATS["compiles"]
+    tj.kernel(f).to("cuda")(x)
+    n1 = backend.STATS["compiles"]
+    from torsh_jit import compiler
+    compiler._loaded.clear()
+    tj.kernel(f).to("cuda")(x)
+    assert backend.STATS["compiles"] == n1 and n1 >= n0

@@ -1,0 +1,695 @@
+"""Build and launch for CUDA targets: NVRTC, then cupy's module loader and launcher.
+
+build: the .cu text -> NVRTC (cuda.bindings.nvrtc from `cuda-python`, or cupy's NVRTC when
+that is missing) -> a cubin for the device's architecture, stored in the cache; without a
+GPU, `compile_ptx` gives PTX for the target's architecture (what CI checks).
+launch: arrays in, arrays out on the device they live on. numpy in -> copied to the device
+and back; cupy in -> cupy out; torch tensors (or anything with __cuda_array_interface__ or
+DLPack) in -> read and written where they are, no copies, outputs of the same kind.
+Device properties (SMs, registers, shared memory, resident threads) are read from the
+device; each kernel's registers and shared memory from the compiled function; block size
+and grid follow from them (occupancy), and `explain()` shows the result.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import errors as E
+from ..ir.tracer import ArgSpec, contiguous_strides, spec_of as host_spec_of
+
+_lock = threading.Lock()
+STATS = {"compiles": 0, "compile_ms": 0.0}
+
+# -- the toolchain ---------------------------------------------------------------------------
+_NO_GPU_HINT = ("name an architecture (target 'cuda-sm80' or 'cuda-sm90') to generate and lower "
+                "code without a GPU; executing needs an NVIDIA GPU with cupy installed "
+                "(pip install cupy-cuda13x), or use a CPU target such as 'host'")
+
+
+@functools.lru_cache(maxsize=None)
+def _cupy():
+    try:
+        import cupy
+    except ImportError:
+        return None
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return None
+    except Exception:      # no driver, or no device: the same to a user
+        return None
+    return cupy
+
+
+def gpu_available() -> bool:
+    return _cupy() is not None
+
+
+def _require_cupy(what: str):
+    cp = _cupy()
+    if cp is None:
+        raise E.TargetError(f"{what} needs an NVIDIA GPU, and none is visible here "
+                            "(cupy is missing or found no CUDA device)", hint=_NO_GPU_HINT)
+    return cp
+
+
+def device_arch(device: int | None = None) -> int:
+    """The current (or given) device's compute capability as one number: 90 for 9.0."""
+    cp = _require_cupy("reading the GPU's architecture")
+    dev = cp.cuda.Device(device) if device is not None else cp.cuda.Device()
+    return int(dev.compute_capability)
+
+
+def current_target():
+    """`cuda`: the known CUDA target of the highest architecture this GPU runs."""
+    from ..target import known_targets
+    from ..codegen.cuda import arch_number
+    arch = device_arch()
+    best = None
+    for t in known_targets().values():
+        if t.language == "cuda" and arch_number(t.arch) <= arch and \
+                (best is None or arch_number(t.arch) > arch_number(best.arch)):
+            best = t
+    if best is None:
+        names = sorted(n for n, t in known_targets().items() if t.language == "cuda")
+        raise E.TargetError(f"this GPU (compute capability {arch // 10}.{arch % 10}) is older than "
+                            f"every CUDA target ({', '.join(names)})",
+                            hint="use a CPU target such as 'host'")
+    return best
+
+
+def can_run(target) -> bool:
+    """The CUDA target executes here: a GPU is visible and its architecture is at least the target's."""
+    from ..codegen.cuda import arch_number
+    if not gpu_available():
+        return False
+    try:
+        return device_arch() >= arch_number(target.arch)
+    except Exception:
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def _nvrtc_bindings():
+    try:
+        from cuda.bindings import nvrtc
+        nvrtc.nvrtcVersion()
+        return nvrtc
+    except Exception:
+        return None
+
+
+def nvrtc_version() -> str:
+    nv = _nvrtc_bindings()
+    if nv is not None:
+        _, major, minor = nv.nvrtcVersion()
+        return f"{major}.{minor}"
+    cp = _cupy()
+    if cp is not None:
+        major, minor = cp.cuda.nvrtc.getVersion()
+        return f"{major}.{minor}"
+    return "none"
+
+
+def toolchain_versions() -> dict:
+    return {"nvrtc": nvrtc_version(), "options": list(COMPILE_OPTIONS)}
+
+
+COMPILE_OPTIONS = ("-std=c++17", "-default-device")
+
+
+def _options(arch: int, cubin: bool, extra=()) -> list[str]:
+    kind = "sm" if cubin else "compute"
+    return [f"-arch={kind}_{arch}", *COMPILE_OPTIONS, *extra]
+
+
+def compile_cuda(source: str, arch: int, *, cubin: bool = True, name: str = "kernel.cu",
+                 extra=()) -> tuple[bytes, str]:
+    """(cubin or PTX, NVRTC's log). CompileError with the log when NVRTC rejects the source."""
+    t0 = time.perf_counter()
+    opts = _options(arch, cubin, extra)
+    nv = _nvrtc_bindings()
+    if nv is not None:
+        out, log = _compile_bindings(nv, source, name, opts, cubin)
+    else:
+        cp = _cupy()
+        if cp is None:
+            raise E.TargetError("compiling CUDA C needs NVRTC, and neither cuda-python nor cupy "
+                                "is installed", hint="pip install cuda-python nvidia-cuda-nvrtc")
+        out, log = _compile_cupy(cp, source, name, opts, cubin)
+    with _lock:
+        STATS["compiles"] += 1
+        STATS["compile_ms"] += (time.perf_counter() - t0) * 1e3
+    return out, log
+
+
+def _compile_bindings(nv, source, name, opts, cubin):
+    def check(res, what):
+        err = res[0] if isinstance(res, tuple) else res
+        if err != nv.nvrtcResult.NVRTC_SUCCESS:
+            raise E.InternalError(f"NVRTC {what} failed: {err}")
+        return res[1:] if isinstance(res, tuple) else ()
+    prog, = check(nv.nvrtcCreateProgram(source.encode(), name.encode(), 0, [], []), "create")
+    try:
+        res = nv.nvrtcCompileProgram(prog, len(opts), [o.encode() for o in opts])
+        err = res[0] if isinstance(res, tuple) else res
+        n, = check(nv.nvrtcGetProgramLogSize(prog), "log size")
+        buf = b" " * n
+        check(nv.nvrtcGetProgramLog(prog, buf), "log")
+        log = buf.rstrip(b"\0 ").decode(errors="replace").strip()
+        if err != nv.nvrtcResult.NVRTC_SUCCESS:
+            raise E.CompileError(
+                f"internal error (a bug in torsh-jit, please report it): NVRTC rejected the "
+                f"generated CUDA C ({name}):\n{log}",
+                hint="lower(...).source shows the code; a CPU target such as 'host' runs it meanwhile")
+        if cubin:
+            n, = check(nv.nvrtcGetCUBINSize(prog), "cubin size")
+            out = b" " * n
+            check(nv.nvrtcGetCUBIN(prog, out), "cubin")
+        else:
+            n, = check(nv.nvrtcGetPTXSize(prog), "ptx size")
+            out = b" " * n
+            check(nv.nvrtcGetPTX(prog, out), "ptx")
+            out = out.rstrip(b"\0")
+        return bytes(out), log
+    finally:
+        nv.nvrtcDestroyProgram(prog)
+
+
+def _compile_cupy(cp, source, name, opts, cubin):
+    nvrtc = cp.cuda.nvrtc
+    prog = nvrtc.createProgram(source, name, (), ())
+    try:
+        try:
+            nvrtc.compileProgram(prog, opts)
+        except nvrtc.NVRTCError:
+            log = nvrtc.getProgramLog(prog)
+            raise E.CompileError(
+                f"internal error (a bug in torsh-jit, please report it): NVRTC rejected the "
+                f"generated CUDA C ({name}):\n{log}",
+                hint="lower(...).source shows the code; a CPU target such as 'host' runs it meanwhile"
+            ) from None
+        log = (nvrtc.getProgramLog(prog) or "").strip("\0 \n")
+        out = nvrtc.getCUBIN(prog) if cubin else nvrtc.getPTX(prog)
+        if isinstance(out, str):
+            out = out.encode()
+        return out.rstrip(b"\0") if not cubin else out, log
+    finally:
+        nvrtc.destroyProgram(prog)
+
+
+def compile_ptx(source: str, target) -> tuple[bytes, str]:
+    """PTX of a .cu text for the target's architecture (no GPU needed): (ptx, NVRTC's log)."""
+    from ..codegen.cuda import arch_number
+    return compile_cuda(source, arch_number(target.arch), cubin=False)
+
+
+# -- the pipeline hooks ----------------------------------------------------------------------
+def default_config(group, target):
+    from ..schedule.gpu import default_config as dc
+    return dc(group, target)
+
+
+def render(p) -> str:
+    from ..codegen.cuda import render_plan
+    return render_plan(p)[0]
+
+
+def build(p):
+    """A CudaFunction for the plan on the current device (its cubin from the cache or NVRTC)."""
+    from ..cache import get_cache, make_key
+    from ..codegen.cuda import arch_number, render_plan
+    cp = _require_cupy(f"running target {p.target.name}")
+    arch = device_arch()
+    if arch < arch_number(p.target.arch):
+        raise E.TargetError(
+            f"target {p.target.name} generates code for {p.target.arch}, and this GPU is "
+            f"compute capability {arch // 10}.{arch % 10}",
+            hint="use target 'cuda' (this GPU's architecture)")
+    src, launches = render_plan(p)
+    key = make_key({"plan": p.key, "arch": arch})
+    cache = get_cache()
+    cubin = cache.get("cubin", key)
+    if cubin is None:
+        with cache.lock("cubin", key):
+            cubin = cache.get("cubin", key)
+            if cubin is None:
+                cubin, _ = compile_cuda(src, arch, name=f"{p.module_name}.cu")
+                cache.put("cubin", key, cubin, {"target": p.target.name, "arch": arch,
+                                                 "kernels": len(launches)})
+    return CudaFunction(p, cubin, launches, cp)
+
+
+# -- arguments -------------------------------------------------------------------------------
+_TORCH_DTYPES = {"float32": "float32", "float64": "float64", "float16": "float16",
+                 "bfloat16": "bfloat16", "int32": "int32", "int64": "int64", "bool": "bool"}
+SUPPORTED = ("bool", "int32", "int64", "float32", "float64", "float16", "bfloat16")
+
+
+def _np_dtype_name(dt) -> str | None:
+    try:
+        name = np.dtype(dt).name
+    except TypeError:
+        return None
+    return name if name in SUPPORTED else None
+
+
+def _is_torch(a) -> bool:
+    return type(a).__module__.startswith("torch") and hasattr(a, "data_ptr")
+
+
+def _is_cupy(a) -> bool:
+    return type(a).__module__.startswith("cupy") and hasattr(a, "data") and hasattr(a, "device")
+
+
+def device_view(a):
+    """(pointer, shape, element strides, dtype name, device id, family) of a device array,
+    or None for what is not one. family: 'torch', 'cupy' or 'cai'."""
+    if _is_torch(a):
+        if not a.is_cuda:
+            return None
+        name = str(a.dtype).replace("torch.", "")
+        if name not in _TORCH_DTYPES:
+            raise E.DTypeError(f"torch dtype {a.dtype} is not supported",
+                               hint="use one of " + ", ".join(SUPPORTED))
+        return a.data_ptr(), tuple(a.shape), tuple(a.stride()), name, a.device.index, "torch"
+    if _is_cupy(a):
+        name = _np_dtype_name(a.dtype)
+        if name is None:
+            raise E.DTypeError(f"cupy dtype {a.dtype} is not supported",
+                               hint="use one of " + ", ".join(SUPPORTED))
+        isz = a.itemsize
+        return a.data.ptr, tuple(a.shape), tuple(s // isz for s in a.strides), name, \
+            a.device.id, "cupy"
+    cai = getattr(a, "__cuda_array_interface__", None)
+    if cai is not None:
+        dt = np.dtype(cai["typestr"])
+        name = _np_dtype_name(dt)
+        if name is None:
+            raise E.DTypeError(f"an array of dtype {dt} is not supported",
+                               hint="use one of " + ", ".join(SUPPORTED))
+        shape = tuple(cai["shape"])
+        st = cai.get("strides")
+        strides = tuple(s // dt.itemsize for s in st) if st else contiguous_strides(shape)
+        cp = _require_cupy("a __cuda_array_interface__ argument")
+        ptr = cai["data"][0]
+        dev = cp.cuda.runtime.pointerGetAttributes(ptr).device if ptr else 0
+        return ptr, shape, strides, name, dev, "cai"
+    if hasattr(a, "__dlpack__") and hasattr(a, "__dlpack_device__") and not isinstance(a, np.ndarray):
+        kind, dev = a.__dlpack_device__()
+        if kind == 2:     # kDLCUDA
+            cp = _require_cupy("a DLPack argument on a CUDA device")
+            return device_view(cp.from_dlpack(a))
+    return None
+
+
+def spec_of(arg, *, index: int = 0, name: str | None = None, where: str | None = None) -> ArgSpec:
+    """Classify an argument for a CUDA kernel: device arrays where they are; numpy arrays
+    (copied to the device contiguous, so specialised as contiguous), 16-bit floats too."""
+    what = f"argument {index}" + (f" ({name!r})" if name else "")
+    dv = device_view(arg) if not isinstance(arg, (np.ndarray, np.generic, bool, int, float)) else None
+    if dv is not None:
+        _, shape, strides, dtype, _, _ = dv
+        # a 0-d device array stays where it is: read through its pointer, never synchronised
+        st = None if strides == contiguous_strides(shape) or math.prod(shape) <= 1 else strides
+        return ArgSpec("array", shape, dtype, strides=st)
+    if isinstance(arg, np.ndarray) and _np_dtype_name(arg.dtype) in ("float16", "bfloat16"):
+        d = _np_dtype_name(arg.dtype)
+        return ArgSpec("scalar", (), d) if arg.ndim == 0 else ArgSpec("array", tuple(arg.shape), d)
+    if isinstance(arg, np.generic) and _np_dtype_name(arg.dtype) in ("float16", "bfloat16"):
+        return ArgSpec("scalar", (), _np_dtype_name(arg.dtype))
+    s = host_spec_of(arg, index=index, name=name, where=where)
+    if s.kind == "array" and s.strides is not None:
+        s = ArgSpec("array", s.shape, s.dtype)
+    return s
+
+
+def device_key(a):
+    """The part of a call's specialisation key a device array gives (hot path)."""
+    if _is_torch(a):
+        return (type(a), a.shape, a.stride(), a.dtype, a.device)
+    return (type(a), a.shape, a.strides, a.dtype.str, a.device.id)
+
+
+def register_device_keys(table: dict) -> None:
+    """Tell the kernel's hot path how to key cupy arrays and torch tensors."""
+    cp = _cupy()
+    if cp is not None:
+        table[cp.ndarray] = device_key
+    try:
+        import sys
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            table[torch.Tensor] = device_key
+    except Exception:
+        pass
+
+
+# -- the device --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceInfo:
+    id: int
+    name: str
+    arch: int
+    sms: int
+    threads_per_sm: int
+    blocks_per_sm: int
+    regs_per_sm: int
+    smem_per_sm: int
+    smem_per_block_optin: int
+
+    def describe(self) -> str:
+        return (f"{self.name} (compute capability {self.arch // 10}.{self.arch % 10}): {self.sms} SMs, "
+                f"{self.threads_per_sm} threads, {self.blocks_per_sm} blocks, {self.regs_per_sm} "
+                f"registers and {self.smem_per_sm // 1024} KiB shared memory per SM")
+
+
+@functools.lru_cache(maxsize=None)
+def device_info(device: int) -> DeviceInfo:
+    cp = _require_cupy("reading the GPU's properties")
+    d = cp.cuda.Device(device)
+    a = d.attributes
+    props = cp.cuda.runtime.getDeviceProperties(device)
+    name = props.get("name", b"GPU")
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    return DeviceInfo(device, name, int(d.compute_capability), a["MultiProcessorCount"],
+                      a["MaxThreadsPerMultiProcessor"], a.get("MaxBlocksPerMultiprocessor", 32),
+                      a["MaxRegistersPerMultiprocessor"], a["MaxSharedMemoryPerMultiprocessor"],
+                      a["MaxSharedMemoryPerBlockOptin"])
+
+
+# CUfunction_attribute values (cuda.h): fixed by the driver API
+_ATTR_MAX_THREADS, _ATTR_SHARED, _ATTR_LOCAL, _ATTR_REGS, _ATTR_MAX_DYN_SHARED = 0, 1, 3, 4, 8
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """A compiled kernel on a device, and how it is launched there."""
+    launch: object
+    regs: int
+    static_smem: int
+    local_bytes: int
+    max_threads: int
+    block: int
+    blocks_per_sm: int
+    grid_cap: int          # blocks resident at once on the whole device
+
+    def describe(self, dev: DeviceInfo) -> str:
+        occ = self.blocks_per_sm * self.block / dev.threads_per_sm
+        spill = f", {self.local_bytes} B local memory (spills)" if self.local_bytes else ""
+        return (f"{self.launch.name}: {self.regs} registers/thread, "
+                f"{self.static_smem + self.launch.smem} B shared memory/block{spill}; block "
+                f"{self.block} threads, {self.blocks_per_sm} resident block(s)/SM "
+                f"({occ:.0%} of {dev.threads_per_sm} threads), {self.grid_cap} at once on "
+                f"{dev.sms} SMs")
+
+
+def _blocks_per_sm(cp, fn, block: int, smem: int, regs: int, static_smem: int,
+                   dev: DeviceInfo) -> int:
+    occ = getattr(cp.cuda.driver, "occupancyMaxActiveBlocksPerMultiprocessor", None)
+    if occ is not None:
+        try:
+            return int(occ(fn.ptr, block, smem))
+        except Exception:
+            pass
+    # the CUDA occupancy rules: warps, registers (256-register units per warp), shared memory
+    warps = -(-block // 32)
+    by_threads = dev.threads_per_sm // (warps * 32)
+    regs_warp = -(-max(regs, 1) * 32 // 256) * 256
+    by_regs = dev.regs_per_sm // (regs_warp * warps)
+    by_smem = dev.smem_per_sm // (static_smem + smem + 1024) if (static_smem + smem) else 1 << 30
+    return max(0, min(dev.blocks_per_sm, by_threads, by_regs, by_smem))
+
+
+class CudaFunction:
+    """A built function on one device: its kernels, their launch data, and the call path."""
+
+    device = True
+
+    def __init__(self, plan, cubin: bytes, launches, cp):
+        self.plan = plan
+        self.cp = cp
+        self.dev = device_info(cp.cuda.Device().id)
+        self.module = cp.cuda.function.Module()
+        self.module.load(cubin)
+        self.kernels: dict[str, tuple] = {}
+        drv = cp.cuda.driver
+        for l in launches:
+            fn = self.module.get_function(l.name)
+            get = lambda attr: int(drv.funcGetAttribute(attr, fn.ptr))
+            regs, static, local, maxt = get(_ATTR_REGS), get(_ATTR_SHARED), get(_ATTR_LOCAL), \
+                get(_ATTR_MAX_THREADS)
+            if l.smem > 48 * 1024:
+                if static + l.smem > self.dev.smem_per_block_optin:
+                    raise E.InternalError(f"{l.name} needs {l.smem} B of shared memory, the device "
+                                          f"allows {self.dev.smem_per_block_optin}")
+                drv.funcSetAttribute(fn.ptr, _ATTR_MAX_DYN_SHARED, l.smem)
+            block = self._choose_block(fn, l, regs, static, maxt)
+            bps = _blocks_per_sm(cp, fn, block, l.smem, regs, static, self.dev)
+            if bps < 1:
+                raise E.InternalError(f"{l.name} cannot run on {self.dev.name}: {regs} registers, "
+                                      f"{static + l.smem} B shared memory for {block} threads")
+            info = KernelInfo(l, regs, static, local, maxt, block, bps, bps * self.dev.sms)
+            self.kernels[l.name] = (fn, info)
+        self.launches = tuple(launches)
+        b = plan.part.buffers
+        self.n_inputs = b.n_inputs
+        self.outputs = tuple(b.outputs)
+        self.temps = tuple(b.temps)
+        self.specs = plan.specs
+        self._streams: dict = {}
+
+    def _choose_block(self, fn, l, regs, static, maxt) -> int:
+        """Block size: the kernel's own for reductions and matmul (their code is laid out for
+        it); for grid-stride elementwise kernels the size at most its bound that keeps the
+        most threads resident (ties: the larger block)."""
+        if l.kind != "elementwise":
+            return l.threads
+        best, best_res = l.threads, -1
+        b = min(l.threads, maxt)
+        while b >= 64:
+            res = _blocks_per_sm(self.cp, fn, b, 0, regs, static, self.dev) * b
+            if res > best_res:
+                best, best_res = b, res
+            b //= 2
+        return best
+
+    def describe(self) -> str:
+        lines = [f"device: {self.dev.describe()}"]
+        for l in self.launches:
+            lines.append("  " + self.kernels[l.name][1].describe(self.dev))
+        return "\n".join(lines)
+
+    # -- calling -----------------------------------------------------------------------------
+    def _grid(self, l, info: KernelInfo) -> tuple | None:
+        g = l.grid
+        if g[0] == "stride":
+            n = min(g[1] * max(1, l.threads // info.block), info.grid_cap)
+            return (n, 1, 1) if n else None
+        if g[0] == "rows":
+            return (g[1], 1, 1) if g[1] else None
+        if g[0] == "split":
+            rows, most = g[1], g[2]
+            if rows == 0:
+                return None
+            parts = max(1, min(most, info.grid_cap // rows))
+            return (rows * parts, 1, 1)
+        x, y, z = g[1:]
+        return (x, y, z) if x and y and z else None
+
+    def _stream(self, family, device):
+        cp = self.cp
+        if family == "torch":
+            import torch
+            ptr = torch.cuda.current_stream(device).cuda_stream
+            s = self._streams.get(ptr)
+            if s is None:
+                s = self._streams[ptr] = cp.cuda.ExternalStream(ptr, device)
+            return s
+        return cp.cuda.get_current_stream()
+
+    def call(self, args, out=None, single=True):
+        cp = self.cp
+        specs = self.specs
+        family, device = "numpy", None
+        ptrs, keep = [], []
+        host_inputs = False
+        for i, (a, s) in enumerate(zip(args, specs)):
+            if s.kind == "scalar":
+                ptrs.append(_scalar_value(a, s.dtype))
+                continue
+            dv = device_view(a) if not isinstance(a, np.ndarray) else None
+            if dv is None:
+                host_inputs = True
+                x = np.ascontiguousarray(a)
+                if _np_dtype_name(x.dtype) == "bfloat16":
+                    x = x.view(np.uint16)
+                d = cp.asarray(x)
+                keep.append(d)
+                ptrs.append(d.data.ptr)
+                continue
+            ptr, shape, strides, dtype, dev, fam = dv
+            if device is None:
+                device = dev
+            elif dev != device:
+                raise E.ArgumentError(f"argument {i} is on GPU {dev}, an earlier one on GPU {device}",
+                                      hint="move the arrays to one device (x.to('cuda:0'), cp.asarray)")
+            if family == "numpy" or fam == "torch":
+                family = fam         # torch tensors in: torch tensors out
+            ptrs.append(ptr)
+        if device is None:
+            device = cp.cuda.Device().id
+        with cp.cuda.Device(device):
+            outs = self._outputs(family, device, out)
+            out_ptrs = [_ptr(o) for o in outs]
+            temps = [cp.empty(max(1, math.prod(s)) * np.dtype(_storage(d)).itemsize, np.uint8)
+                     for s, d in self.temps]
+            bufs = ptrs + out_ptrs + [t.data.ptr for t in temps]
+            stream = self._stream(family, device)
+            self._launch(bufs, stream)
+            if family == "numpy":
+                res = [_to_host(o) for o in outs]
+                if out is not None:
+                    for dst, r in zip(out if isinstance(out, (tuple, list)) else [out], res):
+                        np.copyto(dst, r.view(dst.dtype) if r.dtype != dst.dtype else r)
+                    res = list(out) if isinstance(out, (tuple, list)) else [out]
+                outs = res
+        final = []
+        for o, (shape, _) in zip(outs, self.outputs):
+            if len(shape) == 0 and family == "numpy" and out is None:
+                o = o[()]
+            final.append(o)
+        return final[0] if single else tuple(final)
+
+    def _outputs(self, family, device, out):
+        cp = self.cp
+        if out is not None:
+            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            if len(outs) != len(self.outputs):
+                raise E.ArgumentError(f"out= has {len(outs)} array(s), the kernel returns "
+                                      f"{len(self.outputs)}")
+            res = []
+            for k, (o, (shape, dtype)) in enumerate(zip(outs, self.outputs)):
+                if isinstance(o, np.ndarray):
+                    if o.shape != tuple(shape) or _np_dtype_name(o.dtype) != dtype:
+                        raise E.ArgumentError(f"out[{k}] must be a {dtype} array of shape {tuple(shape)}")
+                    res.append(cp.empty(shape, _storage(dtype)))
+                    continue
+                dv = device_view(o)
+                if dv is None or dv[1] != tuple(shape) or dv[3] != dtype or \
+                        dv[2] != contiguous_strides(shape) and math.prod(shape) > 1:
+                    raise E.ArgumentError(
+                        f"out[{k}] must be a C-contiguous {dtype} array of shape {tuple(shape)} "
+                        "on the GPU", hint="allocate it with cupy.empty or torch.empty")
+                res.append(o)
+            return res
+        if family == "torch":
+            import torch
+            dev = torch.device("cuda", device)
+            return [torch.empty(tuple(s), dtype=getattr(torch, d), device=dev) for s, d in self.outputs]
+        outs = []
+        for s, d in self.outputs:
+            if d == "bfloat16" and family != "numpy":
+                try:
+                    import ml_dtypes
+                    outs.append(cp.empty(s, ml_dtypes.bfloat16))
+                    continue
+                except Exception:
+                    raise E.DTypeError("this kernel returns bfloat16, which cupy arrays cannot hold",
+                                       hint="pass torch tensors (torch bfloat16 outputs) or numpy "
+                                            "arrays (ml_dtypes bfloat16)") from None
+            outs.append(cp.empty(s, _storage(d) if family == "numpy" else d))
+        return outs
+
+    def _launch(self, bufs, stream):
+        cp = self.cp
+        ws = None
+        for l in self.launches:
+            fn, info = self.kernels[l.name]
+            if l.fallback and any(bufs[b] % al for b, al in l.align):
+                fn, info = self.kernels[l.fallback]
+                l = info.launch
+            grid = self._grid(l, info)
+            if grid is None:
+                continue
+            args = [bufs[b] if kind == "scalar" else np.uint64(bufs[b]) for b, kind, _ in l.params]
+            coop = False
+            if l.workspace:
+                rows, parts = l.grid[1], grid[0] // l.grid[1]
+                n = rows + max(1, l.passes) * rows * parts * l.workspace
+                ws = cp.empty(n, np.uint64)
+                cp.cuda.runtime.memsetAsync(ws.data.ptr, 0, rows * 8, stream.ptr)
+                args.append(np.uint64(ws.data.ptr))
+                coop = l.barrier
+            if coop and not getattr(fn, "enable_cooperative_groups", False):
+                try:
+                    fn.enable_cooperative_groups = True     # the launch checks co-residency
+                except AttributeError:
+                    pass      # the grid is sized to fit resident blocks (_grid) all the same
+            fn(grid, (info.block, 1, 1), tuple(args), shared_mem=l.smem, stream=stream)
+
+    def run(self, buffers: tuple) -> None:
+        """The CPU calling convention (inputs, outputs, temporaries as numpy arrays): compute
+        on the device, results copied into the output arrays."""
+        n_in, n_out = self.n_inputs, len(self.outputs)
+        ins = list(buffers[:n_in])
+        outs = list(buffers[n_in:n_in + n_out])
+        args = [a[()] if s.kind == "scalar" else a for a, s in zip(ins, self.specs)]
+        res = self.call(args, out=outs, single=False)
+        del res
+
+
+def _storage(dtype: str):
+    """numpy dtype of a buffer's bytes (bfloat16, which numpy lacks, as its bits)."""
+    return np.dtype(np.uint16) if dtype == "bfloat16" else np.dtype(dtype)
+
+
+def _ptr(o) -> int:
+    if _is_torch(o):
+        return o.data_ptr()
+    if _is_cupy(o):
+        return o.data.ptr
+    return o.__cuda_array_interface__["data"][0]
+
+
+def _to_host(o):
+    h = o.get()
+    if h.dtype == np.uint16:
+        import ml_dtypes
+        return h.view(ml_dtypes.bfloat16)
+    return h
+
+
+def _scalar_value(a, dtype: str):
+    """A by-value kernel argument of the dtype (16-bit floats as their bits)."""
+    if dtype == "bfloat16":
+        import ml_dtypes
+        return np.asarray(a, dtype=np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)[()]
+    if dtype == "float16":
+        return np.asarray(a, dtype=np.float16).view(np.uint16)[()]
+    if dtype == "bool":
+        return np.uint8(bool(a))
+    if hasattr(a, "item") and not isinstance(a, np.generic):
+        a = a.item()
+    return np.dtype(dtype).type(a)
+
+
+def explain(p) -> str:
+    """How the plan's kernels launch: their static launch data, and on a GPU the registers,
+    shared memory and occupancy of the compiled kernels on this device."""
+    from ..codegen.cuda import render_plan
+    _, launches = render_plan(p)
+    lines = [l.describe() for l in launches]
+    if can_run(p.target):
+        from ..compiler import build as build_plan
+        fn = build_plan(p)
+        lines.append(fn.describe())
+    else:
+        lines.append("no GPU here: registers, occupancy and grids are decided on one "
+                     "(from the device's SM count and the compiled kernels)")
+    return "\n".join(lines)

@@ -1,0 +1,698 @@
+"""One renderer for the C-like GPU languages (CUDA C now; MSL and WGSL share it).
+
+A language is a subclass of `CStyleLanguage` that declares data: its register and memory
+types, op spellings (`code_for_op`, merged as `{**CStyleLanguage.code_for_op, ...}`),
+casts, reductions, literals, qualifiers, barrier, shuffles and thread-index builtins.
+`CEmitter` walks a Group's exprs and writes statements in that language; the language's
+Jinja skeletons (templates/<language>/) lay out threads, loops, tiles and barriers around
+the pieces the emitter hands them.
+
+The unit of work of a thread is a *group* of V consecutive elements along the innermost
+(collapsed) domain axis, inside one row. Arrays of V values (`l3[v]`) hold loads, values
+are computed per element in a loop over v, and stores write V values at once (one wide
+access where the layout and the pointer's alignment allow, else V scalar accesses).
+
+16-bit floats are held in registers as float and rounded after every operation, which is
+numpy's arithmetic for float16 (and ml_dtypes' for bfloat16): each op in float32, then one
+rounding to the 16-bit type.
+"""
+from __future__ import annotations
+
+import math
+import struct
+
+from .. import errors as E
+from ..fuse import Group, Expr, _REDUCE_OPS
+from ..ir.dtypes import ITEMSIZE, family
+from .llvm import plan_axes, inner_mode, AxisPlan   # axis collapsing is the same for every language
+
+ARG_REDUCTIONS = ("argmax", "argmin")
+INT_LIMITS = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
+
+# how an op's operands are typed before its spelling applies (numpy's loops):
+#   result: every operand converted to the result dtype; bool: to bool;
+#   ct: to the promoted input dtype the graph recorded (comparisons); where: bool, result, result
+OPERAND_TYPE = {"eq": "ct", "ne": "ct", "lt": "ct", "le": "ct", "gt": "ct", "ge": "ct",
+                "logical_and": "bool", "logical_or": "bool", "logical_xor": "bool",
+                "logical_not": "bool", "where": "where"}
+
+
+class CStyleLanguage:
+    """Data that spells IR in a C-like language. Subclasses override attributes only.
+
+    Spellings are format strings over: {a} {b} {c} operands (already of the compute type),
+    {T} the compute dtype's register type, {U} its unsigned twin, {F} the suffix of its
+    math functions ('f' for float), {MIN} {MAX} the integer limits."""
+    name = "c"
+    file_suffix = ".c"
+    kernel_prefix = ""                 # before a kernel's return type
+    global_ptr = "{T}*"                # a pointer to device memory
+    const_ptr = "const {T}*"
+    shared = ""                        # declares block-shared memory
+    barrier = ""
+    thread_index = {"local": "", "group": "", "local_size": "", "groups": ""}
+    shuffle_xor = ""                   # {x} {o}: the value of lane ^ o
+    shuffle_bool = ""                  # the same for a bool (shuffled as an int)
+    types = {"bool": "bool", "int32": "int", "int64": "long long", "float32": "float",
+             "float64": "double", "float16": "float", "bfloat16": "float"}
+    mem_types = {"bool": "unsigned char", "int32": "int", "int64": "long long",
+                 "float32": "float", "float64": "double", "float16": "unsigned short",
+                 "bfloat16": "unsigned short"}
+    unsigned = {"int32": "unsigned int", "int64": "unsigned long long"}
+    math_suffix = {"float32": "f", "float64": "", "float16": "f", "bfloat16": "f"}
+    load_conv = {"bool": "({x} != 0)"}                 # memory -> register
+    store_conv = {"bool": "(unsigned char)({x})"}      # register -> memory
+    round_to: dict[str, str] = {}                      # after each op giving this dtype
+    literal_suffix = {"float32": "f", "float64": "", "float16": "f", "bfloat16": "f",
+                      "int32": "", "int64": "LL"}
+    special_floats: dict = {}                          # (dtype, 'inf' | '-inf' | 'nan') -> text
+
+    code_for_op: dict[str, dict[str, str]] = {
+        "neg": {"f": "(-{a})", "i": "(({T})(({U})0 - ({U}){a}))"},
+        "abs": {"f": "fabs{F}({a})", "i": "({a} < 0 ? ({T})(({U})0 - ({U}){a}) : {a})", "b": "{a}"},
+        "floor": {"f": "floor{F}({a})", "i": "{a}", "b": "{a}"},
+        "ceil": {"f": "ceil{F}({a})", "i": "{a}", "b": "{a}"},
+        "round": {"f": "rint{F}({a})"},
+        "sign": {"f": "({a} > 0 ? ({T})1 : {a} < 0 ? ({T})-1 : {a} == 0 ? ({T})0 : {a})",
+                 "i": "(({T})(({a} > 0) - ({a} < 0)))"},
+        "sqrt": {"f": "sqrt{F}({a})"},
+        "rsqrt": {"f": "(({T})1 / sqrt{F}({a}))"},
+        "relu": {"f": "(({a} >= 0 || {a} != {a}) ? {a} : ({T})0)", "i": "({a} > 0 ? {a} : ({T})0)",
+                 "b": "{a}"},
+        "logical_not": {"b": "(!{a})"},
+        "add": {"f": "({a} + {b})", "i": "(({T})(({U}){a} + ({U}){b}))", "b": "({a} || {b})"},
+        "sub": {"f": "({a} - {b})", "i": "(({T})(({U}){a} - ({U}){b}))"},
+        "mul": {"f": "({a} * {b})", "i": "(({T})(({U}){a} * ({U}){b}))", "b": "({a} && {b})"},
+        "truediv": {"f": "({a} / {b})"},
+        "floordiv": {"f": "tj_floordiv({a}, {b})", "i": "tj_ifloordiv({a}, {b})", "b": "({a} && {b})"},
+        "mod": {"f": "tj_fmod_py({a}, {b})", "i": "tj_imod({a}, {b})"},
+        "pow": {"f": "pow{F}({a}, {b})", "i": "tj_ipow({a}, {b})"},
+        "maximum": {"f": "tj_fmax({a}, {b})", "i": "({a} >= {b} ? {a} : {b})", "b": "({a} || {b})"},
+        "minimum": {"f": "tj_fmin({a}, {b})", "i": "({a} <= {b} ? {a} : {b})", "b": "({a} && {b})"},
+        "eq": {k: "({a} == {b})" for k in "fib"},
+        "ne": {k: "({a} != {b})" for k in "fib"},
+        "lt": {k: "({a} < {b})" for k in "fib"},
+        "le": {k: "({a} <= {b})" for k in "fib"},
+        "gt": {k: "({a} > {b})" for k in "fib"},
+        "ge": {k: "({a} >= {b})" for k in "fib"},
+        "logical_and": {"b": "({a} && {b})"},
+        "logical_or": {"b": "({a} || {b})"},
+        "logical_xor": {"b": "({a} != {b})"},
+        "where": {k: "({a} ? {b} : {c})" for k in "fib"},
+        "sigmoid": {"f": "(({T})1 / (({T})1 + exp{F}(-{a})))"},
+        **{fn: {"f": fn + "{F}({a})"} for fn in ("exp", "exp2", "log", "log2", "log1p", "expm1",
+                                                  "sin", "cos", "tan", "tanh", "erf")},
+    }
+
+    # (source family, destination family) -> spelling; {T} the destination register type.
+    casts = {("f", "f"): "(({T})({a}))", ("i", "i"): "(({T})({a}))", ("i", "f"): "(({T})({a}))",
+             ("f", "i"): "(({T})({a}))", ("b", "i"): "(({T})({a}))", ("b", "f"): "(({T})({a}))",
+             ("i", "b"): "({a} != 0)", ("f", "b"): "({a} != 0)"}
+    # exact (source dtype, destination dtype) spellings that beat the family rule
+    cast_overrides: dict[tuple[str, str], str] = {}
+
+    # reductions: op -> family -> (identity, combine {a} {b})
+    reductions = {
+        "sum": {"f": ("-0.0", "({a} + {b})"), "i": ("0", "(({T})(({U}){a} + ({U}){b}))")},
+        "prod": {"f": ("1.0", "({a} * {b})"), "i": ("1", "(({T})(({U}){a} * ({U}){b}))")},
+        "max": {"f": ("-inf", "tj_fmax({a}, {b})"), "i": ("MIN", "({a} >= {b} ? {a} : {b})"),
+                "b": ("false", "({a} || {b})")},
+        "min": {"f": ("inf", "tj_fmin({a}, {b})"), "i": ("MAX", "({a} <= {b} ? {a} : {b})"),
+                "b": ("true", "({a} && {b})")},
+        "any": {"b": ("false", "({a} || {b})")},
+        "all": {"b": ("true", "({a} && {b})")},
+    }
+    # argmax/argmin: does (b, bi) replace (a, ai)? numpy: first occurrence, NaN first
+    arg_take = {"argmax": "tj_arg_take_max({a}, {ai}, {b}, {bi})",
+                "argmin": "tj_arg_take_min({a}, {ai}, {b}, {bi})"}
+    # matmul's multiply-accumulate {c} += {a} * {b}
+    muladd = {"f": "fma{F}({a}, {b}, {c})", "i": "(({T})(({U}){c} + ({U}){a} * ({U}){b}))",
+              "b": "({c} || ({a} && {b}))"}
+
+    def shuffle(self, x: str, o: str, ctype: str) -> str:
+        return (self.shuffle_bool if ctype == self.types["bool"] else self.shuffle_xor).format(x=x, o=o)
+
+    # -- literals -----------------------------------------------------------------------
+    def literal(self, value, dtype: str) -> str:
+        f = family(dtype)
+        if f == "b":
+            return "true" if value else "false"
+        if f == "i":
+            v = int(value)
+            lo, hi = INT_LIMITS[dtype]
+            if v == lo:   # -2147483648 is a negated literal in C: spell it without overflow
+                return f"(({self.types[dtype]})({v + 1}{self.literal_suffix[dtype]} - 1))"
+            return f"{v}{self.literal_suffix[dtype]}" if v >= 0 else \
+                f"({v}{self.literal_suffix[dtype]})"
+        v = float(value)
+        v = self.round_value(v, dtype)
+        if math.isnan(v) or math.isinf(v):
+            key = "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+            return self.special_floats[(self.types[dtype], key)]
+        text = v.hex() + self.literal_suffix[dtype]
+        return f"({text})" if text.startswith("-") else text
+
+    @staticmethod
+    def round_value(v: float, dtype: str) -> float:
+        """v as the dtype stores it (literals of a dtype are that dtype's values)."""
+        import numpy as np
+        if dtype == "float32":
+            return struct.unpack("f", struct.pack("f", v))[0]
+        if dtype == "float16":
+            return float(np.float16(v))
+        if dtype == "bfloat16":
+            import ml_dtypes
+            return float(np.asarray(v, dtype=np.float32).astype(ml_dtypes.bfloat16).astype(np.float32))
+        return v
+
+    def identity(self, ident: str, dtype: str) -> str:
+        if ident in ("MIN", "MAX"):
+            lo, hi = INT_LIMITS[dtype]
+            return self.literal(lo if ident == "MIN" else hi, dtype)
+        if ident in ("true", "false"):
+            return self.literal(ident == "true", dtype)
+        return self.literal(float(ident) if family(dtype) == "f" else int(float(ident)), dtype)
+
+    # -- spelling helpers -------------------------------------------------------------------
+    def fmt(self, text: str, dtype: str, **ops) -> str:
+        lo, hi = INT_LIMITS.get(dtype, (0, 0))
+        return text.format(T=self.types[dtype], U=self.unsigned.get(dtype, ""),
+                           F=self.math_suffix.get(dtype, ""), MIN=lo, MAX=hi, **ops)
+
+    def rounded(self, expr: str, dtype: str) -> str:
+        r = self.round_to.get(dtype)
+        return r.format(x=expr) if r else expr
+
+    def cast(self, expr: str, src: str, dst: str) -> str:
+        if src == dst:
+            return expr
+        if self.types[src] == self.types[dst] and family(src) == family(dst) == "f":
+            # float16 <-> bfloat16 <-> float32 share the float register: round only
+            return self.rounded(expr, dst) if ITEMSIZE[dst] < ITEMSIZE[src] or \
+                self.round_to.get(dst) else expr
+        text = self.cast_overrides.get((src, dst)) or self.casts[(family(src), family(dst))]
+        return self.rounded(self.fmt(text, dst, a=expr), dst)
+
+
+class Ctx:
+    """How an element context reads loads: `load(li)` gives the C expression of load li."""
+
+    def __init__(self, load, seed=None):
+        self.load = load
+        self.seed = seed or {}
+
+
+class CEmitter:
+    """Statements of one kernel body in a CStyleLanguage, for the templates to place.
+
+    Names: `b<k>` buffer k (pointer, or a by-value scalar), `ro_<key>` an access's row offset,
+    `lr<i>` a row-invariant load, `l<i>` an array of V loaded values, `r<e>` the row-level
+    value of expr e (reduction results and what is computed from them), `s<i>` an array of V
+    values to store, `acc<e>` / `a<e>` reduction accumulators."""
+
+    def __init__(self, lang: CStyleLanguage, group: Group, *, V: int = 1, index: str = "int",
+                 scalar_bufs=frozenset(), ax: AxisPlan | None = None):
+        self.L = lang
+        self.g = group
+        self.V = V
+        self.I = index
+        self.scalar_bufs = frozenset(scalar_bufs)
+        self.ax = ax or plan_axes(group)
+        self.n = 0
+        self.row_memo: dict[int, str] = {}
+        self.stored_rows: set[int] = set()
+        self.red = [i for i, e in enumerate(group.exprs) if e.op in _REDUCE_OPS]
+        self.passes = sorted({group.exprs[i].level for i in self.red})
+        self.varies = self._varies()
+        self.modes = {key: inner_mode(self.ax.inner, st) for key, st in self.ax.inner_strides.items()}
+        self.vec_static = {key: self._vec_static(key) for key in self.modes}
+        for e in group.exprs:
+            if e.dtype not in lang.types:
+                raise E.DTypeError(f"dtype {e.dtype} is not supported by the {lang.name} target")
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def fresh(self, stem="t") -> str:
+        self.n += 1
+        return f"{stem}{self.n}"
+
+    def _varies(self) -> list[bool]:
+        out = []
+        for e in self.g.exprs:
+            if e.op == "load":
+                out.append(self.modes_of_load(dict(e.attrs)["access"]) != "invariant")
+            elif e.op == "matmul":
+                out.append(True)
+            elif e.op in _REDUCE_OPS or e.op == "const":
+                out.append(False)
+            else:
+                out.append(any(out[a] for a in e.args))
+        return out
+
+    def modes_of_load(self, li: int) -> str:
+        return inner_mode(self.ax.inner, self.ax.inner_strides[("l", li)])[0]
+
+    def access(self, key):
+        kind, i = key
+        return self.g.loads[i] if kind == "l" else self.g.stores[i].access
+
+    def _vec_static(self, key) -> bool:
+        """Groups of V along the inner axis are V-aligned in this access, whatever the row."""
+        if self.V == 1 or self.modes[key][0] != "contig":
+            return False
+        acc = self.access(key)
+        if acc.offset % self.V or any(s % self.V for s in self.ax.outer_strides[key]):
+            return False
+        return self.ax.K % self.V == 0 or not self.ax.outer
+
+    def vector_accesses(self) -> list:
+        """Accesses read or written V at a time: (key, buffer, required pointer alignment)."""
+        out = []
+        for key, ok in sorted(self.vec_static.items()):
+            if ok and self.access(key).buf not in self.scalar_bufs:
+                acc = self.access(key)
+                out.append((key, acc.buf, min(16, self.V * ITEMSIZE[acc.dtype])))
+        return out
+
+    def vec_ok_expr(self) -> str:
+        """C condition: every vector access's pointer is aligned for its wide loads/stores."""
+        terms = []
+        for key, buf, align in self.vector_accesses():
+            terms.append(f"((reinterpret_cast<unsigned long long>(b{buf}) & {align - 1}) == 0)")
+        return " && ".join(sorted(set(terms))) or "true"
+
+    def buffers(self) -> list[int]:
+        bufs = {a.buf for a in self.g.loads} | {s.access.buf for s in self.g.stores}
+        bufs |= {a.buf for a in self.g.mm}
+        return sorted(bufs)
+
+    def written(self) -> set[int]:
+        return {s.access.buf for s in self.g.stores}
+
+    def buffer_dtype(self, buf: int) -> str:
+        for a in list(self.g.loads) + [s.access for s in self.g.stores] + list(self.g.mm):
+            if a.buf == buf:
+                return a.dtype
+        raise E.InternalError(f"buffer {buf} is not used by this group")
+
+    def params(self) -> list[str]:
+        """The kernel's parameters: device pointers, and scalars by value."""
+        out = []
+        written = self.written()
+        for b in self.buffers():
+            mt = self.L.mem_types[self.buffer_dtype(b)]
+            if b in self.scalar_bufs:
+                out.append(f"const {mt} b{b}")
+            elif b in written:
+                out.append(self.L.global_ptr.format(T=mt) + f" __restrict__ b{b}")
+            else:
+                out.append(self.L.const_ptr.format(T=mt) + f" __restrict__ b{b}")
+        return out
+
+    # -- addressing -----------------------------------------------------------------------
+    def row_offset(self, key, o: str) -> str:
+        """The element offset of an access at the start of row `o` (C expression)."""
+        acc = self.access(key)
+        outer = self.ax.outer
+        terms = [str(acc.offset)] if acc.offset else []
+        cur = o
+        for d in range(len(outer) - 1, -1, -1):
+            st = self.ax.outer_strides[key][d]
+            coord = cur if d == 0 else f"({cur} % {outer[d]})"
+            if st:
+                terms.append(f"{coord} * {st}" if st != 1 else coord)
+            cur = f"({cur} / {outer[d]})"
+        return f"({self.I})({' + '.join(terms)})" if terms else f"({self.I})0"
+
+    def inner_offset(self, key, k: str) -> str:
+        """The element offset of inner index k (C expression) relative to the row."""
+        mode = self.modes[key]
+        if mode[0] == "invariant":
+            return "0"
+        if mode[0] == "contig":
+            return k
+        if mode[0] == "strided":
+            return f"({k}) * {mode[1]}"
+        inner, st = self.ax.inner, self.ax.inner_strides[key]
+        terms, cur = [], f"({k})"
+        for d in range(len(inner) - 1, -1, -1):
+            coord = cur if d == 0 else f"({cur} % {inner[d]})"
+            if st[d]:
+                terms.append(f"{coord} * {st[d]}")
+            cur = f"({cur} / {inner[d]})"
+        return "(" + " + ".join(terms or ["0"]) + ")"
+
+    def row_setup(self, o: str, tag: str = "") -> str:
+        """Row offsets of every access and the row-invariant loads, for row `o`."""
+        lines = []
+        keys = [("l", i) for i in range(len(self.g.loads))] + [("s", i) for i in range(len(self.g.stores))]
+        for key in keys:
+            acc = self.access(key)
+            if acc.buf in self.scalar_bufs:
+                continue
+            if key[0] == "l" and self.modes[key][0] == "invariant" and not self._load_used(key[1]):
+                continue
+            lines.append(f"const {self.I} ro_{key[0]}{key[1]}{tag} = {self.row_offset(key, o)};")
+        for li, acc in enumerate(self.g.loads):
+            if self.modes[("l", li)][0] == "invariant" and self._load_used(li):
+                src = f"b{acc.buf}" if acc.buf in self.scalar_bufs else f"b{acc.buf}[ro_l{li}{tag}]"
+                conv = self.L.load_conv.get(acc.dtype, "{x}").format(x=src)
+                lines.append(f"const {self.L.types[acc.dtype]} lr{li}{tag} = {conv};")
+        return "\n".join(lines)
+
+    def _load_used(self, li: int) -> bool:
+        return any(e.op == "load" and dict(e.attrs)["access"] == li for e in self.g.exprs)
+
+    # -- loads and stores of one group of V elements ----------------------------------------
+    def varying_loads(self, exprs=None) -> list[int]:
+        """Loads that differ along the inner axis (read per element), of the given exprs' cone."""
+        want = set(range(len(self.g.exprs))) if exprs is None else self._cone(exprs)
+        out = []
+        for i in sorted(want):
+            e = self.g.exprs[i]
+            if e.op == "load":
+                li = dict(e.attrs)["access"]
+                if self.modes_of_load(li) != "invariant" and li not in out:
+                    out.append(li)
+        return sorted(out)
+
+    def _cone(self, roots) -> set[int]:
+        """Exprs the roots depend on, not looking through reductions already known per row."""
+        seen, stack = set(), list(roots)
+        while stack:
+            x = stack.pop()
+            if x in seen:
+                continue
+            seen.add(x)
+            e = self.g.exprs[x]
+            if e.op in _REDUCE_OPS and x not in roots:
+                continue
+            stack.extend(e.args)
+        return seen
+
+    def load_group(self, li: int, k: str, dst: str, *, guard: str | None, vec: str,
+                   decl: bool = True, tag: str = "") -> str:
+        """Fill `dst[0..V)` (register values) with load li at inner indices k..k+V-1.
+
+        guard: C condition that all V are inside the row (None: always); vec: C condition
+        for the wide path (the pointer's alignment)."""
+        acc = self.g.loads[li]
+        key = ("l", li)
+        V, L = self.V, self.L
+        rt, mt = L.types[acc.dtype], L.mem_types[acc.dtype]
+        conv = L.load_conv.get(acc.dtype, "{x}")
+        out = [f"{rt} {dst}[{V}];"] if decl else []
+        base = f"(b{acc.buf} + ro_l{li}{tag})"
+        kk = "(" + k + " + v)"
+        scalar = (f"#pragma unroll\nfor (int v = 0; v < {V}; ++v) "
+                  + (f"{dst}[v] = ({kk} < {self.ax.K}) ? " + conv.format(x=f"{base}[{self.inner_offset(key, kk)}]")
+                     + f" : ({rt})0;" if guard is not None else
+                     f"{dst}[v] = " + conv.format(x=f"{base}[{self.inner_offset(key, kk)}]") + ";"))
+        if self.vec_static[key]:
+            t = self.fresh("m")
+            wide = (f"{mt} {t}[{V}];\ntj_ldv<{mt}, {V}>({base} + {k}, {t});\n"
+                    f"#pragma unroll\nfor (int v = 0; v < {V}; ++v) {dst}[v] = {conv.format(x=f'{t}[v]')};")
+            cond = vec if guard is None else f"({vec}) && ({guard})"
+            out.append(f"if ({cond}) {{\n{_indent(wide)}\n}} else {{\n{_indent(scalar)}\n}}")
+        else:
+            out.append(scalar)
+        return "\n".join(out)
+
+    def store_group(self, si: int, k: str, src: str, *, guard: str | None, vec: str,
+                    tag: str = "") -> str:
+        """Write `src[0..V)` (memory values) to store si at inner indices k..k+V-1.
+        A store whose place does not move along the inner axis is written once per row."""
+        acc = self.g.stores[si].access
+        key = ("s", si)
+        V, mt = self.V, self.L.mem_types[acc.dtype]
+        base = f"(b{acc.buf} + ro_s{si}{tag})"
+        if self.modes[key][0] == "invariant":
+            return f"if ({k} == 0) {base}[0] = {src}[0];"
+        kk = "(" + k + " + v)"
+        body = f"{base}[{self.inner_offset(key, kk)}] = {src}[v];"
+        scalar = f"#pragma unroll\nfor (int v = 0; v < {V}; ++v) " + \
+            (f"if ({kk} < {self.ax.K}) {body}" if guard is not None else body)
+        if self.vec_static[key]:
+            cond = vec if guard is None else f"({vec}) && ({guard})"
+            return (f"if ({cond}) {{\n  tj_stv<{mt}, {V}>({base} + {k}, {src});\n}} else {{\n"
+                    f"{_indent(scalar)}\n}}")
+        return scalar
+
+    # -- expressions ------------------------------------------------------------------------
+    def value(self, lines: list, eid: int, ctx: Ctx, memo: dict) -> str:
+        """The C expression of expr eid in an element context (statements go to lines)."""
+        if eid in ctx.seed:
+            return ctx.seed[eid]
+        if eid in self.row_memo:
+            return self.row_memo[eid]
+        if eid in memo:
+            return memo[eid]
+        e = self.g.exprs[eid]
+        if e.op == "const":
+            return self.L.literal(dict(e.attrs)["value"], e.dtype)
+        if e.op == "load":
+            li = dict(e.attrs)["access"]
+            return ctx.load(li)
+        if e.op in _REDUCE_OPS:
+            raise E.InternalError(f"reduction %{eid} used before its pass finished")
+        if e.op == "cast":
+            a = e.args[0]
+            text = self.L.cast(self.value(lines, a, ctx, memo), self.g.exprs[a].dtype, e.dtype)
+        else:
+            text = self.apply(e, [self.value(lines, a, ctx, memo) for a in e.args])
+        t = self.fresh()
+        lines.append(f"const {self.L.types[e.dtype]} {t} = {text};")
+        memo[eid] = t
+        return t
+
+    def apply(self, e: Expr, vals: list[str]) -> str:
+        rule = OPERAND_TYPE.get(e.op, "result")
+        attrs = dict(e.attrs)
+        if rule == "result":
+            cts = [e.dtype] * len(vals)
+        elif rule == "bool":
+            cts = ["bool"] * len(vals)
+        elif rule == "ct":
+            cts = [attrs["ct"]] * len(vals)
+        else:
+            cts = ["bool", e.dtype, e.dtype]
+        conv = [self.L.cast(v, self.g.exprs[a].dtype, ct) for v, a, ct in zip(vals, e.args, cts)]
+        cdt = cts[-1] if rule != "where" else e.dtype
+        spell = self.L.code_for_op.get(e.op, {}).get(family(cdt))
+        if spell is None:
+            raise E.DTypeError(f"{e.op} is not supported for {cdt} on {self.L.name} targets")
+        text = self.L.fmt(spell, cdt, **dict(zip("abc", conv)))
+        if rule in ("ct", "bool") and e.dtype == "bool":
+            return text
+        return self.L.rounded(text, e.dtype)
+
+    def compute_stores(self, ctx: Ctx, dsts: dict[int, str], v: str = "v") -> str:
+        """Per element: every varying store's value, converted to memory, into dsts[si][v]."""
+        lines: list[str] = []
+        memo: dict = {}
+        for si, s in enumerate(self.g.stores):
+            if si in dsts:
+                val = self.value(lines, s.expr, ctx, memo)
+                acc = s.access
+                val = self.L.cast(val, self.g.exprs[s.expr].dtype, acc.dtype)
+                conv = self.L.store_conv.get(acc.dtype, "{x}").format(x=val)
+                lines.append(f"{dsts[si]}[{v}] = {conv};")
+        return "\n".join(lines)
+
+    def varying_stores(self) -> list[int]:
+        return [si for si in range(len(self.g.stores)) if self.store_varies(si)]
+
+    def store_varies(self, si: int) -> bool:
+        """Store si writes per element: its value varies along the inner axis, or its place does."""
+        return self.varies[self.g.stores[si].expr] or self.modes[("s", si)][0] != "invariant"
+
+    def store_arrays(self, tag: str = "") -> tuple[str, dict[int, str]]:
+        """Declarations of the V-value arrays of the varying stores, and their names."""
+        names = {si: f"s{si}{tag}" for si in self.varying_stores()}
+        decl = "\n".join(f"{self.L.mem_types[self.g.stores[si].access.dtype]} {n}[{self.V}];"
+                         for si, n in names.items())
+        return decl, names
+
+    # -- row-level values (reductions and what follows from them) -----------------------------
+    def hoist(self, level: int) -> str:
+        """Row-level values computable once the reductions of passes < level are done."""
+        lines: list[str] = []
+        avail = {i for i in self.red if self.g.exprs[i].level < level}
+        ctx = Ctx(lambda li: f"lr{li}")
+        for i, e in enumerate(self.g.exprs):
+            if self.varies[i] or i in self.row_memo or e.op in _REDUCE_OPS or e.op in ("const", "matmul"):
+                continue
+            if self._ready(i, avail):
+                self.row_memo[i] = self.value(lines, i, ctx, {})
+        return "\n".join(lines)
+
+    def _ready(self, i, avail) -> bool:
+        e = self.g.exprs[i]
+        if e.op in _REDUCE_OPS:
+            return i in avail
+        if e.op == "matmul":
+            return False
+        return all(self._ready(a, avail) for a in e.args)
+
+    def row_stores(self, tag: str = "") -> str:
+        """Stores of row-level values, once they are known (one thread of the row runs this)."""
+        lines: list[str] = []
+        ctx = Ctx(lambda li: f"lr{li}")
+        for si, s in enumerate(self.g.stores):
+            if si in self.stored_rows or self.store_varies(si):
+                continue
+            if s.expr not in self.row_memo and self.g.exprs[s.expr].op != "const" and \
+                    not self._ready(s.expr, set(self.red)):
+                continue
+            val = self.value(lines, s.expr, ctx, {})
+            acc = s.access
+            val = self.L.cast(val, self.g.exprs[s.expr].dtype, acc.dtype)
+            conv = self.L.store_conv.get(acc.dtype, "{x}").format(x=val)
+            lines.append(f"b{acc.buf}[ro_s{si}{tag}] = {conv};")
+            self.stored_rows.add(si)
+        return "\n".join(lines)
+
+    # -- reductions -----------------------------------------------------------------------------
+    def reductions_of(self, level: int) -> list[int]:
+        return [i for i in self.red if self.g.exprs[i].level == level]
+
+    def acc_dtype(self, i: int) -> str:
+        """The accumulator dtype of reduction i: float sums accumulate in float64."""
+        e = self.g.exprs[i]
+        src = self.g.exprs[e.args[0]].dtype
+        if e.op in ARG_REDUCTIONS:
+            return "int32" if src == "bool" else src
+        if e.op in ("any", "all"):
+            return "bool"
+        if e.op == "sum" and family(e.dtype) == "f":
+            return "float64"
+        return e.dtype
+
+    def identity_of(self, i: int) -> str:
+        e = self.g.exprs[i]
+        acc = self.acc_dtype(i)
+        if e.op in ARG_REDUCTIONS:
+            if family(acc) == "f":
+                return self.L.literal(float("-inf") if e.op == "argmax" else float("inf"), acc)
+            return self.L.identity("MIN" if e.op == "argmax" else "MAX", acc)
+        return self.L.identity(self.L.reductions[e.op][family(acc)][0], acc)
+
+    def combine(self, i: int, a: str, b: str) -> str:
+        e = self.g.exprs[i]
+        acc = self.acc_dtype(i)
+        return self.L.fmt(self.L.reductions[e.op][family(acc)][1], acc, a=a, b=b)
+
+    def acc_vars(self, level: int) -> list[tuple[str, str]]:
+        """(register type, name) of every per-thread accumulator of a pass (arg reductions: two)."""
+        out = []
+        for i in self.reductions_of(level):
+            out.append((self.L.types[self.acc_dtype(i)], f"a{i}"))
+            if self.g.exprs[i].op in ARG_REDUCTIONS:
+                out.append(("long long", f"ai{i}"))
+        return out
+
+    def acc_init(self, level: int, lanes: int) -> str:
+        """Accumulators of a pass: `acc<i>[lanes]` per element slot (independent chains)."""
+        out = []
+        for i in self.reductions_of(level):
+            t = self.L.types[self.acc_dtype(i)]
+            out.append(f"{t} acc{i}[{lanes}];")
+            if self.g.exprs[i].op in ARG_REDUCTIONS:
+                out.append(f"long long acci{i}[{lanes}];")
+            init = f"acc{i}[q] = {self.identity_of(i)};"
+            if self.g.exprs[i].op in ARG_REDUCTIONS:
+                init += f" acci{i}[q] = -1;"
+            out.append(f"#pragma unroll\nfor (int q = 0; q < {lanes}; ++q) {{ {init} }}")
+        return "\n".join(out)
+
+    def accumulate(self, level: int, ctx: Ctx, slot: str, kidx: str) -> str:
+        """One element into slot `slot` of the pass's accumulators (kidx: its inner index)."""
+        lines: list[str] = []
+        memo: dict = {}
+        for i in self.reductions_of(level):
+            e = self.g.exprs[i]
+            acc = self.acc_dtype(i)
+            src = e.args[0]
+            v = self.L.cast(self.value(lines, src, ctx, memo), self.g.exprs[src].dtype, acc)
+            if e.op in ARG_REDUCTIONS:
+                t = self.fresh("x")
+                lines.append(f"const {self.L.types[acc]} {t} = {v};")
+                take = self.L.arg_take[e.op].format(a=f"acc{i}[{slot}]", ai=f"acci{i}[{slot}]",
+                                                    b=t, bi=f"(long long)({kidx})")
+                lines.append(f"if ({take}) {{ acc{i}[{slot}] = {t}; acci{i}[{slot}] = {kidx}; }}")
+            else:
+                lines.append(f"acc{i}[{slot}] = {self.combine(i, f'acc{i}[{slot}]', v)};")
+        return "\n".join(lines)
+
+    def acc_fold(self, level: int, lanes: int) -> str:
+        """Fold the slots into one per-thread value a<i> (in slot order: deterministic)."""
+        out = []
+        for i in self.reductions_of(level):
+            t = self.L.types[self.acc_dtype(i)]
+            out.append(f"[[maybe_unused]] {t} a{i} = acc{i}[0];")
+            if self.g.exprs[i].op in ARG_REDUCTIONS:
+                out.append(f"[[maybe_unused]] long long ai{i} = acci{i}[0];")
+                take = self.L.arg_take[self.g.exprs[i].op].format(
+                    a=f"a{i}", ai=f"ai{i}", b=f"acc{i}[q]", bi=f"acci{i}[q]")
+                body = f"if (acci{i}[q] >= 0 && {take}) {{ a{i} = acc{i}[q]; ai{i} = acci{i}[q]; }}"
+            else:
+                body = f"a{i} = {self.combine(i, f'a{i}', f'acc{i}[q]')};"
+            if lanes > 1:
+                out.append(f"#pragma unroll\nfor (int q = 1; q < {lanes}; ++q) {{ {body} }}")
+        return "\n".join(out)
+
+    def acc_reset(self, level: int) -> str:
+        """Every per-thread accumulator of a pass back to its identity."""
+        out = []
+        for i in self.reductions_of(level):
+            out.append(f"a{i} = {self.identity_of(i)};")
+            if self.g.exprs[i].op in ARG_REDUCTIONS:
+                out.append(f"ai{i} = -1;")
+        return "\n".join(out)
+
+    def combine_from(self, level: int, other) -> str:
+        """a<i> = combine(a<i>, other(name)) for every accumulator; other maps a name to the
+        expression of the same accumulator elsewhere (another lane, shared memory...)."""
+        out = []
+        for i in self.reductions_of(level):
+            e = self.g.exprs[i]
+            t = self.L.types[self.acc_dtype(i)]
+            if e.op in ARG_REDUCTIONS:
+                bv, bi = self.fresh("o"), self.fresh("oi")
+                out.append(f"{{ const {t} {bv} = {other(f'a{i}', t)}; "
+                           f"const long long {bi} = {other(f'ai{i}', 'long long')};")
+                take = self.L.arg_take[e.op].format(a=f"a{i}", ai=f"ai{i}", b=bv, bi=bi)
+                out.append(f"  if ({bi} >= 0 && (ai{i} < 0 || {take})) {{ a{i} = {bv}; ai{i} = {bi}; }} }}")
+            else:
+                out.append(f"a{i} = {self.combine(i, f'a{i}', other(f'a{i}', t))};")
+        return "\n".join(out)
+
+    def finish_pass(self, level: int) -> str:
+        """The pass's reductions become row-level values r<i>."""
+        out = []
+        for i in self.reductions_of(level):
+            e = self.g.exprs[i]
+            if e.op in ARG_REDUCTIONS:
+                # an empty row has no argmax (numpy raises before); -1 never escapes here
+                out.append(f"const long long r{i} = ai{i};")
+            else:
+                val = self.L.cast(f"a{i}", self.acc_dtype(i), e.dtype)
+                out.append(f"const {self.L.types[e.dtype]} r{i} = {val};")
+            self.row_memo[i] = f"r{i}"
+        return "\n".join(out)
+
+    def load_users(self) -> dict[int, set]:
+        """For each varying load: the passes (levels) and 'final' that read it per element."""
+        use: dict[int, set] = {}
+        for lvl in self.passes:
+            for i in self.reductions_of(lvl):
+                for li in self.varying_loads([self.g.exprs[i].args[0]]):
+                    use.setdefault(li, set()).add(lvl)
+        roots = [self.g.stores[si].expr for si in self.varying_stores()]
+        for li in self.varying_loads(roots) if roots else []:
+            use.setdefault(li, set()).add("final")
+        return use
+
+
+def _indent(text: str, n: int = 2) -> str:
+    pad = " " * n
+    return "\n".join(pad + l if l else l for l in text.split("\n"))

@@ -1,0 +1,393 @@
+"""CUDA C: the C-style renderer's data for CUDA, and the kernels of a plan as one .cu file.
+
+The language is data (`CudaLanguage`); the skeletons are templates/cuda/*.cu.j2:
+elementwise (groups of V elements, 16-byte accesses, a grid-stride loop whose grid the
+launcher sizes from the device), reduce (a thread, a warp or a block per row, the row kept
+in registers across passes; a split of long rows across blocks), matmul (mma.sync tensor
+cores for float16/bfloat16 with float32 accumulation, a SIMT path for the rest), each with
+the group's elementwise epilogue fused. `launches()` says how each kernel is launched: plain
+data the backend reads together with the device's properties.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .. import errors as E
+from ..fuse import Group
+from ..ir.dtypes import ITEMSIZE, family
+from ..schedule.gpu import GpuConfig
+from .cstyle import CStyleLanguage, CEmitter, Ctx, _indent
+from .llvm import plan_axes, template
+
+
+class CudaLanguage(CStyleLanguage):
+    name = "cuda"
+    file_suffix = ".cu"
+    kernel_prefix = 'extern "C" __global__'
+    global_ptr = "{T}*"
+    const_ptr = "const {T}*"
+    shared = "__shared__"
+    barrier = "__syncthreads()"
+    thread_index = {"local": "threadIdx.x", "group": "blockIdx.x", "local_size": "blockDim.x",
+                    "groups": "gridDim.x"}
+    shuffle_xor = "__shfl_xor_sync(0xffffffffu, {x}, {o})"
+    shuffle_bool = "(__shfl_xor_sync(0xffffffffu, (int)({x}), {o}) != 0)"
+    load_conv = {**CStyleLanguage.load_conv, "float16": "tj_h2f({x})", "bfloat16": "tj_b2f({x})"}
+    store_conv = {**CStyleLanguage.store_conv, "float16": "tj_f2h({x})", "bfloat16": "tj_f2b({x})"}
+    round_to = {"float16": "tj_rh({x})", "bfloat16": "tj_rb({x})"}
+    special_floats = {("float", "inf"): "__int_as_float(0x7f800000)",
+                      ("float", "-inf"): "__int_as_float(0xff800000)",
+                      ("float", "nan"): "__int_as_float(0x7fc00000)",
+                      ("double", "inf"): "__longlong_as_double(0x7ff0000000000000LL)",
+                      ("double", "-inf"): "__longlong_as_double(0xfff0000000000000LL)",
+                      ("double", "nan"): "__longlong_as_double(0x7ff8000000000000LL)"}
+    # float -> int casts saturate like the hardware's cvt.rzi (NaN gives 0)
+    cast_overrides = {("float32", "int32"): "__float2int_rz({a})", ("float64", "int32"): "__double2int_rz({a})",
+                      ("float32", "int64"): "__float2ll_rz({a})", ("float64", "int64"): "__double2ll_rz({a})",
+                      ("float16", "int32"): "__float2int_rz({a})", ("bfloat16", "int32"): "__float2int_rz({a})",
+                      ("float16", "int64"): "__float2ll_rz({a})", ("bfloat16", "int64"): "__float2ll_rz({a})"}
+    # (source-of-truth spellings are CStyleLanguage.code_for_op; CUDA's libdevice has every one)
+    code_for_op = {**CStyleLanguage.code_for_op}
+
+
+LANG = CudaLanguage()
+
+
+def arch_number(arch: str) -> int:
+    """'sm_90a' -> 90."""
+    digits = "".join(c for c in arch if c.isdigit())
+    return int(digits) if digits else 0
+
+
+# -- launches: plain data for the backend ------------------------------------------------------
+@dataclass(frozen=True)
+class Launch:
+    name: str
+    kind: str                      # elementwise | reduce | matmul
+    threads: int
+    params: tuple                  # ((buffer, "ptr" | "scalar", dtype), ...) in signature order
+    grid: tuple                    # ("stride", max_blocks) | ("rows", blocks) | ("split", rows, max_parts)
+                                   # | ("tiles", x, y, z)
+    smem: int = 0                  # dynamic shared memory, bytes
+    workspace: int = 0             # split: 8-byte slots per (pass, row, part); counters besides
+    passes: int = 0                # split: passes that exchange partials
+    barrier: bool = False          # split: blocks of a row wait for each other (co-resident)
+    align: tuple = ()              # ((buffer, bytes), ...) this kernel needs, else `fallback`
+    fallback: str = ""
+
+    def describe(self) -> str:
+        g = self.grid
+        if g[0] == "stride":
+            grid = f"grid-stride, at most {g[1]} blocks (launch: SMs x resident blocks)"
+        elif g[0] == "rows":
+            grid = f"{g[1]} blocks (rows)"
+        elif g[0] == "split":
+            grid = f"{g[1]} row(s) x parts (launch: from SMs x resident blocks, at most {g[2]})"
+        else:
+            grid = f"{g[1]}x{g[2]}x{g[3]} tiles"
+        extra = f", {self.smem} B dynamic shared memory" if self.smem else ""
+        if self.fallback:
+            extra += f", falls back to {self.fallback} when pointers are not " \
+                     f"{max(b for _, b in self.align)}-byte aligned"
+        return f"{self.name}: {self.kind}, {self.threads} threads/block, {grid}{extra}"
+
+
+def _index_type(group: Group) -> str:
+    """int where every offset fits in 31 bits, else long long."""
+    big = math.prod(group.domain) if group.domain else 1
+    dom = group.domain
+    accs = list(group.loads) + [s.access for s in group.stores]
+    for a in accs:
+        span = abs(a.offset) + sum((d - 1) * abs(s) for d, s in zip(dom, a.strides))
+        big = max(big, span + 1)
+    for a in group.mm:
+        span = abs(a.offset) + sum((d - 1) * abs(s) for d, s in zip(tuple(dom) + (group.k,), a.strides))
+        big = max(big, span + 1)
+    return "int" if big < 2**31 - 1 else "long long"
+
+
+def _params(em: CEmitter, specs_scalar) -> tuple:
+    out = []
+    for b in em.buffers():
+        out.append((b, "scalar" if b in specs_scalar else "ptr", em.buffer_dtype(b)))
+    return tuple(out)
+
+
+# -- elementwise -------------------------------------------------------------------------------
+def render_elementwise(group: Group, cfg: GpuConfig, name: str, scalars) -> tuple[str, Launch]:
+    ax = plan_axes(group)
+    V = cfg.vec
+    K = ax.K
+    if ax.outer and K % V:
+        V = 1
+    em = CEmitter(LANG, group, V=V, index=_index_type(group), scalar_bufs=scalars, ax=ax)
+    per_row = -(-K // V)
+    G = ax.rows * per_row
+    U = cfg.unroll
+    loads = em.varying_loads()
+    tail = bool(K % V)          # only with a single row: the last group is partial
+    units = []
+    for u in range(U):
+        tag = f"_{u}"
+        ctx = Ctx(lambda li, tag=tag: f"lr{li}{tag}" if em.modes_of_load(li) == "invariant"
+                  else f"l{li}{tag}[v]")
+        names_all = {si: f"s{si}{tag}" for si in range(len(group.stores))}
+        decl = "\n".join(f"{LANG.mem_types[group.stores[si].access.dtype]} {n}[{V}];"
+                         for si, n in names_all.items())
+        guard = f"k{tag} + {V} <= {K}" if tail else None
+        units.append(dict(
+            tag=tag,
+            setup=em.row_setup(f"o{tag}", tag),
+            loads="\n".join(em.load_group(li, f"k{tag}", f"l{li}{tag}", guard=guard, vec="vec_ok", tag=tag)
+                            for li in loads),
+            decl=decl,
+            compute=em.compute_stores(ctx, names_all),
+            stores="\n".join(em.store_group(si, f"k{tag}", n, guard=guard, vec="vec_ok", tag=tag)
+                             for si, n in names_all.items()),
+        ))
+    src = template("cuda/elementwise.cu.j2").render(
+        name=name, T=cfg.threads, V=V, U=U, G=G, K=K, per_row=per_row, rows=ax.rows, I=em.I,
+        params=", ".join(em.params()), vec_ok=em.vec_ok_expr(), units=units, indent=_indent)
+    blocks = max(1, -(-G // (cfg.threads * U)))
+    return src, Launch(name, "elementwise", cfg.threads, _params(em, scalars), ("stride", blocks))
+
+
+# -- reductions --------------------------------------------------------------------------------
+def render_reduce(group: Group, cfg: GpuConfig, name: str, scalars) -> tuple[str, Launch]:
+    ax = plan_axes(group)
+    V, K, rows = cfg.vec, ax.K, ax.rows
+    if K % V:
+        V = 1
+    em = CEmitter(LANG, group, V=V, index=_index_type(group), scalar_bufs=scalars, ax=ax)
+    tpr = cfg.tpr or 1
+    T = cfg.threads
+    split = cfg.split
+    if split:
+        tpr = T
+    rpb = T // tpr
+    users = em.load_users()
+    J = cfg.cache if not split else 0
+    cached = sorted(li for li, u in users.items() if J and len(u) >= 2)
+    step = tpr * V
+    exact = J and J * step == K
+    W = max(1, T // 32)
+
+    def ctx_for(pass_loads):
+        def load(li):
+            if em.modes_of_load(li) == "invariant":
+                return f"lr{li}"
+            return f"c{li}[j][v]" if li in cached else f"l{li}[v]"
+        return Ctx(load)
+
+    def loop_loads(lis, k):
+        return "\n".join(em.load_group(li, k, f"l{li}", guard=None, vec="vec_ok")
+                         for li in lis if li not in cached)
+
+    nslot = max([len(em.acc_vars(p)) for p in em.passes] or [1])
+    passes = []
+    for p in em.passes:
+        roots = [group.exprs[i].args[0] for i in em.reductions_of(p)]
+        lis = em.varying_loads(roots)
+        passes.append(dict(
+            level=p,
+            hoist=em.hoist(p),
+            init=em.acc_init(p, V),
+            loads=loop_loads(lis, "k"),
+            accumulate=em.accumulate(p, ctx_for(lis), "v", "k + v"),
+            fold=em.acc_fold(p, V),
+            accs=em.acc_vars(p),
+            shfl=em.combine_from(p, lambda n, t: LANG.shuffle(n, "o", t)),
+            from_smem=em.combine_from(p, lambda n, t: f"sh_{n}[w]"),
+            from_ws=em.combine_from(p, lambda n, t, p=p: f"*(volatile {t}*)(ws + ((({em.passes.index(p)}LL * {rows} + row) * S + s) * {nslot} + {slot_of(em, p, n)}))"),
+            reset=em.acc_reset(p),
+            pi=em.passes.index(p),
+        ))
+        passes[-1]["finish"] = em.finish_pass(p)    # later passes read its results (r<i>)
+    final_hoist = em.hoist(len(em.passes) and max(em.passes) + 1)
+    row_stores = em.row_stores()
+    vst = em.varying_stores()
+    decl, names = em.store_arrays()
+    roots = [group.exprs[group.stores[si].expr] for si in vst]
+    final_lis = em.varying_loads([group.stores[si].expr for si in vst]) if vst else []
+    final = dict(
+        decl=decl,
+        loads=loop_loads(final_lis, "k"),
+        compute=em.compute_stores(ctx_for(final_lis), names),
+        stores="\n".join(em.store_group(si, "k", n, guard=None, vec="vec_ok") for si, n in names.items()),
+    ) if vst else None
+    cache_fill = "\n".join(
+        em.load_group(li, "k", f"c{li}[j]", guard=None, vec="vec_ok", decl=False) for li in cached)
+    cache_decl = "\n".join(f"{LANG.types[group.loads[li].dtype]} c{li}[{J}][{V}];" for li in cached)
+    smem_accs = [a for p in em.passes for a in em.acc_vars(p)] if tpr > 32 else []
+    barrier = split and (len(em.passes) > 1 or bool(vst))
+    src = template("cuda/reduce.cu.j2").render(
+        name=name, T=T, V=V, K=K, ROWS=rows, tpr=tpr, rpb=rpb, W=W, J=J, exact=exact, step=step,
+        I=em.I, params=", ".join(em.params() + (["unsigned long long* __restrict__ ws_raw"] if split else [])),
+        vec_ok=em.vec_ok_expr(), setup=em.row_setup("row"), passes=passes, final_hoist=final_hoist,
+        row_stores=row_stores, final=final, cache_fill=cache_fill, cache_decl=cache_decl,
+        smem_accs=smem_accs, split=split, barrier=barrier, nslot=nslot, cached=bool(cached),
+        indent=_indent)
+    if split:
+        grid = ("split", rows, max(1, -(-K // (T * V * 4))))
+        ws = nslot
+    else:
+        grid = ("rows", -(-rows // rpb))
+        ws = 0
+    return src, Launch(name, "reduce", T, _params(em, scalars), grid, workspace=ws,
+                       passes=len(em.passes) if split else 0, barrier=barrier)
+
+
+def slot_of(em, p, name) -> int:
+    return [n for _, n in em.acc_vars(p)].index(name)
+
+
+# -- matmul ------------------------------------------------------------------------------------
+def mma_eligible(group: Group, target) -> bool:
+    """Tensor cores (mma.sync m16n8k16, float32 accumulation) take this matmul: 16-bit float
+    operands of one dtype, A contiguous along K, B along N or K, every 16-byte chunk aligned."""
+    if arch_number(target.arch) < 80 or not group.mm:
+        return False
+    A, B = group.mm
+    if A.dtype != B.dtype or A.dtype not in ("float16", "bfloat16"):
+        return False
+    nb = len(group.domain) - 2
+    M, N = group.domain[-2:]
+    K = group.k
+    if K % 8 or N % 8 or K == 0:
+        return False
+    a_b, a_m, a_k = A.strides[:nb], A.strides[nb], A.strides[nb + 2]
+    b_b, b_n, b_k = B.strides[:nb], B.strides[nb + 1], B.strides[nb + 2]
+    if a_k != 1 or (M > 1 and a_m % 8) or A.offset % 8 or any(s % 8 for s in a_b):
+        return False
+    if B.offset % 8 or any(s % 8 for s in b_b):
+        return False
+    return (b_n == 1 and b_k % 8 == 0) or (b_k == 1 and b_n % 8 == 0)
+
+
+def _mm_common(group: Group, scalars):
+    nb = len(group.domain) - 2
+    batch = group.domain[:nb]
+    M, N = group.domain[-2:]
+    A, B = group.mm
+    return nb, batch, M, N, group.k, A, B
+
+
+def _batch_offset(acc, batch, nb, var: str) -> str:
+    """Element offset of operand `acc` for the linear batch index `var`."""
+    terms = [str(acc.offset)] if acc.offset else []
+    cur = var
+    for d in range(nb - 1, -1, -1):
+        coord = cur if d == 0 else f"({cur} % {batch[d]})"
+        if acc.strides[d]:
+            terms.append(f"(long long){coord} * {acc.strides[d]}")
+        cur = f"({cur} / {batch[d]})"
+    return " + ".join(terms) or "0"
+
+
+def _epilogue(em: CEmitter, acc_expr: str, V: int) -> dict:
+    """Code of the fused epilogue for V accumulators acc_expr(v) at row `row`, inner `k`."""
+    mdt = em.g.exprs[0].dtype
+    seed = {0: LANG.cast(acc_expr, "float32" if family(mdt) == "f" and mdt not in ("float64",)
+                         else mdt, mdt)}
+    lis = em.varying_loads()
+    ctx = Ctx(lambda li: f"lr{li}" if em.modes_of_load(li) == "invariant" else f"l{li}[v]", seed)
+    names = {si: f"s{si}" for si in range(len(em.g.stores))}
+    decl = "\n".join(f"{LANG.mem_types[em.g.stores[si].access.dtype]} s{si}[{V}];" for si in names)
+    return dict(
+        setup=em.row_setup("row"),
+        loads="\n".join(em.load_group(li, "k", f"l{li}", guard=None, vec="vec_ok") for li in lis),
+        decl=decl,
+        compute=em.compute_stores(ctx, names),
+        stores="\n".join(em.store_group(si, "k", n, guard=None, vec="vec_ok") for si, n in names.items()),
+    )
+
+
+def render_matmul_simt(group: Group, cfg: GpuConfig, name: str, scalars) -> tuple[str, Launch]:
+    nb, batch, M, N, K, A, B = _mm_common(group, scalars)
+    em = CEmitter(LANG, group, V=1, index=_index_type(group), scalar_bufs=scalars)
+    mdt = group.exprs[0].dtype
+    acc_dt = "float32" if mdt in ("float16", "bfloat16") else mdt
+    fam = family(acc_dt)
+    BM, BN, BK = cfg.tile_m or 64, cfg.tile_n or 64, cfg.tile_k or 16
+    T = 256
+    TM, TN = BM // 16, BN // 16
+    ident = LANG.literal(False if fam == "b" else 0, acc_dt)
+    conv = lambda acc: LANG.cast(LANG.load_conv.get(acc.dtype, "{x}").format(x="{x}"), acc.dtype, acc_dt)
+    muladd = LANG.fmt(LANG.muladd[fam], acc_dt, a="a[i]", b="bb[j]", c="acc[i][j]")
+    epi = _epilogue(em, "acc[i][j]", 1)
+    src = template("cuda/matmul_simt.cu.j2").render(
+        name=name, T=T, BM=BM, BN=BN, BK=BK, TM=TM, TN=TN, M=M, N=N, K=K,
+        AT=LANG.types[acc_dt], ident=ident, params=", ".join(em.params()),
+        a_off=_batch_offset(A, batch, nb, "bz"), b_off=_batch_offset(B, batch, nb, "bz"),
+        a_m=A.strides[nb], a_k=A.strides[nb + 2], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2],
+        A=A, B=B, a_conv=conv(A), b_conv=conv(B), muladd=muladd, epi=epi, I=em.I, indent=_indent)
+    grid = ("tiles", -(-N // BN), -(-M // BM), max(1, math.prod(batch)))
+    return src, Launch(name, "matmul", T, _params(em, scalars), grid)
+
+
+def render_matmul_mma(group: Group, cfg: GpuConfig, name: str, scalars, fallback: str
+                      ) -> tuple[str, Launch]:
+    nb, batch, M, N, K, A, B = _mm_common(group, scalars)
+    em = CEmitter(LANG, group, V=2, index=_index_type(group), scalar_bufs=scalars)
+    BM, BN, BK = cfg.tile_m, cfg.tile_n, cfg.tile_k
+    WM, WN = cfg.warps_m, cfg.warps_n
+    T = 32 * WM * WN
+    WTM, WTN = BM // WM, BN // WN
+    MI, NI = WTM // 16, WTN // 8
+    b_row = B.strides[nb + 1] == 1          # B contiguous along N (x @ w); else along K (x @ w.T)
+    kind = "bf16" if A.dtype == "bfloat16" else "f16"
+    a_stage = BM * BK * 2
+    b_stage = BK * BN * 2
+    smem = cfg.stages * (a_stage + b_stage)
+    epi = _epilogue(em, "cv[v]", 2)
+    src = template("cuda/matmul_mma.cu.j2").render(
+        name=name, T=T, BM=BM, BN=BN, BK=BK, WM=WM, WN=WN, WTM=WTM, WTN=WTN, MI=MI, NI=NI,
+        STAGES=cfg.stages, M=M, N=N, K=K, kind=kind, b_row=b_row, params=", ".join(em.params()),
+        a_off=_batch_offset(A, batch, nb, "bz"), b_off=_batch_offset(B, batch, nb, "bz"),
+        a_m=A.strides[nb], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2], A=A, B=B,
+        a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, indent=_indent,
+        acc_dtype=group.exprs[0].dtype)
+    align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
+                         {(b, al) for _, b, al in em.vector_accesses()}))
+    grid = ("tiles", -(-N // BN), -(-M // BM), max(1, math.prod(batch)))
+    return src, Launch(name, "matmul", T, _params(em, scalars), grid, smem=smem, align=align,
+                       fallback=fallback)
+
+
+# -- the module --------------------------------------------------------------------------------
+def render_kernels(kernels, target, scalars) -> tuple[list[str], list[Launch]]:
+    """Source of every kernel and how to launch it. kernels: (name, group, config)."""
+    bodies, launches = [], []
+    for name, g, c in kernels:
+        if g.kind == "elementwise":
+            s, l = render_elementwise(g, c, name, scalars)
+        elif g.kind == "reduce":
+            s, l = render_reduce(g, c, name, scalars)
+        elif c.mma:
+            simt = GpuConfig(threads=256, tile_m=64, tile_n=64, tile_k=16)
+            s2, l2 = render_matmul_simt(g, simt, name + "_simt", scalars)
+            s, l = render_matmul_mma(g, c, name, scalars, fallback=l2.name)
+            bodies.append(s2)
+            launches.append(l2)
+        else:
+            s, l = render_matmul_simt(g, c, name, scalars)
+        bodies.append(s)
+        launches.append(l)
+    return bodies, launches
+
+
+def scalar_buffers(specs) -> frozenset:
+    return frozenset(i for i, s in enumerate(specs) if s.kind == "scalar")
+
+
+def render_plan(p) -> tuple[str, tuple[Launch, ...]]:
+    """(the .cu text of every kernel of the plan, their launches)."""
+    scalars = scalar_buffers(p.specs)
+    kernels = list(zip(p.kernel_names(), p.part.groups, p.configs))
+    bodies, launches = render_kernels(kernels, p.target, scalars)
+    dtypes = {e.dtype for g in p.part.groups for e in g.exprs}
+    src = template("cuda/module.cu.j2").render(
+        module_name=p.module_name, target=p.target, plan_text=p.describe(), bodies=bodies,
+        launches=[l.describe() for l in launches], half=bool(dtypes & {"float16", "bfloat16"}))
+    return src, tuple(launches)

@@ -1,0 +1,113 @@
+"""GpuConfig: the schedule of one group on a GPU target, as a hashable value.
+
+The defaults read the group's kind, sizes and layouts and the target's declared limits;
+nothing here reads a device. What depends on the device (how many blocks run at once, so
+the grid of an elementwise kernel and the split of a long row) is decided at launch by the
+backend from the device's properties and the compiled kernel's registers and shared memory.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, asdict, replace
+
+from ..ir.dtypes import ITEMSIZE
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    threads: int = 256          # threads per block
+    vec: int = 1                # elements per thread group (16-byte accesses where aligned)
+    unroll: int = 1             # elementwise: groups per thread per step (loads in flight)
+    tpr: int = 0                # reduce: threads per row (1, 2..32: inside a warp; threads: block)
+    cache: int = 0              # reduce: groups per thread kept in registers across passes (0: re-read)
+    split: bool = False         # reduce: rows split across blocks (few, long rows)
+    # matmul: block tile, warps, pipeline depth; mma: tensor cores (mma.sync, float32 accumulate)
+    tile_m: int = 0
+    tile_n: int = 0
+    tile_k: int = 0
+    warps_m: int = 0
+    warps_n: int = 0
+    stages: int = 0
+    mma: bool = False
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v}
+
+    def replace(self, **kw) -> "GpuConfig":
+        return replace(self, **kw)
+
+    def __str__(self):
+        return "GpuConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, (int(n) - 1).bit_length())
+
+
+def vector_width(group, target, accesses) -> int:
+    """Elements per group: the target's widest access (16 bytes) in the narrowest dtype read
+    or written along the inner axis, at most 8 (so bools and 16-bit floats make 8)."""
+    sizes = [ITEMSIZE[a.dtype] for a in accesses] or [4]
+    return max(1, min(8, (target.vector_bits // 8) // min(sizes)))
+
+
+def default_config(group, target) -> GpuConfig:
+    from ..codegen.llvm import plan_axes, inner_mode
+    ax = plan_axes(group)
+    max_threads = target.limit("max_threads_per_block", 1024)
+    keys = [("l", i) for i in range(len(group.loads))] + [("s", i) for i in range(len(group.stores))]
+    acc = {("l", i): a for i, a in enumerate(group.loads)}
+    acc.update({("s", i): s.access for i, s in enumerate(group.stores)})
+    contig = [acc[k] for k in keys if inner_mode(ax.inner, ax.inner_strides[k])[0] == "contig"]
+    if group.kind == "matmul":
+        return matmul_config(group, target)
+    V = vector_width(group, target, contig) if contig else 1
+    K = ax.K
+    if group.kind == "elementwise":
+        if ax.outer and K % V:
+            V = 1
+        n = math.prod(group.domain) if group.domain else 1
+        return GpuConfig(threads=min(256, max_threads), vec=V, unroll=2 if n >= (1 << 16) else 1)
+    # reductions: who owns a row
+    if K % V:
+        V = 1
+    rows = ax.rows
+    full = [k for k in keys if k[0] == "l" and inner_mode(ax.inner, ax.inner_strides[k])[0] != "invariant"]
+    row_contig = any(inner_mode(ax.inner, ax.inner_strides[k])[0] == "contig" for k in full)
+    column = (not row_contig and full and ax.outer and
+              all(ax.outer_strides[k] and ax.outer_strides[k][-1] == 1 for k in full))
+    if column or K == 1:
+        # rows lie along memory (x.sum(axis=0)): a thread per row reads coalesced across the warp
+        return GpuConfig(threads=min(256, max_threads), vec=1, tpr=1)
+    groups = -(-K // V)
+    if rows < 64 and groups >= 4 * 256:
+        # few long rows: blocks share a row (the split count is the device's to decide)
+        return GpuConfig(threads=min(512, max_threads), vec=V, tpr=min(512, max_threads), split=True)
+    if groups <= 32 * 8:
+        tpr = min(32, _pow2_at_least(-(-groups // 8)))
+        threads = min(256, max_threads)
+    else:
+        tpr = threads = max(64, min(max_threads, _pow2_at_least(-(-groups // 8))))
+    J = -(-groups // tpr)
+    # registers hold the loads that more than one pass reads (x in softmax, not w in layernorm)
+    from ..codegen.cstyle import CEmitter, CStyleLanguage
+    users = CEmitter(CStyleLanguage(), group, V=V, ax=ax).load_users()
+    n_cached = max(1, sum(1 for u in users.values() if len(u) >= 2))
+    cache = J if J * V * n_cached <= 64 and J <= 16 else 0
+    return GpuConfig(threads=threads, vec=V, tpr=tpr, cache=cache)
+
+
+def matmul_config(group, target) -> GpuConfig:
+    from ..codegen.cuda import mma_eligible
+    batch, (M, N) = group.domain[:-2], group.domain[-2:]
+    if mma_eligible(group, target):
+        if M >= 2048 and N >= 2048:
+            # 8 warps of 64x64 accumulators, 32-deep k steps, 4 stages of cp.async in flight
+            return GpuConfig(threads=256, tile_m=128, tile_n=256, tile_k=32, warps_m=2, warps_n=4,
+                             stages=4, mma=True)
+        if M >= 128 and N >= 128:
+            return GpuConfig(threads=256, tile_m=128, tile_n=128, tile_k=32, warps_m=2, warps_n=4,
+                             stages=4, mma=True)
+        return GpuConfig(threads=128, tile_m=64, tile_n=64, tile_k=32, warps_m=2, warps_n=2,
+                         stages=3, mma=True)
+    return GpuConfig(threads=256, tile_m=64, tile_n=64, tile_k=16)
