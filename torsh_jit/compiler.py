@@ -64,6 +64,10 @@ class Plan:
 
 
 def toolchain_versions(target: Target) -> dict:
+    from .backends import for_language
+    be = for_language(target.language)
+    if be is not None:
+        return be.toolchain_versions()
     if target.language == "llvm":
         from .backends.llvm_cpu import llvm_version
         return {"llvm": llvm_version()}
@@ -76,7 +80,10 @@ def plan(graph: Graph, specs: tuple[ArgSpec, ...], target: Target, *, configs=No
     opt = run_passes(graph, dump=(lambda n, g: dumps.append((n, g.dump()))) if dump else None)
     part = partition(opt, specs)
     if configs is None:
-        configs = tuple(default_config(g, target) for g in part.groups)
+        from .backends import for_language
+        be = for_language(target.language)
+        choose = be.default_config if be is not None else default_config
+        configs = tuple(choose(g, target) for g in part.groups)
     key = make_key({
         "groups": repr(part.groups), "buffers": repr(part.buffers), "configs": repr(configs),
         "target": target.describe(), "package": __version__, "code": code_hash(),
@@ -87,6 +94,10 @@ def plan(graph: Graph, specs: tuple[ArgSpec, ...], target: Target, *, configs=No
 
 def render(p: Plan) -> str:
     """The source text of the whole function: one compilation unit in the target's language."""
+    from .backends import for_language
+    be = for_language(p.target.language)
+    if be is not None:
+        return be.render(p)
     if p.target.language == "llvm":
         from .codegen.llvm import render_module
         return render_module(list(zip(p.kernel_names(), p.part.groups, p.configs)), p.target,
@@ -107,6 +118,12 @@ def build(p: Plan):
     """A callable for the plan: from this process, the disk cache, or a fresh build."""
     fn = _loaded.get(p.key)
     if fn is not None:
+        return fn
+    from .backends import for_language
+    be = for_language(p.target.language)
+    if be is not None:
+        fn = be.build(p)
+        _loaded[p.key] = fn
         return fn
     if p.target.language != "llvm":
         raise E.TargetError(f"target {p.target.name} cannot be built yet")

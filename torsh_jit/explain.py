@@ -9,8 +9,11 @@ def _section(title: str) -> str:
 
 
 def explain_plan(p: Plan, source: str, *, show_source: bool = True) -> str:
-    out = [f"target: {p.target.name} ({p.target.triple}, cpu {p.target.cpu}, "
-           f"{p.target.vector_bits}-bit vectors)",
+    from .backends import for_language
+    be = for_language(p.target.language)
+    where = (f"{p.target.language}, {p.target.arch}" if p.target.arch else
+             f"{p.target.triple}, cpu {p.target.cpu}, {p.target.vector_bits}-bit vectors")
+    out = [f"target: {p.target.name} ({where})",
            "arguments: " + ", ".join(s.describe() for s in p.specs),
            f"cache key: {p.key}"]
     out.append(_section("graph (as traced)"))
@@ -32,6 +35,9 @@ def explain_plan(p: Plan, source: str, *, show_source: bool = True) -> str:
                    if g.loads else "  reads: -")
         out.append(f"  writes: " + ", ".join(f"buf{s.access.buf}" for s in g.stores))
         out.append(f"  config: {c}  (default heuristics)")
+    if be is not None and hasattr(be, "explain"):
+        out.append(_section(f"launch ({p.target.language})"))
+        out.append(be.explain(p))
     b = p.part.buffers
     out.append(f"buffers: {b.n_inputs} input(s), {len(b.outputs)} output(s), "
                f"{len(b.temps)} temporary")

@@ -19,6 +19,7 @@ from .ir.tracer import ArgSpec, check_arity, param_names, spec_of, trace
 from .target import ALIASES, Target, parse as parse_target
 
 _SCALAR_TYPES = (bool, int, float)
+DEVICE_KEYS: dict = {}   # array type -> its key function (cupy, torch: registered by their backend)
 
 
 def _arg_key(a):
@@ -30,7 +31,8 @@ def _arg_key(a):
         return t
     if isinstance(a, np.generic):
         return t
-    return None   # something else: classified the slow way
+    k = DEVICE_KEYS.get(t)
+    return k(a) if k is not None else None   # None: classified the slow way
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,16 @@ class Lowered:
 class _Entry:
     """One specialisation: the built function and how to lay out its buffers."""
     __slots__ = ("fn", "specs", "scalar_pos", "outs", "temps", "single", "zero_d", "int_bounds",
-                 "simple", "run", "out_shape", "out_dtype")
+                 "simple", "run", "out_shape", "out_dtype", "device")
 
     def __init__(self, fn, p: Plan, single: bool):
         self.fn = fn
         self.specs = p.specs
+        self.device = getattr(fn, "device", False)   # a GPU function: it places its own buffers
+        if self.device:
+            self.int_bounds = _weak_int_bounds(p)
+            self.single, self.simple = single, False
+            return
         self.scalar_pos = tuple(i for i, s in enumerate(p.specs) if s.kind == "scalar")
         self.int_bounds = _weak_int_bounds(p)
         b = p.part.buffers
@@ -161,6 +168,8 @@ class Kernel:
                                       f"bounds for {name}, the dtype it combines with (numpy raises "
                                       "OverflowError too)",
                                       hint="pass a value that fits, or np.int64(v) with a wider array")
+        if entry.device:
+            return entry.fn.call(args, out, entry.single)
         for i in entry.scalar_pos:
             bufs[i] = np.asarray(bufs[i], dtype=entry.specs[i].dtype)
         if out is None:
@@ -191,12 +200,25 @@ class Kernel:
                     hint="allocate it with np.empty(shape, dtype)")
         return outs
 
-    def _specs_of(self, args) -> tuple[ArgSpec, ...]:
+    def _specs_of(self, args, target=None) -> tuple[ArgSpec, ...]:
         """Check and classify call arguments; errors point at the caller's line."""
         loc = E.user_frame()
         check_arity(self.fn, len(args), where=loc)
         names = param_names(self.fn, len(args))
-        return tuple(a if isinstance(a, ArgSpec) else spec_of(a, index=i, name=names[i], where=loc)
+        classify = spec_of
+        lang = target.language if isinstance(target, Target) else None
+        if lang is None and (target is not None or self._target_name != "host"):
+            try:
+                lang = (parse_target(target) if target is not None else self.target).language
+            except E.TargetError as err:
+                raise E.located(err, loc) from None
+        if lang is not None:
+            from .backends import for_language
+            be = for_language(lang)
+            if be is not None:
+                classify = be.spec_of         # device arrays, 16-bit floats
+                be.register_device_keys(DEVICE_KEYS)
+        return tuple(a if isinstance(a, ArgSpec) else classify(a, index=i, name=names[i], where=loc)
                      for i, a in enumerate(args))
 
     def _specialize(self, args):
@@ -231,7 +253,7 @@ class Kernel:
     # -- reading the code ------------------------------------------------------------------
     def lower(self, *args, target=None) -> Lowered:
         """The plan and generated source for these arguments (nothing is executed)."""
-        specs = self._specs_of(args)
+        specs = self._specs_of(args, target)
         p, _ = self._plan(specs, target=target, dump=True)
         return Lowered(p, render(p))
 

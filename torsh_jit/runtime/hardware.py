@@ -69,7 +69,11 @@ def runner_available(t) -> bool:
 
 
 def can_run(t) -> bool:
-    """The target executes here: natively or through its runner."""
+    """The target executes here: natively, through its runner, or on this machine's GPU."""
+    from ..backends import for_language
+    be = for_language(t.language)
+    if be is not None:
+        return be.can_run(t)
     return runs_natively(t) or runner_available(t)
 
 
