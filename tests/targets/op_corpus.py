@@ -188,7 +188,8 @@ def _views():
                     (x + 1).reshape(-1),            # a reshape of a view
                     F.where(x > 0, t, r),           # three layouts at once
                     x[1:, ::2] * 2,                 # slicing inside the kernel
-                    x.sum(axis=0, keepdims=True) + row)
+                    x.sum(axis=0, keepdims=True) + row,
+                    (t.T * 2)[::2])                 # a transpose inside the kernel
         return f
 
     def make(rng):
@@ -200,8 +201,8 @@ def _views():
         col = values(rng, "float32", 5, special=False).reshape(5, 1)
         return x, t, r, row, col, 0.75
     labels = ("x + row", "t * col", "r - s", "exp(x)*row+col", "reshape", "where", "slice",
-              "sum keepdims + row")
-    return Case("views-broadcast", fn, make, (None, None, None, MATH, None, None, None, Tol(8, 8)),
+              "sum keepdims + row", "transpose")
+    return Case("views-broadcast", fn, make, (None, None, None, MATH, None, None, None, Tol(8, 8), None),
                 labels)
 
 

@@ -29,3 +29,17 @@ def test_corpus(case, target_config, rng):
     args = case.make(rng)
     got = kernel_for(case, name)(*args)
     check(case, got, reference(case.fn, args))
+
+
+def test_corpus_uses_every_op_of_the_op_table(rng):
+    """Traced, the corpus holds every op the op table defines (so a new op joins it). mean is
+    recorded as sum / count (ir/graph.py), so it appears as those."""
+    from torsh_jit.ir.ops import OPS
+    from torsh_jit.ir.tracer import spec_of, trace
+    seen = set()
+    for case in CASES:
+        args = case.make(rng)
+        g, _ = trace(case.fn(tj), tuple(spec_of(a, index=i) for i, a in enumerate(args)))
+        seen |= {n.op for n in g.nodes}
+    lacking = set(OPS) - seen - {"mean"}
+    assert not lacking, f"the corpus lacks {sorted(lacking)}"
