@@ -24,6 +24,7 @@ from .ir.tensor import (Tensor, exp, exp2, log, log2, log1p, expm1, sqrt, rsqrt,
 from .kernel import Kernel, Lowered, kernel
 from .target import Target, known_targets, parse as parse_target
 from .embed import Graph, compile
+from .backends import llvm_cpu as _llvm_cpu  # noqa: F401  (LLVM is needed by every kernel: load it with the package, not on the first call)
 
 
 def available_targets() -> list[str]:

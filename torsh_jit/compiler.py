@@ -27,8 +27,12 @@ __version__ = "0.1.0"
 @functools.lru_cache(maxsize=None)
 def code_hash() -> str:
     """sha256 of the code that decides what is generated (fusion, codegen, templates)."""
-    from .codegen.llvm import templates_hash
-    h = hashlib.sha256(templates_hash().encode())
+    from .target import data_dir
+    h = hashlib.sha256()
+    root = data_dir("templates")
+    for f in sorted(root.rglob("*.j2")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
     pkg = Path(__file__).resolve().parent
     for rel in ("fuse.py", "codegen", "schedule", "ir/passes.py"):
         p = pkg / rel

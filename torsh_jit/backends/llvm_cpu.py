@@ -123,47 +123,44 @@ def engine() -> _Engine:
     return _Engine()
 
 
-# -- reading numpy data pointers without Python-level work -----------------------------------
+# -- the runtime module: pointer reader and worker pool ------------------------------------
+@functools.lru_cache(maxsize=None)
+def runtime() -> dict[str, int]:
+    """Addresses of the native runtime's functions (templates/llvm/runtime.ll.j2), built
+    once and kept in the disk cache like a kernel, so a warm process does no codegen."""
+    from ..cache import get_cache, make_key
+    from ..target import Target, data_dir
+    init_llvm()
+    triple = llvm.get_process_triple()
+    arch = triple.split("-")[0]
+    # the spin-wait hint: x86 PAUSE, ARM YIELD (intrinsics: no inline assembler needed)
+    pause = {"x86_64": "call void @llvm.x86.sse2.pause()",
+             "aarch64": "call void @llvm.aarch64.hint(i32 1)"}.get(arch, "")
+    text = (data_dir("templates") / "llvm" / "runtime.ll.j2").read_text()
+    key = make_key({"runtime": text, "triple": triple, "pause": pause, "llvm": llvm_version()})
+    cache = get_cache()
+    obj = cache.get("obj", key)
+    if obj is None:
+        from ..codegen.llvm import template
+        src = template("llvm/runtime.ll.j2").render(triple=triple, pause=pause, spin=2000)
+        obj = build_object(src, Target("runtime", "llvm", triple, "", ()))
+        with _lock:
+            STATS["codegen"] -= 1      # runtime support, not a kernel
+        cache.put("obj", key, obj, {"what": "torsh-jit native runtime"})
+    return engine().load(obj, ["tj_fill_pointers", "tj_pool_start", "tj_pool_launch"])
+
+
 # ctypes' own ways to get a data pointer (a.ctypes.data, __array_interface__) cost
-# ~0.5 us per array. A tiny LLVM function reads PyArrayObject->data directly from the
-# tuple of arrays instead. Offsets are those of CPython 3.10-3.12 (non-debug) and
-# numpy's PyArrayObject_fields; `pointer_reader()` checks them once against
-# a.ctypes.data and returns None when they do not hold, and the slow path is used.
-_READER_IR = r"""
-define void @tj_fill_pointers(ptr %tuple, ptr %table, i64 %n) {
-entry:
-  br label %head
-head:
-  %i = phi i64 [0, %entry], [%i2, %body]
-  %more = icmp ult i64 %i, %n
-  br i1 %more, label %body, label %done
-body:
-  %slot = getelementptr i8, ptr %tuple, i64 24
-  %itemp = getelementptr ptr, ptr %slot, i64 %i
-  %item = load ptr, ptr %itemp
-  %datap = getelementptr i8, ptr %item, i64 16
-  %data = load ptr, ptr %datap
-  %dst = getelementptr ptr, ptr %table, i64 %i
-  store ptr %data, ptr %dst
-  %i2 = add i64 %i, 1
-  br label %head
-done:
-  ret void
-}
-"""
-
-
+# ~0.5 us per array; tj_fill_pointers reads PyArrayObject->data from the tuple instead.
 @functools.lru_cache(maxsize=None)
 def pointer_reader():
+    """The native pointer reader, or None where the object layouts it assumes do not hold
+    (debug or free-threaded CPython, or a check against a.ctypes.data fails)."""
     import numpy as np
     if hasattr(sys, "gettotalrefcount") or getattr(sys, "_is_gil_enabled", lambda: True)() is False:
-        return None   # debug or free-threaded CPython: different object layout
-    from ..target import Target
-    host = Target("host-reader", "llvm", llvm.get_process_triple(), "", ())
-    obj = build_object(_READER_IR, host)
-    STATS["codegen"] -= 1   # infrastructure, not a kernel
-    addr = engine().load(obj, ["tj_fill_pointers"])["tj_fill_pointers"]
-    fn = ctypes.PYFUNCTYPE(None, ctypes.py_object, ctypes.c_void_p, ctypes.c_int64)(addr)
+        return None
+    fn = ctypes.PYFUNCTYPE(None, ctypes.py_object, ctypes.c_void_p, ctypes.c_int64)(
+        runtime()["tj_fill_pointers"])
     a, b = np.arange(3.0), np.zeros((2, 2), np.float32)[:, 1]
     table = (ctypes.c_void_p * 2)()
     fn((a, b), ctypes.addressof(table), 2)
@@ -182,7 +179,7 @@ class CpuFunction:
     """A built function: its kernels' entry points and how to split their work."""
 
     def __init__(self, plan, obj: bytes):
-        from ..codegen.llvm import work_units, plan_axes
+        from ..codegen.layout import work_units
         from ..runtime.threads import pool, native_pool
         import math
         names = plan.kernel_names()

@@ -27,6 +27,7 @@ from ..schedule.config import Config
 from ..target import data_dir
 from . import llvm_ops as T
 from .vmath import render_vmath, vmath_name
+from .layout import AxisPlan, plan_axes, inner_mode, work_units  # noqa: F401 (re-exported)
 from .llvm_lowering import soft_fma
 
 SCALAR = {"bool": "i1", "int32": "i32", "int64": "i64", "float32": "float", "float64": "double"}
@@ -81,71 +82,6 @@ def vty(dtype: str, w: int) -> str:
 
 def vsuffix(dtype: str, w: int) -> str:
     return f"v{w}{SUFFIX[SCALAR[dtype]]}"
-
-
-# -- axes after collapsing ------------------------------------------------------------
-@dataclass(frozen=True)
-class AxisPlan:
-    outer: tuple[int, ...]
-    inner: tuple[int, ...]
-    outer_strides: dict      # access key -> tuple per outer axis
-    inner_strides: dict      # access key -> tuple per inner axis
-
-    @property
-    def rows(self) -> int:
-        return math.prod(self.outer)
-
-    @property
-    def K(self) -> int:
-        return math.prod(self.inner)
-
-
-def plan_axes(group: Group) -> AxisPlan:
-    """Drop size-1 axes and merge neighbours every access walks linearly."""
-    accesses = {("l", i): a.strides for i, a in enumerate(group.loads)}
-    accesses.update({("s", i): s.access.strides for i, s in enumerate(group.stores)})
-    dom = list(group.domain)
-
-    def collapse(axes):
-        axes = [d for d in axes if dom[d] != 1]
-        runs: list[list[int]] = []
-        for d in axes:
-            if runs:
-                prev = runs[-1][-1]
-                if all(st[prev] == st[d] * dom[d] for st in accesses.values()):
-                    runs[-1].append(d)
-                    continue
-            runs.append([d])
-        return runs
-
-    if group.kind == "matmul":
-        # rows are (batch..., M); the inner axis is N, the micro-tile's vector axis
-        outer_runs = collapse(range(len(dom) - 1))
-        inner_runs = [[len(dom) - 1]]
-    else:
-        outer_runs = collapse(range(group.n_outer))
-        inner_runs = collapse(range(group.n_outer, len(dom)))
-        if group.kind == "elementwise" and outer_runs:
-            inner_runs = [outer_runs.pop()]
-
-    def sizes(runs):
-        return tuple(math.prod(dom[d] for d in r) for r in runs)
-
-    def strides(runs, st):
-        return tuple(st[r[-1]] for r in runs)
-    return AxisPlan(sizes(outer_runs), sizes(inner_runs),
-                    {k: strides(outer_runs, st) for k, st in accesses.items()},
-                    {k: strides(inner_runs, st) for k, st in accesses.items()})
-
-
-def inner_mode(inner: tuple[int, ...], st: tuple[int, ...]):
-    """How an access walks the inner region: invariant, contig, strided (stride), or general."""
-    if not inner or all(s == 0 for s in st):
-        return ("invariant", 0)
-    linear = all(st[i] == st[i + 1] * inner[i + 1] for i in range(len(st) - 1))
-    if linear:
-        return ("contig", 1) if st[-1] == 1 else ("strided", st[-1])
-    return ("general", 0)
 
 
 # -- the emitter ---------------------------------------------------------------------------
@@ -833,12 +769,3 @@ def render_module(kernels: list[tuple[str, Group, Config]], target, module_name:
         bodies=bodies, shared=mb.shared_code(), plan_text=plan_text, n_buffers=n_buffers,
         entries=[(n, work_units(g, c)) for n, g, c in kernels], size_t=f"i{target.pointer_bits}")
     return text if target.fused_multiply_add else soft_fma(text)
-
-
-def work_units(group: Group, config: Config) -> int:
-    """How many units [start, end) ranges over for this kernel."""
-    if group.kind == "matmul":
-        from .llvm_matmul import matmul_units
-        return matmul_units(group, config)
-    ax = plan_axes(group)
-    return ax.rows * ax.K if group.kind == "elementwise" else ax.rows

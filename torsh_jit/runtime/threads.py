@@ -84,7 +84,7 @@ class ThreadPool:
 
 
 class NativePool:
-    """The pool in native code (templates/llvm/pool.ll.j2): a launch is one foreign call
+    """The pool in native code (templates/llvm/runtime.ll.j2): a launch is one foreign call
     that releases the GIL, wakes spinning workers and waits for them."""
 
     _LAUNCH_T = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
@@ -92,25 +92,7 @@ class NativePool:
 
     def __init__(self, n: int):
         from ..backends import llvm_cpu
-        from ..cache import get_cache, make_key
-        from ..codegen.llvm import template
-        import llvmlite.binding as llvm
-        llvm_cpu.init_llvm()
-        triple = llvm.get_process_triple()
-        arch = triple.split("-")[0]
-        # the spin-wait hint: x86 PAUSE, ARM YIELD (intrinsics: no inline assembler needed)
-        pause = {"x86_64": "call void @llvm.x86.sse2.pause()",
-                 "aarch64": "call void @llvm.aarch64.hint(i32 1)"}.get(arch, "")
-        src = template("llvm/pool.ll.j2").render(triple=triple, pause=pause, spin=20000)
-        key = make_key({"runtime": "pool", "src": src, "llvm": llvm_cpu.llvm_version()})
-        cache = get_cache()
-        obj = cache.get("obj", key)
-        if obj is None:
-            from ..target import Target
-            obj = llvm_cpu.build_object(src, Target("pool", "llvm", triple, "", ()))
-            llvm_cpu.STATS["codegen"] -= 1      # runtime support, not a kernel
-            cache.put("obj", key, obj, {"what": "native thread pool"})
-        addrs = llvm_cpu.engine().load(obj, ["tj_pool_start", "tj_pool_launch"])
+        addrs = llvm_cpu.runtime()
         start = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(addrs["tj_pool_start"])
         self.n = int(start(n))
         self.launch = self._LAUNCH_T(addrs["tj_pool_launch"])
