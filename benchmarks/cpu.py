@@ -214,7 +214,7 @@ def main(argv=None):
     nb = numba is not None
     t = row("triad a*b+c 16M f32", lambda: k_triad(a, b, c),
             [("numpy", lambda: triad(a, b, c)), ("numba", (lambda: nb_triad(a, b, c)) if nb else None),
-             ("numexpr", (lambda: ne.evaluate("a*b+c")) if ne else None)])
+             ("numexpr", (lambda: ne.evaluate("a*b+c", local_dict=dict(a=a, b=b, c=c))) if ne else None)])
     t_out = median_time(lambda: k_triad(a, b, c, out=out), R)
     triad_bw = 4 * a.nbytes / t_out
     results["triad_bandwidth"] = {"out_ms": t_out * 1e3, "GBps": triad_bw / 1e9,
@@ -225,7 +225,7 @@ def main(argv=None):
           f"{4 * a.nbytes / t / 1e9:.1f} GB/s)")
     row("chain 16M f32", lambda: k_chain(a, b, c),
         [("numpy", lambda: chain(a, b, c)), ("numba", (lambda: nb_chain(a, b, c)) if nb else None),
-         ("numexpr", (lambda: ne.evaluate("exp(a)*b + sin(c)*0.5 - tanh(a*c)")) if ne else None)])
+         ("numexpr", (lambda: ne.evaluate("exp(a)*b + sin(c)*0.5 - tanh(a*c)", local_dict=dict(a=a, b=b, c=c))) if ne else None)])
     row(f"softmax {rows}x1024", lambda: k_soft(x),
         [("numpy", lambda: softmax(x)), ("numba", (lambda: nb_softmax(x)) if nb else None),
          ("numexpr", None)])
@@ -234,7 +234,7 @@ def main(argv=None):
          ("numexpr", None)])
     row("sum 16M f32", lambda: k_sum(a),
         [("numpy", lambda: total(a)), ("numba", (lambda: nb_sum(a)) if nb else None),
-         ("numexpr", (lambda: ne.evaluate("sum(a)")) if ne else None)])
+         ("numexpr", (lambda: ne.evaluate("sum(a)", local_dict=dict(a=a))) if ne else None)])
     row(f"matmul {mm}^2 f32", lambda: k_mm(A, B),
         [("numpy", lambda: matmul(A, B)), ("numba", (lambda: nb_matmul(A, B)) if nb else None),
          ("numexpr", None)])
