@@ -37,7 +37,10 @@ except ImportError:
     ne = None
 
 
-def median_time(f, repeat: int, number: int = 1) -> float:
+def median_time(f, repeat: int, number: int = 1, settle: float = 0.3) -> float:
+    # other libraries' worker threads spin for a while after their last job (OpenBLAS,
+    # OpenMP, ours): let them go to sleep so nobody is timed against a spinning neighbour
+    time.sleep(settle)
     f()
     ts = []
     for _ in range(repeat):
