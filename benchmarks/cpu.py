@@ -41,7 +41,8 @@ def median_time(f, repeat: int, number: int = 1, settle: float = 0.3) -> float:
     # other libraries' worker threads spin for a while after their last job (OpenBLAS,
     # OpenMP, ours): let them go to sleep so nobody is timed against a spinning neighbour
     time.sleep(settle)
-    f()
+    for _ in range(3):      # warm-up: first-touch of fresh outputs settles after a few calls
+        f()
     ts = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -168,6 +169,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=11)
     ap.add_argument("--json", default=None)
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke test)")
+    ap.add_argument("--extended", action="store_true",
+                    help="also float64 variants, rmsnorm and matmul at 256/1024/2048 and 768x3072x768")
     ns = ap.parse_args(argv)
     R = ns.repeat
     rng = np.random.default_rng(0)
@@ -209,11 +212,15 @@ def main(argv=None):
             r[f"{pname}_ms"] = tp * 1e3
             r[f"vs_{pname}"] = tp / t
             cells.append(f"{tp * 1e3:>8.2f} {tp / t:>6.2f}x")
+        peers_t = [v for k, v in r.items() if k.endswith("_ms") and k != "torsh_jit_ms"]
+        if peers_t:
+            r["vs_best_peer"] = min(peers_t) / (t * 1e3)
+            cells.append(f"{r['vs_best_peer']:>7.2f}x")
         results[name] = r
         print(" ".join(cells) + (f"  {extra}" if extra else ""))
         return t
 
-    print(f"{'workload':<26} {'torsh-jit':>9} {'numpy':>16} {'numba':>16} {'numexpr':>16}")
+    print(f"{'workload':<26} {'torsh-jit':>9} {'numpy':>16} {'numba':>16} {'numexpr':>16} {'vs best':>8}")
     nb = numba is not None
     t = row("triad a*b+c 16M f32", lambda: k_triad(a, b, c),
             [("numpy", lambda: triad(a, b, c)), ("numba", (lambda: nb_triad(a, b, c)) if nb else None),
@@ -241,6 +248,34 @@ def main(argv=None):
     row(f"matmul {mm}^2 f32", lambda: k_mm(A, B),
         [("numpy", lambda: matmul(A, B)), ("numba", (lambda: nb_matmul(A, B)) if nb else None),
          ("numexpr", None)])
+
+    if ns.extended:
+        def rmsnorm(x, w):
+            return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + 1e-6) * w
+        k_rms = tj.kernel(rmsnorm)
+        row(f"rmsnorm {rows}x1024 f32", lambda: k_rms(x, w), [("numpy", lambda: rmsnorm(x, w))])
+        a64, b64, c64 = (v.astype(np.float64) for v in (a, b, c))
+        x64, w64, bias64 = x.astype(np.float64), w.astype(np.float64), bias.astype(np.float64)
+        row("triad 16M f64", lambda: k_triad(a64, b64, c64),
+            [("numpy", lambda: triad(a64, b64, c64)), ("numba", (lambda: nb_triad(a64, b64, c64)) if nb else None),
+             ("numexpr", (lambda: ne.evaluate("a*b+c", local_dict=dict(a=a64, b=b64, c=c64))) if ne else None)])
+        row("chain 16M f64", lambda: k_chain(a64, b64, c64),
+            [("numpy", lambda: chain(a64, b64, c64)), ("numba", (lambda: nb_chain(a64, b64, c64)) if nb else None),
+             ("numexpr", (lambda: ne.evaluate("exp(a)*b + sin(c)*0.5 - tanh(a*c)",
+                                              local_dict=dict(a=a64, b=b64, c=c64))) if ne else None)])
+        row(f"softmax {rows}x1024 f64", lambda: k_soft(x64),
+            [("numpy", lambda: softmax(x64)), ("numba", (lambda: nb_softmax(x64)) if nb else None)])
+        row(f"layernorm {rows}x1024 f64", lambda: k_ln(x64, w64, bias64),
+            [("numpy", lambda: layernorm(x64, w64, bias64)),
+             ("numba", (lambda: nb_layernorm(x64, w64, bias64)) if nb else None)])
+        row("sum 16M f64", lambda: k_sum(a64), [("numpy", lambda: total(a64)),
+                                                 ("numba", (lambda: nb_sum(a64)) if nb else None)])
+        for (m_, k_, n_) in [(256, 256, 256), (1024, 1024, 1024), (2048, 2048, 2048), (768, 3072, 768)]:
+            for dt in (np.float32, np.float64):
+                P = rng.standard_normal((m_, k_)).astype(dt)
+                Q = rng.standard_normal((k_, n_)).astype(dt)
+                row(f"matmul {m_}x{k_}x{n_} {np.dtype(dt).name[5:] and 'f' + np.dtype(dt).name[5:]}",
+                    lambda: k_mm(P, Q), [("numpy", lambda: matmul(P, Q))])
 
     # compile times
     print()

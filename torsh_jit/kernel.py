@@ -126,8 +126,21 @@ class Kernel:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "kernel")
+        # several targets: every variant is built and kept; calls run the best one this
+        # machine executes (highest rank), so the same code picks a lower level elsewhere
+        self._variant_names: tuple[str, ...] = ()
+        if isinstance(target, (list, tuple)):
+            if not target:
+                raise E.located(E.TargetError("an empty list of targets",
+                                              hint='name at least one, e.g. ["x86_64-avx512", "x86_64-avx2"]'),
+                                E.user_frame())
+            try:
+                self._variant_names = tuple(parse_target(t).name for t in target)
+            except E.TargetError as err:
+                raise E.located(err, E.user_frame()) from None
         self._target_name = target
         self._target: Target | None = None
+        self._variants: dict = {}
         if isinstance(target, str) and target.strip() not in ALIASES:
             # a misspelt name is reported where it is written, not at the first call
             try:
@@ -143,8 +156,30 @@ class Kernel:
     @property
     def target(self) -> Target:
         if self._target is None:
-            self._target = parse_target(self._target_name)
+            if self._variant_names:
+                self._target = self._best_variant()
+            else:
+                self._target = parse_target(self._target_name)
         return self._target
+
+    def _best_variant(self) -> Target:
+        from .runtime.hardware import runs_natively
+        runnable = [parse_target(n) for n in self._variant_names if runs_natively(parse_target(n))]
+        if not runnable:
+            raise E.TargetError(f"none of the targets {list(self._variant_names)} runs natively here",
+                                hint="add a lower level (e.g. x86_64-sse42); tj.available_targets() "
+                                     "lists what runs")
+        return max(runnable, key=lambda t: t.rank)
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The targets this kernel is built for (one unless several were named)."""
+        return self._variant_names or (self.target.name,)
+
+    def built_variants(self, *args) -> dict:
+        """{target name: built function} for these argument types (every named variant)."""
+        specs = self._specs_of(args)
+        return {n: self._variants.get((specs, n)) for n in self.variants}
 
     def to(self, target) -> "Kernel":
         """The same kernel for another target (run here, emulated if it must be)."""
@@ -229,8 +264,14 @@ class Kernel:
         except TypeError:
             key = None
         specs = self._specs_of(args)
+        for other in self._variant_names:
+            # multi-versioned: build (or load) every variant, so all of them are kept
+            if other != self.target.name and (specs, other) not in self._variants:
+                op, _ = self._plan(specs, target=other)
+                self._variants[(specs, other)] = build(op) if _builds_here(op.target) else op
         p, single = self._plan(specs)
         fn = build(p)
+        self._variants[(specs, p.target.name)] = fn
         entry = _Entry(fn, p, single)
         if key is not None:
             with self._lock:
@@ -256,6 +297,11 @@ class Kernel:
         specs = self._specs_of(args, target)
         p, _ = self._plan(specs, target=target, dump=True)
         return Lowered(p, render(p))
+
+
+def _builds_here(t: Target) -> bool:
+    from .runtime.hardware import runs_natively
+    return runs_natively(t)
 
 
 def kernel(fn=None, *, target="host"):

@@ -74,3 +74,35 @@ def test_emitted_vector_width_matches_the_level(level, reg, absent, rng):
     assert re.search(rf"%{reg}\d+", asm), f"no {reg} registers in {level} code"
     if absent:
         assert not re.search(rf"%{absent}\d+", asm), f"{absent} registers in {level} code"
+
+
+def test_multi_versioned_kernel_keeps_every_variant_and_runs_the_best(rng, monkeypatch):
+    levels = [t for t in X86 if t in tj.available_targets()]
+    if len(levels) < 2:
+        pytest.skip("needs two x86 levels that run here")
+
+    def f(a, b):
+        return np.exp(a) * b - np.tanh(a)
+
+    x, y = (rng.standard_normal(4099).astype(np.float32) for _ in range(2))
+    k = tj.kernel(f, target=list(reversed(levels)))
+    np.testing.assert_allclose(k(x, y), f(x, y), rtol=2e-6, atol=2e-6)
+    assert k.target.name == levels[-1]                    # the best level this CPU runs
+    built = k.built_variants(x, y)
+    assert set(built) == set(levels) and all(v is not None for v in built.values())
+    for name, fn in built.items():                        # each kept variant computes the same
+        out = np.empty_like(x)
+        fn.run((x, y, out))
+        np.testing.assert_allclose(out, f(x, y), rtol=2e-6, atol=2e-6, err_msg=name)
+    if "x86_64-avx512" in levels:
+        monkeypatch.setenv("TORSH_JIT_CPU_FEATURES", "-avx512f")
+        k2 = tj.kernel(f, target=list(reversed(levels)))
+        assert k2.target.name == "x86_64-avx2"            # same code, a CPU without AVX-512
+        np.testing.assert_allclose(k2(x, y), f(x, y), rtol=2e-6, atol=2e-6)
+
+
+def test_float32_sum_is_within_1e_6_of_the_float64_sum(rng):
+    x = (rng.standard_normal(16 << 20) + 0.5).astype(np.float32)
+    got = tj.kernel(lambda a: a.sum())(x)
+    want = x.astype(np.float64).sum()
+    assert abs(float(got) - want) <= 1e-6 * abs(want)
