@@ -99,6 +99,16 @@ class KernelEmitter:
         self.m = module
         self.W = config.lanes
         self.ax = plan_axes(group)
+        self.col = self.ax.column
+        if self.col:
+            # `unroll` vectors of columns side by side, each its own accumulators
+            from .layout import column_vectors
+            self.cfg = config.replace(unroll=column_vectors(self.ax, config), block=0)
+        self.col_memos: dict[int, dict] = {}
+        self.col_stored: dict[int, set] = {}
+        self.vpos: str | None = None      # column mode: the block's first column
+        self.vmask: str | None = None     # column mode: lanes inside the row
+        self.loop_index: str | None = None
         self.n = 0
         self.row_memo: dict[int, str] = {}
         self.varies = self._varies()
@@ -114,7 +124,9 @@ class KernelEmitter:
     def _varies(self) -> list[bool]:
         out = []
         for i, e in enumerate(self.g.exprs):
-            if e.op == "load":
+            if e.op == "load" and self.col:
+                out.append(self.ax.loop_strides[("l", dict(e.attrs)["access"])] != 0)
+            elif e.op == "load":
                 st = self.ax.inner_strides[("l", dict(e.attrs)["access"])]
                 out.append(inner_mode(self.ax.inner, st)[0] != "invariant")
             elif e.op == "matmul":
@@ -221,6 +233,7 @@ class KernelEmitter:
                 prev = s
             self.ooff[key] = prev
         self.row_memo = {}
+        self.col_memos, self.col_stored = {}, {}
         self.stored_rows = set()
         return "\n".join("  " + l for l in lines)
 
@@ -378,7 +391,7 @@ class KernelEmitter:
             if self.varies[i] or i in self.row_memo or e.op in _REDUCE_OPS or e.op == "const":
                 continue
             if self._ready(i, avail):
-                self.row_memo[i] = self.value(lines, i, None, None, {})
+                self.row_memo[i] = self.value(lines, i, self.vpos, self.vmask, {})
         return "\n".join("  " + l for l in lines)
 
     def _ready(self, i, avail) -> bool:
@@ -394,7 +407,11 @@ class KernelEmitter:
             if si in self.stored_rows or self.store_varies(si) or s.expr not in self.row_memo \
                     and self.g.exprs[s.expr].op != "const":
                 continue
-            val = self.value(lines, s.expr, None, None, {})
+            val = self.value(lines, s.expr, self.vpos, self.vmask, {})
+            if self.col:     # a row of column results: one vector store along the row
+                self.store(lines, si, val, self.vpos, self.vmask)
+                self.stored_rows.add(si)
+                continue
             acc = s.access
             mt = MEMTYPE[acc.dtype]
             sc = self.fresh("x")
@@ -442,6 +459,8 @@ class KernelEmitter:
     def store_varies(self, si: int) -> bool:
         """Store si writes a vector per step: its value varies along the inner region, or its
         place does (a row-level value broadcast into a full-size output)."""
+        if self.col:
+            return self.varies[self.g.stores[si].expr] or self.ax.loop_strides[("s", si)] != 0
         st = self.ax.inner_strides[("s", si)]
         return self.varies[self.g.stores[si].expr] or inner_mode(self.ax.inner, st)[0] != "invariant"
 
@@ -557,9 +576,12 @@ class KernelEmitter:
             if e.op in ("argmax", "argmin"):
                 ix = self.fresh("ai")
                 lines.append(f"%{ix} = load <{self.W} x i64>, ptr %aix{i}.{u}")
-                kv = self.splat(lines, k, "int64")
-                idx = self.fresh("kx")
-                lines.append(f"%{idx} = add <{self.W} x i64> {kv}, {self.iota()}")
+                if self.col:
+                    idx = self.splat(lines, self.loop_index, "int64")[1:]
+                else:
+                    kv = self.splat(lines, k, "int64")
+                    idx = self.fresh("kx")
+                    lines.append(f"%{idx} = add <{self.W} x i64> {kv}, {self.iota()}")
                 take = self._arg_take(lines, e.op, acc, f"%{a}", v, f"%{ix}", f"%{idx}", self.W)
                 if m is not None:
                     t2 = self.fresh("tk")
@@ -687,6 +709,47 @@ class KernelEmitter:
                 lines.append(f"store <1 x {SCALAR[acc]}> %{nv}, ptr %wide{i}")
                 lines.append(f"store <1 x i64> %{ni}, ptr %wix{i}")
 
+    # -- column mode -----------------------------------------------------------------------------
+    def set_columns(self, c0: str, mask: str, u: int = 0) -> str:
+        """Column mode: emit for the u-th vector of columns from now on."""
+        self.vpos, self.vmask, self.vblock = c0, mask, u
+        self.row_memo = self.col_memos.setdefault(u, {})
+        self.stored_rows = self.col_stored.setdefault(u, set())
+        return ""
+
+    def loop_offsets(self, kk: str) -> str:
+        """Offsets of every access at reduced element kk (column mode); restore_offsets undoes."""
+        lines: list[str] = []
+        self._saved_ooff = dict(self.ooff)
+        self.loop_index = kk
+        for key, st in self.ax.loop_strides.items():
+            if st:
+                m, s = self.fresh("lm"), self.fresh("ls")
+                lines.append(f"%{m} = mul i64 {kk}, {st}")
+                lines.append(f"%{s} = add i64 {self.ooff[key]}, %{m}")
+                self.ooff[key] = f"%{s}"
+        return "\n".join("  " + l for l in lines)
+
+    def restore_offsets(self) -> str:
+        self.ooff = self._saved_ooff
+        return ""
+
+    def finish_columns(self, level: int) -> str:
+        """Column mode: each lane's accumulator is its column's result."""
+        lines: list[str] = []
+        u = self.vblock
+        for i in self.reductions_of(level):
+            e = self.g.exprs[i]
+            acc, _, _ = self.red_info(i)
+            x = self.fresh("r")
+            if e.op in ("argmax", "argmin"):
+                lines.append(f"%{x} = load <{self.W} x i64>, ptr %aix{i}.{u}")
+                self.row_memo[i] = f"%{x}"
+                continue
+            lines.append(f"%{x} = load {self.ty(acc)}, ptr %acc{i}.{u}")
+            self.row_memo[i] = self.convert(lines, f"%{x}", acc, e.dtype)
+        return "\n".join("  " + l for l in lines)
+
     def finish_pass(self, level: int) -> str:
         """The pass's reductions become row-level values (splats of the final result)."""
         lines: list[str] = []
@@ -750,6 +813,11 @@ def render_group(group: Group, config: Config, name: str, module: ModuleBuilder)
     em = KernelEmitter(group, config, name, module)
     tpl = "llvm/elementwise.ll.j2" if group.kind == "elementwise" else "llvm/reduce.ll.j2"
     ax = em.ax
+    if ax.column:
+        U = em.cfg.unroll
+        return template("llvm/reduce_cols.ll.j2").render(
+            em=em, name=name, C=ax.K, rows=ax.rows, L=ax.loop, W=config.lanes, U=U,
+            NB=-(-ax.K // (config.lanes * U)), levels=em.passes)
     block = config.block if config.block and config.block < ax.K else 0
     if block:
         step = config.lanes * config.unroll
