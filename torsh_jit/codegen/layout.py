@@ -35,8 +35,11 @@ class AxisPlan:
         return math.prod(self.inner)
 
 
-def plan_axes(group: Group) -> AxisPlan:
-    """Drop size-1 axes and merge neighbours every access walks linearly."""
+def plan_axes(group: Group, *, columns: bool = False) -> AxisPlan:
+    """Drop size-1 axes and merge neighbours every access walks linearly.
+
+    columns=True lets a reduction whose reduced axis is not contiguous come back in column
+    form (`AxisPlan.column`); renderers without a column template leave it False."""
     accesses = {("l", i): a.strides for i, a in enumerate(group.loads)}
     accesses.update({("s", i): s.access.strides for i, s in enumerate(group.stores)})
     dom = list(group.domain)
@@ -68,7 +71,7 @@ def plan_axes(group: Group) -> AxisPlan:
 
     def strides(runs, st):
         return tuple(st[r[-1]] for r in runs)
-    if group.kind == "reduce" and outer_runs and len(inner_runs) == 1:
+    if columns and group.kind == "reduce" and outer_runs and len(inner_runs) == 1:
         red, last = inner_runs[0][-1], outer_runs[-1][-1]
         walking = [st for k, st in accesses.items() if st[red] != 0]
         if walking and all(st[red] != 1 and st[last] == 1 for st in walking):
@@ -105,7 +108,7 @@ def work_units(group: Group, config: Config) -> int:
     if group.kind == "matmul":
         from .llvm_matmul import matmul_units
         return matmul_units(group, config)
-    ax = plan_axes(group)
+    ax = plan_axes(group, columns=True)
     if ax.column:
         return ax.rows * -(-ax.K // (config.lanes * column_vectors(ax, config)))  # (row, column block)
     return ax.rows * ax.K if group.kind == "elementwise" else ax.rows

@@ -98,7 +98,7 @@ class KernelEmitter:
         self.name = name
         self.m = module
         self.W = config.lanes
-        self.ax = plan_axes(group)
+        self.ax = plan_axes(group, columns=True)
         self.col = self.ax.column
         if self.col:
             # `unroll` vectors of columns side by side, each its own accumulators
