@@ -93,7 +93,8 @@ def _column_sums():
     def make(rng):
         return (values(rng, "float32", 123 * 517, special=False).reshape(123, 517),
                 values(rng, "int32", 64 * 33).reshape(64, 33))
-    return Case("columns", fn, make, (Tol(8, 64),), ("sum 0", "max 0", "argmax 0", "int sum", "any"))
+    # numpy sums axis 0 row after row in float32 (not pairwise): its own error is the bound
+    return Case("columns", fn, make, (Tol(64, 2048),), ("sum 0", "max 0", "argmax 0", "int sum", "any"))
 
 
 def _half_elementwise(dt):

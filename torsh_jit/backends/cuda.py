@@ -373,14 +373,14 @@ class DeviceInfo:
 def device_info(device: int) -> DeviceInfo:
     cp = _require_cupy("reading the GPU's properties")
     d = cp.cuda.Device(device)
-    a = d.attributes
     props = cp.cuda.runtime.getDeviceProperties(device)
     name = props.get("name", b"GPU")
     name = name.decode() if isinstance(name, bytes) else str(name)
-    return DeviceInfo(device, name, int(d.compute_capability), a["MultiProcessorCount"],
-                      a["MaxThreadsPerMultiProcessor"], a.get("MaxBlocksPerMultiprocessor", 32),
-                      a["MaxRegistersPerMultiprocessor"], a["MaxSharedMemoryPerMultiprocessor"],
-                      a["MaxSharedMemoryPerBlockOptin"])
+    p = lambda *keys: next(int(props[k]) for k in keys if k in props)   # noqa: E731
+    return DeviceInfo(device, name, int(d.compute_capability), p("multiProcessorCount"),
+                      p("maxThreadsPerMultiProcessor"), p("maxBlocksPerMultiProcessor"),
+                      p("regsPerMultiprocessor"), p("sharedMemPerMultiprocessor"),
+                      p("sharedMemPerBlockOptin"))
 
 
 # CUfunction_attribute values (cuda.h): fixed by the driver API
@@ -626,11 +626,15 @@ class CudaFunction:
                 cp.cuda.runtime.memsetAsync(ws.data.ptr, 0, rows * 8, stream.ptr)
                 args.append(np.uint64(ws.data.ptr))
                 coop = l.barrier
-            if coop and not getattr(fn, "enable_cooperative_groups", False):
+            if coop:
+                # a cooperative launch checks that the row's blocks are co-resident; the grid
+                # is sized to fit the resident blocks (_grid) either way
                 try:
-                    fn.enable_cooperative_groups = True     # the launch checks co-residency
-                except AttributeError:
-                    pass      # the grid is sized to fit resident blocks (_grid) all the same
+                    fn(grid, (info.block, 1, 1), tuple(args), shared_mem=l.smem, stream=stream,
+                       enable_cooperative_groups=True)
+                    continue
+                except TypeError:
+                    pass
             fn(grid, (info.block, 1, 1), tuple(args), shared_mem=l.smem, stream=stream)
 
     def run(self, buffers: tuple) -> None:

@@ -24,7 +24,7 @@ import struct
 from .. import errors as E
 from ..fuse import Group, Expr, _REDUCE_OPS
 from ..ir.dtypes import ITEMSIZE, family
-from .llvm import plan_axes, inner_mode, AxisPlan   # axis collapsing is the same for every language
+from .layout import plan_axes, inner_mode, AxisPlan   # axis collapsing is the same for every language
 
 ARG_REDUCTIONS = ("argmax", "argmin")
 INT_LIMITS = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
@@ -663,7 +663,10 @@ class CEmitter:
                 take = self.L.arg_take[e.op].format(a=f"a{i}", ai=f"ai{i}", b=bv, bi=bi)
                 out.append(f"  if ({bi} >= 0 && (ai{i} < 0 || {take})) {{ a{i} = {bv}; ai{i} = {bi}; }} }}")
             else:
-                out.append(f"a{i} = {self.combine(i, f'a{i}', other(f'a{i}', t))};")
+                # the other value first: a shuffle must run on every lane, and || and &&
+                # would skip it on some
+                o = self.fresh("o")
+                out.append(f"{{ const {t} {o} = {other(f'a{i}', t)}; a{i} = {self.combine(i, f'a{i}', o)}; }}")
         return "\n".join(out)
 
     def finish_pass(self, level: int) -> str:

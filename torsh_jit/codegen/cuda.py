@@ -18,7 +18,8 @@ from ..fuse import Group
 from ..ir.dtypes import ITEMSIZE, family
 from ..schedule.gpu import GpuConfig
 from .cstyle import CStyleLanguage, CEmitter, Ctx, _indent
-from .llvm import plan_axes, template
+from .layout import plan_axes
+from .llvm import template
 
 
 class CudaLanguage(CStyleLanguage):
@@ -386,7 +387,9 @@ def render_plan(p) -> tuple[str, tuple[Launch, ...]]:
     scalars = scalar_buffers(p.specs)
     kernels = list(zip(p.kernel_names(), p.part.groups, p.configs))
     bodies, launches = render_kernels(kernels, p.target, scalars)
-    dtypes = {e.dtype for g in p.part.groups for e in g.exprs}
+    dtypes = {a.dtype for g in p.part.groups
+              for a in (*g.loads, *(s.access for s in g.stores), *g.mm)} | \
+        {e.dtype for g in p.part.groups for e in g.exprs}
     src = template("cuda/module.cu.j2").render(
         module_name=p.module_name, target=p.target, plan_text=p.describe(), bodies=bodies,
         launches=[l.describe() for l in launches], half=bool(dtypes & {"float16", "bfloat16"}))
