@@ -610,6 +610,8 @@ class CudaFunction:
         cp = self.cp
         ws = None
         for l in self.launches:
+            if l.standby:
+                continue
             fn, info = self.kernels[l.name]
             if l.fallback and any(bufs[b] % al for b, al in l.align):
                 fn, info = self.kernels[l.fallback]

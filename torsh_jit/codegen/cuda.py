@@ -10,6 +10,7 @@ data the backend reads together with the device's properties.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -76,6 +77,7 @@ class Launch:
     barrier: bool = False          # split: blocks of a row wait for each other (co-resident)
     align: tuple = ()              # ((buffer, bytes), ...) this kernel needs, else `fallback`
     fallback: str = ""
+    standby: bool = False          # a fallback: launched only in place of another kernel
 
     def describe(self) -> str:
         g = self.grid
@@ -348,6 +350,7 @@ def render_matmul_mma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         a_off=_batch_offset(A, batch, nb, "bz"), b_off=_batch_offset(B, batch, nb, "bz"),
         a_m=A.strides[nb], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2], A=A, B=B,
         a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, indent=_indent,
+        fragments=cfg.fragments or 1,
         acc_dtype=group.exprs[0].dtype)
     align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
                          {(b, al) for _, b, al in em.vector_accesses()}))
@@ -368,6 +371,7 @@ def render_kernels(kernels, target, scalars) -> tuple[list[str], list[Launch]]:
         elif c.mma:
             simt = GpuConfig(threads=256, tile_m=64, tile_n=64, tile_k=16)
             s2, l2 = render_matmul_simt(g, simt, name + "_simt", scalars)
+            l2 = dataclasses.replace(l2, standby=True)
             s, l = render_matmul_mma(g, c, name, scalars, fallback=l2.name)
             bodies.append(s2)
             launches.append(l2)

@@ -29,6 +29,7 @@ class GpuConfig:
     warps_n: int = 0
     stages: int = 0
     mma: bool = False
+    fragments: int = 0          # mma: register sets of operand fragments (2: next k step read during this one's mma)
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v}

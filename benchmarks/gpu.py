@@ -1,0 +1,341 @@
+"""torsh-jit on an NVIDIA GPU against torch eager, torch.compile, a cupy ElementwiseKernel and
+cuBLAS (torch.matmul), in one run.
+
+    python benchmarks/gpu.py                 # the table (and --json FILE for every number)
+    python benchmarks/gpu.py --quick         # smaller repeat counts, no torch.compile
+
+Times are GPU times: CUDA events around each call, the calls enqueued behind a sleeping
+kernel so that no peer's host overhead (Python, launch) is in the number, median of --repeat
+calls after warm-up. Inputs are fresh random data (never zeros), large enough to miss the L2.
+The memory-bound limit is the device copy bandwidth (bytes read + written by a 64M float32
+device-to-device copy, measured in the same run). torsh-jit takes torch tensors in and gives
+torch tensors out (no copies); the chain is also timed with cupy arrays. Every torsh-jit
+result is checked against torch before it is timed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as Fn  # noqa: E402
+
+import torsh_jit as tj  # noqa: E402
+from torsh_jit import compiler  # noqa: E402
+from torsh_jit.backends import cuda as backend  # noqa: E402
+
+try:
+    import cupy as cp
+except ImportError:     # the table says n/a
+    cp = None
+
+ROWS = []               # (section, name, ms, extra dict)
+
+
+def gpu_ms(fn, repeat=30, warmup=3) -> float:
+    """Median GPU time of one call (ms): events around each call, all enqueued while the GPU
+    sleeps, so host overhead is hidden."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    ev = [torch.cuda.Event(enable_timing=True) for _ in range(repeat + 1)]
+    torch.cuda._sleep(int(2e7))          # ~10 ms of GPU time: the CPU runs ahead meanwhile
+    for i in range(repeat):
+        ev[i].record()
+        fn()
+    ev[repeat].record()
+    torch.cuda.synchronize()
+    return float(np.median([ev[i].elapsed_time(ev[i + 1]) for i in range(repeat)]))
+
+
+def record(section, name, ms, **extra):
+    ROWS.append({"section": section, "name": name, "ms": ms, **extra})
+    more = "  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in extra.items())
+    print(f"  {section:<28} {name:<26} {ms:9.4f} ms  {more}", flush=True)
+
+
+def rel_err(a, b) -> float:
+    a, b = a.double(), b.double()
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def check(name, got, want, tol):
+    e = rel_err(got, want)
+    if not e <= tol:
+        raise SystemExit(f"{name}: torsh-jit differs from torch: relative error {e:.2e} > {tol:.0e}")
+    return e
+
+
+# -- the functions ------------------------------------------------------------------------------
+def chain(a, b, c):
+    return tj.exp(a) * b + tj.sin(c) * 0.5 - tj.tanh(a * c)
+
+
+def softmax(x):
+    e = tj.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def layernorm(x, w, b):
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mu) / tj.sqrt(var + 1e-5) * w + b
+
+
+def total(x):
+    return tj.sum(x)
+
+
+def matmul(a, b):
+    return a @ b
+
+
+def linear_relu(x, w, b):
+    return tj.relu(x @ w + b)
+
+
+def with_config(fn, args, cfg):
+    """A call of fn on args built with an explicit schedule (the tuner's space, by hand)."""
+    k = tj.kernel(fn).to("cuda")
+    specs = k._specs_of(args)
+    p0, single = k._plan(specs)
+    p = compiler.plan(p0.graph, specs, p0.target, configs=(cfg,))
+    f = compiler.build(p)
+    return lambda: f.call(args, None, single)
+
+
+GEMM_SWEEP = [dict(threads=256, tile_m=128, tile_n=256, tile_k=32, warps_m=2, warps_n=4, stages=4, fragments=1),
+              dict(threads=256, tile_m=128, tile_n=256, tile_k=32, warps_m=2, warps_n=4, stages=4, fragments=2),
+              dict(threads=256, tile_m=256, tile_n=128, tile_k=32, warps_m=4, warps_n=2, stages=4, fragments=2),
+              dict(threads=128, tile_m=128, tile_n=128, tile_k=32, warps_m=2, warps_n=2, stages=4, fragments=1),
+              dict(threads=128, tile_m=128, tile_n=128, tile_k=32, warps_m=2, warps_n=2, stages=4, fragments=2),
+              dict(threads=128, tile_m=128, tile_n=128, tile_k=32, warps_m=2, warps_n=2, stages=5, fragments=1),
+              dict(threads=256, tile_m=128, tile_n=256, tile_k=64, warps_m=2, warps_n=4, stages=3, fragments=1),
+              dict(threads=128, tile_m=128, tile_n=128, tile_k=64, warps_m=2, warps_n=2, stages=3, fragments=1)]
+
+
+def sweep(dev, R):
+    """GEMM bf16 4096 and relu(x@w+b) f16 4096 under each tensor-core schedule of GEMM_SWEEP."""
+    from torsh_jit.schedule.gpu import GpuConfig
+    size = 4096
+    for label, fn, dt, extra in (("gemm bf16 4096", matmul, torch.bfloat16, 0),
+                                 ("relu(x@w+b) f16 4096", linear_relu, torch.float16, 1)):
+        a = torch.randn(size, size, device=dev, dtype=dt)
+        b = torch.randn(size, size, device=dev, dtype=dt) / 64
+        args = (a, b) + ((torch.randn(size, device=dev, dtype=dt),) if extra else ())
+        for c in GEMM_SWEEP:
+            cfg = GpuConfig(mma=True, **c)
+            try:
+                call = with_config(fn, args, cfg)
+                ref = torch.matmul(a.float(), b.float())
+                if extra:
+                    ref = torch.relu(ref + args[2].float())
+                check(f"{label} {cfg}", call(), ref, 1e-2)
+                ms = gpu_ms(call, R)
+            except Exception as e:         # a schedule that does not fit scores as infinitely slow
+                print(f"  {label} {cfg}: {type(e).__name__}: {str(e)[:200]}")
+                continue
+            name = "{tile_m}x{tile_n}x{tile_k} {warps_m}x{warps_n}w s{stages} f{fragments}".format(**c)
+            record(f"sweep {label}", name, ms, TFLOPs=2 * size ** 3 / ms / 1e9)
+
+
+def compile_time(dev):
+    """First call of a new function: trace, plan, render, NVRTC, load, launch, result."""
+    os.environ["TORSH_JIT_CACHE"] = "0"
+    from torsh_jit import cache
+    if hasattr(cache.get_cache, "cache_clear"):
+        cache.get_cache.cache_clear()
+    x = [torch.randn(1 << 20, device=dev) for _ in range(3)]
+    out = {}
+    for label, fn in (("first (process's first NVRTC call)", chain),
+                      ("second function, same process", lambda a, b, c: tj.exp(a) * b - tj.tanh(a * c) + c)):
+        compiler._loaded.clear()
+        k = tj.kernel(fn).to("cuda")
+        n0, ms0 = backend.STATS["compiles"], backend.STATS["compile_ms"]
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        k(*x)
+        torch.cuda.synchronize()
+        ms = (time.perf_counter() - t) * 1e3
+        nv = backend.STATS["compile_ms"] - ms0
+        assert backend.STATS["compiles"] == n0 + 1
+        record("first-call compile (chain)", label, ms, nvrtc_ms=nv, target_ms=100.0)
+        out[label] = ms
+    # NVRTC alone for the chain under another schedule (fewer unrolled copies of the math)
+    from torsh_jit.schedule.gpu import GpuConfig
+    k = tj.kernel(chain).to("cuda")
+    specs = k._specs_of(tuple(x))
+    p0, _ = k._plan(specs)
+    arch = backend.device_arch()
+    for cfg in (p0.configs[0], GpuConfig(threads=256, vec=4, unroll=1)):
+        p = compiler.plan(p0.graph, specs, p0.target, configs=(cfg,))
+        src = compiler.render(p)
+        t = time.perf_counter()
+        backend.compile_cuda(src, arch)
+        record("NVRTC alone (chain)", str(cfg)[10:-1], (time.perf_counter() - t) * 1e3)
+    os.environ.pop("TORSH_JIT_CACHE", None)
+    if hasattr(cache.get_cache, "cache_clear"):
+        cache.get_cache.cache_clear()
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, no torch.compile")
+    ap.add_argument("--only", default="", help="comma-separated sections: compile,copy,chain,rows,sum,gemm,sweep "
+                    "(sweep: GEMM schedules, only when named)")
+    ap.add_argument("--json", default="")
+    ns = ap.parse_args(argv)
+    R = 10 if ns.quick else ns.repeat
+    only = set(filter(None, ns.only.split(",")))
+    want = lambda s: (not only and s != "sweep") or s in only       # noqa: E731
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    if cp is not None:
+        cp.ones(1)                               # cupy initialised before any timing
+    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}  "
+          f"cupy {cp.__version__ if cp else 'n/a'}  nvrtc {backend.nvrtc_version()}  "
+          f"target {tj.parse_target('cuda').name}", flush=True)
+    print(backend.device_info(torch.cuda.current_device()).describe(), flush=True)
+    compiled = (lambda f: torch.compile(f)) if not ns.quick else None
+    summary = {}
+
+    if want("compile"):
+        summary["compile"] = compile_time(dev)
+
+    n = 64 << 20
+    copy_gbs = None
+    if want("copy") or want("chain") or want("rows") or want("sum"):
+        src = torch.randn(n, device=dev)
+        dst = torch.empty_like(src)
+        ms = gpu_ms(lambda: dst.copy_(src), R)
+        copy_gbs = 2 * n * 4 / ms / 1e6
+        record("device copy 64M f32", "torch copy_", ms, GBps=copy_gbs)
+        summary["copy_GBps"] = copy_gbs
+        del src, dst
+
+    if want("chain"):
+        a, b, c = (torch.randn(n, device=dev) for _ in range(3))
+        k = tj.kernel(chain).to("cuda")
+        ref = torch.exp(a) * b + torch.sin(c) * 0.5 - torch.tanh(a * c)
+        check("chain", k(a, b, c), ref, 1e-6)
+        res = {}
+        bytes_ = 4 * n * 4
+        res["torsh-jit"] = gpu_ms(lambda: k(a, b, c), R)
+        from torsh_jit.schedule.gpu import GpuConfig
+        u1 = with_config(chain, (a, b, c), GpuConfig(threads=256, vec=4, unroll=1))
+        check("chain unroll=1", u1(), ref, 1e-6)
+        res["torsh-jit (unroll=1 schedule)"] = gpu_ms(u1, R)
+        if cp is not None:
+            ca, cb, cc = (cp.asarray(t) for t in (a, b, c))
+            check("chain (cupy)", torch.as_tensor(k(ca, cb, cc), device=dev), ref, 1e-6)
+            res["torsh-jit (cupy arrays)"] = gpu_ms(lambda: k(ca, cb, cc), R)
+            ek = cp.ElementwiseKernel("float32 a, float32 b, float32 c", "float32 o",
+                                      "o = exp(a) * b + sin(c) * 0.5f - tanh(a * c)", "tj_bench_chain")
+            co = cp.empty_like(ca)
+            res["cupy ElementwiseKernel"] = gpu_ms(lambda: ek(ca, cb, cc, co), R)
+        eager = lambda: torch.exp(a) * b + torch.sin(c) * 0.5 - torch.tanh(a * c)   # noqa: E731
+        res["torch eager"] = gpu_ms(eager, R)
+        if compiled:
+            tc = compiled(lambda a, b, c: torch.exp(a) * b + torch.sin(c) * 0.5 - torch.tanh(a * c))
+            res["torch.compile"] = gpu_ms(lambda: tc(a, b, c), R)
+        for name, ms in res.items():
+            record("chain 64M f32", name, ms, GBps=bytes_ / ms / 1e6,
+                   of_copy=(bytes_ / ms / 1e6) / copy_gbs)
+        summary["chain"] = res
+        del a, b, c, ref
+
+    if want("rows"):
+        summary["rows"] = {}
+        for shape in ((4096, 4096), (32768, 1024), (1024, 32768)):
+            x = torch.randn(*shape, device=dev)
+            w = torch.randn(shape[1], device=dev)
+            bb = torch.randn(shape[1], device=dev)
+            for fname, f, ref_fn, args in (
+                    ("softmax", softmax, lambda x: torch.softmax(x, -1), (x,)),
+                    ("layernorm", layernorm, lambda x, w, b: Fn.layer_norm(x, (x.shape[-1],), w, b, 1e-5),
+                     (x, w, bb))):
+                k = tj.kernel(f).to("cuda")
+                check(f"{fname} {shape}", k(*args), ref_fn(*args), 1e-5)
+                res = {"torsh-jit": gpu_ms(lambda: k(*args), R),
+                       "torch eager": gpu_ms(lambda: ref_fn(*args), R)}
+                if compiled:
+                    tc = compiled(ref_fn)
+                    res["torch.compile"] = gpu_ms(lambda: tc(*args), R)
+                bytes_ = (2 * x.numel() + (2 * shape[1] if fname == "layernorm" else 0)) * 4
+                best_peer = min(v for kk, v in res.items() if kk != "torsh-jit")
+                for name, ms in res.items():
+                    record(f"{fname} {shape[0]}x{shape[1]}", name, ms, GBps=bytes_ / ms / 1e6,
+                           of_copy=(bytes_ / ms / 1e6) / copy_gbs if copy_gbs else float("nan"))
+                record(f"{fname} {shape[0]}x{shape[1]}", "ratio best-peer/torsh-jit",
+                       best_peer / res["torsh-jit"])
+                summary["rows"][f"{fname} {shape}"] = res
+            del x, w, bb
+
+    if want("sum"):
+        x = torch.randn(n, device=dev)
+        k = tj.kernel(total).to("cuda")
+        check("sum", k(x).reshape(1), x.double().sum().reshape(1), 1e-5)
+        res = {"torsh-jit": gpu_ms(lambda: k(x), R), "torch eager": gpu_ms(lambda: torch.sum(x), R)}
+        for name, ms in res.items():
+            record("sum 64M f32", name, ms, GBps=n * 4 / ms / 1e6,
+                   of_copy=(n * 4 / ms / 1e6) / copy_gbs if copy_gbs else float("nan"))
+        summary["sum"] = res
+        del x
+
+    if want("gemm"):
+        summary["gemm"] = {}
+        for dt in (torch.bfloat16, torch.float16):
+            for size in (4096, 8192):
+                a = torch.randn(size, size, device=dev, dtype=dt)
+                b = torch.randn(size, size, device=dev, dtype=dt)
+                k = tj.kernel(matmul).to("cuda")
+                got = k(a, b)
+                check(f"gemm {dt} {size}", got, (a.float() @ b.float()), 1e-2)
+                flops = 2 * size ** 3
+                res = {"torsh-jit": gpu_ms(lambda: k(a, b), R),
+                       "cuBLAS (torch.matmul)": gpu_ms(lambda: torch.matmul(a, b), R)}
+                for name, ms in res.items():
+                    record(f"gemm {str(dt)[6:]} {size}", name, ms, TFLOPs=flops / ms / 1e9,
+                           out_dtype=str(got.dtype)[6:] if name == "torsh-jit" else str(dt)[6:])
+                record(f"gemm {str(dt)[6:]} {size}", "ratio torsh-jit/cuBLAS",
+                       res["cuBLAS (torch.matmul)"] / res["torsh-jit"])
+                summary["gemm"][f"{dt} {size}"] = res
+                del a, b, got
+        size = 4096
+        x = torch.randn(size, size, device=dev, dtype=torch.float16)
+        w = torch.randn(size, size, device=dev, dtype=torch.float16) / 64
+        bias = torch.randn(size, device=dev, dtype=torch.float16)
+        k = tj.kernel(linear_relu).to("cuda")
+        low = k.lower(x, w, bias)
+        check("relu(x@w+b)", k(x, w, bias), torch.relu(x.float() @ w.float() + bias.float()), 1e-2)
+        res = {"torsh-jit": gpu_ms(lambda: k(x, w, bias), R),
+               "torch eager": gpu_ms(lambda: torch.relu(x @ w + bias), R),
+               "cuBLAS matmul alone": gpu_ms(lambda: torch.matmul(x, w), R)}
+        if compiled:
+            tc = compiled(lambda x, w, b: torch.relu(x @ w + b))
+            res["torch.compile"] = gpu_ms(lambda: tc(x, w, bias), R)
+        for name, ms in res.items():
+            record("relu(x@w+b) f16 4096", name, ms, TFLOPs=2 * size ** 3 / ms / 1e9,
+                   kernels=low.n_kernels if name == "torsh-jit" else "")
+        record("relu(x@w+b) f16 4096", "ratio torsh-jit/cuBLAS", res["cuBLAS matmul alone"] / res["torsh-jit"])
+        summary["linear_relu"] = res
+
+    if want("sweep"):
+        sweep(dev, R)
+
+    if ns.json:
+        Path(ns.json).write_text(json.dumps({"rows": ROWS, "summary": summary}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# On a machine with an NVIDIA GPU: the GPU tests, compute-sanitizer memcheck on the corpus
+# (small cases), and the benchmark table. Logs under ${OUT:-out}/.
+#   bash benchmarks/gpu_check.sh [tests] [sanitizer] [bench] [bench-quick]
+set -u
+OUT=${OUT:-out}; mkdir -p "$OUT"
+cd "$(dirname "$0")/.."
+if ls .whl/*.whl >/dev/null 2>&1; then   # wheels carried to a machine without a registry
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1
+export TORSH_JIT_CACHE_DIR=$(mktemp -d)
+steps="${*:-tests sanitizer bench}"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader
+for s in $steps; do
+  case $s in
+    tests) timeout 420 python3 -m pytest -q -rs tests/backends/test_cuda_gpu.py 2>&1 | tee "$OUT/tests.log" | tail -40 ;;
+    sanitizer) TORSH_JIT_GPU_CASES=small timeout 420 compute-sanitizer --tool memcheck --error-exitcode 9 \
+        python3 -m pytest -q -x tests/backends/test_cuda_gpu.py -k "corpus" > "$OUT/sanitizer.log" 2>&1;
+        echo "sanitizer exit $?"; grep -E "ERROR SUMMARY|passed|failed|Invalid|========= " "$OUT/sanitizer.log" | tail -15 ;;
+    bench) timeout 540 python3 benchmarks/gpu.py --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" ;;
+    sweep) timeout 400 python3 benchmarks/gpu.py --only sweep 2>&1 | tee "$OUT/gemm.log" ;;
+    bench-quick) timeout 300 python3 benchmarks/gpu.py --quick --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" ;;
+  esac
+done
