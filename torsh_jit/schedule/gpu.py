@@ -67,8 +67,9 @@ def default_config(group, target) -> GpuConfig:
     if group.kind == "elementwise":
         if ax.outer and K % V:
             V = 1
-        n = math.prod(group.domain) if group.domain else 1
-        return GpuConfig(threads=min(256, max_threads), vec=V, unroll=2 if n >= (1 << 16) else 1)
+        # one group of V per thread per step: on an H100 the chain (64M float32) ran at copy
+        # speed either way (0.361 ms against 0.365 with two), and NVRTC takes 108 ms, not 175
+        return GpuConfig(threads=min(256, max_threads), vec=V, unroll=1)
     # reductions: who owns a row
     if K % V:
         V = 1
@@ -102,12 +103,11 @@ def matmul_config(group, target) -> GpuConfig:
     from ..codegen.cuda import mma_eligible
     batch, (M, N) = group.domain[:-2], group.domain[-2:]
     if mma_eligible(group, target):
-        if M >= 2048 and N >= 2048:
-            # 8 warps of 64x64 accumulators, 32-deep k steps, 4 stages of cp.async in flight
-            return GpuConfig(threads=256, tile_m=128, tile_n=256, tile_k=32, warps_m=2, warps_n=4,
-                             stages=4, mma=True)
         if M >= 128 and N >= 128:
-            return GpuConfig(threads=256, tile_m=128, tile_n=128, tile_k=32, warps_m=2, warps_n=4,
+            # 4 warps of 64x64 accumulators, 32-deep k steps, 4 cp.async stages: two blocks per
+            # SM. Measured on an H100 (bf16 4096^3): 405 TFLOP/s, against 336 for 128x256 tiles
+            # of 8 warps, 386 for 128x256x64 with 3 stages, 331 with double-buffered fragments
+            return GpuConfig(threads=128, tile_m=128, tile_n=128, tile_k=32, warps_m=2, warps_n=2,
                              stages=4, mma=True)
         return GpuConfig(threads=128, tile_m=64, tile_n=64, tile_k=32, warps_m=2, warps_n=2,
                          stages=3, mma=True)
