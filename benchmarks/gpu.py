@@ -169,18 +169,6 @@ def compile_time(dev):
         assert backend.STATS["compiles"] == n0 + 1
         record("first-call compile (chain)", label, ms, nvrtc_ms=nv, target_ms=100.0)
         out[label] = ms
-    # NVRTC alone for the chain under another schedule (fewer unrolled copies of the math)
-    from torsh_jit.schedule.gpu import GpuConfig
-    k = tj.kernel(chain).to("cuda")
-    specs = k._specs_of(tuple(x))
-    p0, _ = k._plan(specs)
-    arch = backend.device_arch()
-    for cfg in (p0.configs[0], GpuConfig(threads=256, vec=4, unroll=1)):
-        p = compiler.plan(p0.graph, specs, p0.target, configs=(cfg,))
-        src = compiler.render(p)
-        t = time.perf_counter()
-        backend.compile_cuda(src, arch)
-        record("NVRTC alone (chain)", str(cfg)[10:-1], (time.perf_counter() - t) * 1e3)
     os.environ.pop("TORSH_JIT_CACHE", None)
     if hasattr(cache.get_cache, "cache_clear"):
         cache.get_cache.cache_clear()
@@ -231,10 +219,6 @@ def main(argv=None):
         res = {}
         bytes_ = 4 * n * 4
         res["torsh-jit"] = gpu_ms(lambda: k(a, b, c), R)
-        from torsh_jit.schedule.gpu import GpuConfig
-        u1 = with_config(chain, (a, b, c), GpuConfig(threads=256, vec=4, unroll=1))
-        check("chain unroll=1", u1(), ref, 1e-6)
-        res["torsh-jit (unroll=1 schedule)"] = gpu_ms(u1, R)
         if cp is not None:
             ca, cb, cc = (cp.asarray(t) for t in (a, b, c))
             check("chain (cupy)", torch.as_tensor(k(ca, cb, cc), device=dev), ref, 1e-6)

@@ -509,7 +509,10 @@ class CudaFunction:
             ptr = torch.cuda.current_stream(device).cuda_stream
             s = self._streams.get(ptr)
             if s is None:
-                s = self._streams[ptr] = cp.cuda.ExternalStream(ptr, device)
+                import warnings
+                with warnings.catch_warnings():      # cupy 14 prefers Stream.from_external
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    s = self._streams[ptr] = cp.cuda.ExternalStream(ptr, device)
             return s
         return cp.cuda.get_current_stream()
 
