@@ -699,6 +699,32 @@ def explain(p) -> str:
         fn = build_plan(p)
         lines.append(fn.describe())
     else:
-        lines.append("no GPU here: registers, occupancy and grids are decided on one "
-                     "(from the device's SM count and the compiled kernels)")
+        lines.append("no GPU here: occupancy and grids are decided on one (from the device's SM "
+                     "count and the compiled kernels)")
+        lines += _ptxas_report(p)
     return "\n".join(lines)
+
+
+def _ptxas_report(p) -> list[str]:
+    """Registers, spills and shared memory per kernel, from ptxas through NVRTC (no GPU)."""
+    import re
+    from ..codegen.cuda import arch_number
+    if _nvrtc_bindings() is None:
+        return []
+    try:
+        _, log = compile_cuda(render(p), arch_number(p.target.arch), extra=("-Xptxas=-v",))
+    except E.TorshJitError:
+        return []
+    out, name = [], None
+    for line in log.splitlines():
+        m = re.search(r"Compiling entry function '(\w+)'", line)
+        if m:
+            name = m.group(1)
+        m = re.search(r"Used (\d+) registers.*?(?:(\d+) bytes smem)?$", line)
+        if m and name:
+            out.append(f"  {name} ({p.target.arch}, ptxas): {m.group(1)} registers/thread"
+                       + (f", {m.group(2)} B static shared memory" if m.group(2) else ""))
+        m = re.search(r"(\d+) bytes spill stores", line)
+        if m and name and int(m.group(1)):
+            out.append(f"  {name}: {m.group(1)} B of register spills")
+    return out
