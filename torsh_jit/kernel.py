@@ -35,6 +35,27 @@ def _arg_key(a):
     return k(a) if k is not None else None   # None: classified the slow way
 
 
+# Large outputs start on a cache line: numpy's big allocations are 16 mod 64, so every
+# 64-byte vector store straddled two lines (chain on 16M float32: 15.5 -> 13.8 ms).
+_ALIGN_FROM = 1 << 20
+
+
+def _nbytes(shape, dtype) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n * dtype.itemsize
+
+
+def _aligned_empty(shape, dtype):
+    nbytes = _nbytes(shape, dtype)
+    if nbytes < _ALIGN_FROM:
+        return np.empty(shape, dtype)
+    raw = np.empty(nbytes + 64, np.uint8)
+    off = (-raw.ctypes.data) % 64
+    return raw[off:off + nbytes].view(dtype).reshape(shape)
+
+
 @dataclass(frozen=True)
 class Lowered:
     """What `Kernel.lower` returns: the plan and the generated source text."""
@@ -74,7 +95,7 @@ class Lowered:
 class _Entry:
     """One specialisation: the built function and how to lay out its buffers."""
     __slots__ = ("fn", "specs", "scalar_pos", "outs", "temps", "single", "zero_d", "int_bounds",
-                 "simple", "run", "out_shape", "out_dtype", "device")
+                 "simple", "run", "out_shape", "out_dtype", "device", "big_out")
 
     def __init__(self, fn, p: Plan, single: bool):
         self.fn = fn
@@ -95,6 +116,7 @@ class _Entry:
         self.simple = (single and not self.scalar_pos and not self.int_bounds and not self.temps
                        and not self.zero_d[0])
         self.out_shape, self.out_dtype = self.outs[0] if self.outs else ((), None)
+        self.big_out = bool(self.outs) and _nbytes(self.out_shape, self.out_dtype) >= _ALIGN_FROM
         self.run = getattr(fn, "fast_run", None) or fn.run
 
 
@@ -193,7 +215,8 @@ class Kernel:
         except (KeyError, TypeError):
             entry = self._specialize(args)
         if entry.simple and out is None:
-            o = np.empty(entry.out_shape, entry.out_dtype)
+            o = np.empty(entry.out_shape, entry.out_dtype) if not entry.big_out \
+                else _aligned_empty(entry.out_shape, entry.out_dtype)
             entry.run(args + (o,))
             return o
         bufs = list(args)
@@ -208,7 +231,7 @@ class Kernel:
         for i in entry.scalar_pos:
             bufs[i] = np.asarray(bufs[i], dtype=entry.specs[i].dtype)
         if out is None:
-            outs = [np.empty(s, d) for s, d in entry.outs]
+            outs = [_aligned_empty(s, d) for s, d in entry.outs]
         else:
             outs = self._check_out(entry, out)
         bufs += outs
