@@ -94,7 +94,6 @@ class BufferPlan:
 class Partition:
     groups: tuple[Group, ...]
     buffers: BufferPlan
-    output_alias: tuple[int, ...]   # output k is a copy of output output_alias[k] (same node twice)
 
 
 # -- views as offset + strides -------------------------------------------------------
@@ -528,8 +527,7 @@ def _build(g: Graph, specs, groups: list[set[int]], users) -> Partition:
                     dg.add_edge(member_group[b], k)
     order = list(nx.lexicographical_topological_sort(dg))
     built = tuple(_make_group(g, specs, groups[k], stored) for k in order)
-    alias = tuple(g.outputs.index(o) for o in g.outputs)
-    return Partition(built, BufferPlan(n_in, tuple(outputs), tuple(temps)), alias)
+    return Partition(built, BufferPlan(n_in, tuple(outputs), tuple(temps)))
 
 
 def _view_users(g: Graph, m: int, users) -> list[int]:

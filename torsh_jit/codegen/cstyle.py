@@ -24,17 +24,12 @@ import struct
 from .. import errors as E
 from ..fuse import Group, Expr, _REDUCE_OPS
 from ..ir.dtypes import ITEMSIZE, family
+from ..ir.ops import COMPARISONS, LOGICAL, operand_dtypes
 from .layout import plan_axes, inner_mode, AxisPlan   # axis collapsing is the same for every language
 
 ARG_REDUCTIONS = ("argmax", "argmin")
 INT_LIMITS = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
 
-# how an op's operands are typed before its spelling applies (numpy's loops):
-#   result: every operand converted to the result dtype; bool: to bool;
-#   ct: to the promoted input dtype the graph recorded (comparisons); where: bool, result, result
-OPERAND_TYPE = {"eq": "ct", "ne": "ct", "lt": "ct", "le": "ct", "gt": "ct", "ge": "ct",
-                "logical_and": "bool", "logical_or": "bool", "logical_xor": "bool",
-                "logical_not": "bool", "where": "where"}
 
 
 class CStyleLanguage:
@@ -465,23 +460,13 @@ class CEmitter:
         return t
 
     def apply(self, e: Expr, vals: list[str]) -> str:
-        rule = OPERAND_TYPE.get(e.op, "result")
-        attrs = dict(e.attrs)
-        if rule == "result":
-            cts = [e.dtype] * len(vals)
-        elif rule == "bool":
-            cts = ["bool"] * len(vals)
-        elif rule == "ct":
-            cts = [attrs["ct"]] * len(vals)
-        else:
-            cts = ["bool", e.dtype, e.dtype]
+        cts, cdt = operand_dtypes(e.op, dict(e.attrs), e.dtype, len(vals))
         conv = [self.L.cast(v, self.g.exprs[a].dtype, ct) for v, a, ct in zip(vals, e.args, cts)]
-        cdt = cts[-1] if rule != "where" else e.dtype
         spell = self.L.code_for_op.get(e.op, {}).get(family(cdt))
         if spell is None:
             raise E.DTypeError(f"{e.op} is not supported for {cdt} on {self.L.name} targets")
         text = self.L.fmt(spell, cdt, **dict(zip("abc", conv)))
-        if rule in ("ct", "bool") and e.dtype == "bool":
+        if (e.op in COMPARISONS or e.op in LOGICAL) and e.dtype == "bool":
             return text
         return self.L.rounded(text, e.dtype)
 

@@ -23,6 +23,7 @@ import jinja2
 from .. import errors as E
 from ..fuse import Group, Access, Expr, _REDUCE_OPS
 from ..ir.dtypes import ITEMSIZE, family
+from ..ir.ops import operand_dtypes
 from ..schedule.config import Config
 from ..target import data_dir
 from . import llvm_ops as T
@@ -45,18 +46,6 @@ def _env() -> jinja2.Environment:
 
 def template(name: str) -> jinja2.Template:
     return _env().get_template(name)
-
-
-@functools.lru_cache(maxsize=None)
-def templates_hash() -> str:
-    """sha256 over every template file: part of the cache key."""
-    import hashlib
-    h = hashlib.sha256()
-    root = data_dir("templates")
-    for f in sorted(root.rglob("*.j2")):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def fconst(value: float, dtype: str) -> str:
@@ -364,19 +353,9 @@ class KernelEmitter:
         return r
 
     def apply(self, lines, e: Expr, vals: list[str]) -> str:
-        rule = T.OPERAND_TYPE[e.op]
-        attrs = dict(e.attrs)
-        if rule == "result":
-            ctypes = [e.dtype] * len(vals)
-        elif rule == "bool":
-            ctypes = ["bool"] * len(vals)
-        elif rule == "ct":
-            ctypes = [attrs["ct"]] * len(vals)
-        else:
-            ctypes = ["bool", e.dtype, e.dtype]
+        ctypes, cdt = operand_dtypes(e.op, dict(e.attrs), e.dtype, len(vals))
         conv = [self.convert(lines, v, self.g.exprs[a].dtype, ct)
                 for v, a, ct in zip(vals, e.args, ctypes)]
-        cdt = ctypes[-1] if rule != "where" else e.dtype
         spell = T.OPS[e.op].get(family(cdt))
         if spell is None:
             raise E.DTypeError(f"{e.op} is not supported for {cdt} on LLVM targets")

@@ -126,15 +126,6 @@ OPS: dict[str, dict[str, str]] = {
 for _f in ("exp", "exp2", "log", "log2", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid", "erf"):
     OPS[_f] = {"f": "%{t} = call {T} @{vm:" + _f + "}({T} {a})"}
 
-# how each op's operands are typed before the snippet runs:
-#   "result": every operand converted to the result dtype (numpy's ufunc loops)
-#   "bool":   every operand converted to bool
-#   "ct":     the promoted input dtype recorded by the builder (comparisons)
-#   "where":  operand 0 bool, the others the result dtype
-OPERAND_TYPE = {op: "result" for op in OPS}
-OPERAND_TYPE.update({op: "ct" for op in ("eq", "ne", "lt", "le", "gt", "ge")})
-OPERAND_TYPE.update({op: "bool" for op in ("logical_and", "logical_or", "logical_xor", "logical_not")})
-OPERAND_TYPE["where"] = "where"
 
 # casts: (from family, to family) -> snippet; {T}/{S} are the target type, {F} the source
 CASTS = {

@@ -144,3 +144,18 @@ def result_dtype(op: str, in_dtypes: tuple[str, ...], weak: tuple[bool, ...], at
             return np.asarray(res).dtype.name
         res = fn(*args)
     return np.asarray(res).dtype.name
+
+
+def operand_dtypes(op: str, attrs: dict, result: str, n: int) -> tuple[list[str], str]:
+    """(dtype each operand is converted to, dtype the op computes in): numpy's loops.
+
+    Comparisons compute in the promoted input dtype the builder recorded (attr 'ct');
+    logical ops in bool; where takes a bool condition; everything else computes in its
+    result dtype. Every renderer asks here instead of keeping its own table."""
+    if op in COMPARISONS:
+        return [attrs["ct"]] * n, attrs["ct"]
+    if op in LOGICAL:
+        return ["bool"] * n, "bool"
+    if op == "where":
+        return ["bool", result, result], result
+    return [result] * n, result
