@@ -112,18 +112,27 @@ def with_config(fn, args, cfg):
     return lambda: f.call(args, None, single)
 
 
-GEMM_SWEEP = [dict(threads=256, tile_m=128, tile_n=256, tile_k=32, warps_m=2, warps_n=4, stages=4, fragments=1),
-              dict(threads=256, tile_m=128, tile_n=256, tile_k=32, warps_m=2, warps_n=4, stages=4, fragments=2),
-              dict(threads=256, tile_m=256, tile_n=128, tile_k=32, warps_m=4, warps_n=2, stages=4, fragments=2),
-              dict(threads=128, tile_m=128, tile_n=128, tile_k=32, warps_m=2, warps_n=2, stages=4, fragments=1),
-              dict(threads=128, tile_m=128, tile_n=128, tile_k=32, warps_m=2, warps_n=2, stages=4, fragments=2),
-              dict(threads=128, tile_m=128, tile_n=128, tile_k=32, warps_m=2, warps_n=2, stages=5, fragments=1),
-              dict(threads=256, tile_m=128, tile_n=256, tile_k=64, warps_m=2, warps_n=4, stages=3, fragments=1),
-              dict(threads=128, tile_m=128, tile_n=128, tile_k=64, warps_m=2, warps_n=2, stages=3, fragments=1)]
+_MMA = dict(mma=True, tile_k=32, stages=4)
+_WG = dict(wgmma=True, tile_k=64, tile_m=128)
+GEMM_SWEEP = [  # (label, GpuConfig fields): the default first, then the schedules around it
+    ("wgmma 128x256 s4 i1", dict(_WG, threads=256, tile_n=256, stages=4, inflight=1)),
+    ("wgmma 128x256 s4 i0", dict(_WG, threads=256, tile_n=256, stages=4, inflight=0)),
+    ("wgmma 128x256 s3 i0", dict(_WG, threads=256, tile_n=256, stages=3, inflight=0)),
+    ("wgmma 128x128 s4 i1", dict(_WG, threads=256, tile_n=128, stages=4, inflight=1)),
+    ("wgmma 128x128 s6 i1", dict(_WG, threads=256, tile_n=128, stages=6, inflight=1)),
+    ("wgmma 256x128 s4 i1", dict(_WG, threads=512, tile_m=256, tile_n=128, stages=4, inflight=1)),
+    ("wgmma 192x256 s3 i0", dict(_WG, threads=384, tile_m=192, tile_n=256, stages=3, inflight=0)),
+    ("wgmma 64x256 s6 i1", dict(_WG, threads=128, tile_m=64, tile_n=256, stages=6, inflight=1)),
+    ("mma.sync 128x128x32 2x2w s4", dict(_MMA, threads=128, tile_m=128, tile_n=128, warps_m=2, warps_n=2)),
+    ("mma.sync 128x256x32 2x4w s4", dict(_MMA, threads=256, tile_m=128, tile_n=256, warps_m=2, warps_n=4)),
+]
+ROW_SWEEP = [dict(threads=t, vec=4, tpr=t, cache=4096 // (4 * t)) for t in (64, 128, 256, 512, 1024)] + \
+    [dict(threads=t, vec=4, tpr=t, cache=0) for t in (128, 256, 512)]
 
 
 def sweep(dev, R):
-    """GEMM bf16 4096 and relu(x@w+b) f16 4096 under each tensor-core schedule of GEMM_SWEEP."""
+    """GEMM bf16 4096 and relu(x@w+b) f16 4096 under each tensor-core schedule of GEMM_SWEEP;
+    softmax and layernorm 4096x4096 under each row schedule of ROW_SWEEP."""
     from torsh_jit.schedule.gpu import GpuConfig
     size = 4096
     for label, fn, dt, extra in (("gemm bf16 4096", matmul, torch.bfloat16, 0),
@@ -131,20 +140,35 @@ def sweep(dev, R):
         a = torch.randn(size, size, device=dev, dtype=dt)
         b = torch.randn(size, size, device=dev, dtype=dt) / 64
         args = (a, b) + ((torch.randn(size, device=dev, dtype=dt),) if extra else ())
-        for c in GEMM_SWEEP:
-            cfg = GpuConfig(mma=True, **c)
-            try:
-                call = with_config(fn, args, cfg)
-                ref = torch.matmul(a.float(), b.float())
-                if extra:
-                    ref = torch.relu(ref + args[2].float())
-                check(f"{label} {cfg}", call(), ref, 1e-2)
-                ms = gpu_ms(call, R)
-            except Exception as e:         # a schedule that does not fit scores as infinitely slow
-                print(f"  {label} {cfg}: {type(e).__name__}: {str(e)[:200]}")
-                continue
-            name = "{tile_m}x{tile_n}x{tile_k} {warps_m}x{warps_n}w s{stages} f{fragments}".format(**c)
-            record(f"sweep {label}", name, ms, TFLOPs=2 * size ** 3 / ms / 1e9)
+        ref = torch.matmul(a.float(), b.float())
+        if extra:
+            ref = torch.relu(ref + args[2].float())
+        record(f"sweep {label}", "cuBLAS (torch.matmul)", gpu_ms(lambda: torch.matmul(a, b), R),
+               TFLOPs=2 * size ** 3 / gpu_ms(lambda: torch.matmul(a, b), R) / 1e9)
+        for name, c in GEMM_SWEEP:
+            _timed_config(f"sweep {label}", name, fn, args, GpuConfig(**c), ref, 1e-2, R,
+                          TFLOPs=lambda ms: 2 * size ** 3 / ms / 1e9)
+        del a, b, args, ref
+    x = torch.randn(size, size, device=dev)
+    w, b = torch.randn(size, device=dev), torch.randn(size, device=dev)
+    for label, fn, args, ref in (
+            ("softmax 4096x4096", softmax, (x,), torch.softmax(x, -1)),
+            ("layernorm 4096x4096", layernorm, (x, w, b), Fn.layer_norm(x, (size,), w, b, 1e-5))):
+        for c in ROW_SWEEP:
+            cfg = GpuConfig(**c)
+            _timed_config(f"sweep {label}", f"{cfg.threads} threads/row, cache {cfg.cache}", fn, args,
+                          cfg, ref, 1e-5, R)
+
+
+def _timed_config(section, name, fn, args, cfg, ref, tol, R, **extra):
+    try:
+        call = with_config(fn, args, cfg)
+        check(f"{section} {cfg}", call(), ref, tol)
+        ms = gpu_ms(call, R)
+    except (Exception, SystemExit) as e:     # a schedule that does not fit scores as infinitely slow
+        print(f"  {section} {cfg}: {type(e).__name__}: {str(e)[:300]}", flush=True)
+        return
+    record(section, name, ms, **{k: f(ms) for k, f in extra.items() if f is not None})
 
 
 def compile_time(dev):

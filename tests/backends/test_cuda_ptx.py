@@ -18,7 +18,7 @@ from torsh_jit.backends import cuda as backend
 
 from gpu_corpus import ALL_CASES
 
-TARGETS = ("cuda-sm80", "cuda-sm90")
+TARGETS = ("cuda-sm80", "cuda-sm90", "cuda-sm90a")
 
 
 @pytest.fixture(scope="module", autouse=True)

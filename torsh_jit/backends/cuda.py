@@ -68,12 +68,10 @@ def device_arch(device: int | None = None) -> int:
 def current_target():
     """`cuda`: the known CUDA target of the highest architecture this GPU runs."""
     from ..target import known_targets
-    from ..codegen.cuda import arch_number
     arch = device_arch()
     best = None
     for t in known_targets().values():
-        if t.language == "cuda" and arch_number(t.arch) <= arch and \
-                (best is None or arch_number(t.arch) > arch_number(best.arch)):
+        if t.language == "cuda" and runs_on(t, arch) and (best is None or t.rank > best.rank):
             best = t
     if best is None:
         names = sorted(n for n, t in known_targets().items() if t.language == "cuda")
@@ -83,13 +81,26 @@ def current_target():
     return best
 
 
+def runs_on(target, arch: int) -> bool:
+    """Code for the target runs on a GPU of compute capability `arch` (90 for 9.0): one of the
+    target's or a later architecture, or exactly the target's for arch-specific code (sm_90a)."""
+    from ..codegen.cuda import arch_number, arch_specific
+    want = arch_number(target.arch)
+    return arch == want if arch_specific(target.arch) else arch >= want
+
+
+def arch_flag(target, arch: int) -> str:
+    """NVRTC's architecture for the target on a GPU of compute capability `arch`: '90a', '90'."""
+    from ..codegen.cuda import arch_specific
+    return f"{arch}a" if arch_specific(target.arch) else str(arch)
+
+
 def can_run(target) -> bool:
-    """The CUDA target executes here: a GPU is visible and its architecture is at least the target's."""
-    from ..codegen.cuda import arch_number
+    """The CUDA target executes here: a GPU is visible and runs the target's code."""
     if not gpu_available():
         return False
     try:
-        return device_arch() >= arch_number(target.arch)
+        return runs_on(target, device_arch())
     except Exception:
         return False
 
@@ -123,12 +134,12 @@ def toolchain_versions() -> dict:
 COMPILE_OPTIONS = ("-std=c++17", "-default-device")
 
 
-def _options(arch: int, cubin: bool, extra=()) -> list[str]:
+def _options(arch, cubin: bool, extra=()) -> list[str]:
     kind = "sm" if cubin else "compute"
     return [f"-arch={kind}_{arch}", *COMPILE_OPTIONS, *extra]
 
 
-def compile_cuda(source: str, arch: int, *, cubin: bool = True, name: str = "kernel.cu",
+def compile_cuda(source: str, arch, *, cubin: bool = True, name: str = "kernel.cu",
                  extra=()) -> tuple[bytes, str]:
     """(cubin or PTX, NVRTC's log). CompileError with the log when NVRTC rejects the source."""
     t0 = time.perf_counter()
@@ -205,8 +216,7 @@ def _compile_cupy(cp, source, name, opts, cubin):
 
 def compile_ptx(source: str, target) -> tuple[bytes, str]:
     """PTX of a .cu text for the target's architecture (no GPU needed): (ptx, NVRTC's log)."""
-    from ..codegen.cuda import arch_number
-    return compile_cuda(source, arch_number(target.arch), cubin=False)
+    return compile_cuda(source, target.arch.split("_", 1)[1], cubin=False)
 
 
 # -- the pipeline hooks ----------------------------------------------------------------------
@@ -223,10 +233,10 @@ def render(p) -> str:
 def build(p):
     """A CudaFunction for the plan on the current device (its cubin from the cache or NVRTC)."""
     from ..cache import get_cache, make_key
-    from ..codegen.cuda import arch_number, render_plan
+    from ..codegen.cuda import render_plan
     cp = _require_cupy(f"running target {p.target.name}")
     arch = device_arch()
-    if arch < arch_number(p.target.arch):
+    if not runs_on(p.target, arch):
         raise E.TargetError(
             f"target {p.target.name} generates code for {p.target.arch}, and this GPU is "
             f"compute capability {arch // 10}.{arch % 10}",
@@ -239,7 +249,7 @@ def build(p):
         with cache.lock("cubin", key):
             cubin = cache.get("cubin", key)
             if cubin is None:
-                cubin, _ = compile_cuda(src, arch, name=f"{p.module_name}.cu")
+                cubin, _ = compile_cuda(src, arch_flag(p.target, arch), name=f"{p.module_name}.cu")
                 cache.put("cubin", key, cubin, {"target": p.target.name, "arch": arch,
                                                  "kernels": len(launches)})
     return CudaFunction(p, cubin, launches, cp)
@@ -712,7 +722,7 @@ def _ptxas_report(p) -> list[str]:
     if _nvrtc_bindings() is None:
         return []
     try:
-        _, log = compile_cuda(render(p), arch_number(p.target.arch), extra=("-Xptxas=-v",))
+        _, log = compile_cuda(render(p), p.target.arch.split("_", 1)[1], extra=("-Xptxas=-v",))
     except E.TorshJitError:
         return []
     out, name = [], None

@@ -62,6 +62,11 @@ def arch_number(arch: str) -> int:
     return int(digits) if digits else 0
 
 
+def arch_specific(arch: str) -> bool:
+    """'sm_90a': code for exactly this architecture (wgmma), which no later GPU runs."""
+    return arch.endswith("a")
+
+
 # -- launches: plain data for the backend ------------------------------------------------------
 @dataclass(frozen=True)
 class Launch:
@@ -268,6 +273,13 @@ def mma_eligible(group: Group, target) -> bool:
     return (b_n == 1 and b_k % 8 == 0) or (b_k == 1 and b_n % 8 == 0)
 
 
+def wgmma_eligible(group: Group, target) -> bool:
+    """Hopper's warpgroup tensor cores take this matmul: the target is sm_90a exactly and the
+    operands are what mma.sync takes (16-bit floats, 16-byte chunks along K, or along N for B)."""
+    return (arch_number(target.arch) == 90 and arch_specific(target.arch)
+            and mma_eligible(group, target))
+
+
 def _mm_common(group: Group, scalars):
     nb = len(group.domain) - 2
     batch = group.domain[:nb]
@@ -359,6 +371,34 @@ def render_matmul_mma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
                        fallback=fallback)
 
 
+def render_matmul_wgmma(group: Group, cfg: GpuConfig, name: str, scalars, fallback: str
+                        ) -> tuple[str, Launch]:
+    nb, batch, M, N, K, A, B = _mm_common(group, scalars)
+    em = CEmitter(LANG, group, V=2, index=_index_type(group), scalar_bufs=scalars)
+    BM, BN = cfg.tile_m, cfg.tile_n
+    if cfg.tile_k != 64 or BM % 64 or BN % 64 or not 64 <= BN <= 256 or cfg.stages < 2 + cfg.inflight:
+        raise E.TargetError(f"wgmma schedule {cfg} is not one the template lays out",
+                            hint="tile_k 64, tile_m a multiple of 64, tile_n 64..256 in steps of 64, "
+                                 "stages >= 2 + inflight")
+    WG = BM // 64
+    b_row = B.strides[nb + 1] == 1          # B contiguous along N (x @ w); else along K (x @ w.T)
+    kind = "bf16" if A.dtype == "bfloat16" else "f16"
+    a_stage, b_stage = BM * 128, BN * 128
+    smem = cfg.stages * (a_stage + b_stage) + 1024
+    epi = _epilogue(em, "cv[v]", 2)
+    src = template("cuda/matmul_wgmma.cu.j2").render(
+        name=name, T=128 * WG, WG=WG, BM=BM, BN=BN, STAGES=cfg.stages, INFLIGHT=cfg.inflight,
+        M=M, N=N, K=K, kind=kind, b_row=b_row, params=", ".join(em.params()),
+        a_off=_batch_offset(A, batch, nb, "bz"), b_off=_batch_offset(B, batch, nb, "bz"),
+        a_m=A.strides[nb], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2], A=A, B=B,
+        a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, indent=_indent)
+    align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
+                         {(b, al) for _, b, al in em.vector_accesses()}))
+    grid = ("tiles", -(-N // BN), -(-M // BM), max(1, math.prod(batch)))
+    return src, Launch(name, "matmul", 128 * WG, _params(em, scalars), grid, smem=smem, align=align,
+                       fallback=fallback)
+
+
 # -- the module --------------------------------------------------------------------------------
 def render_kernels(kernels, target, scalars) -> tuple[list[str], list[Launch]]:
     """Source of every kernel and how to launch it. kernels: (name, group, config)."""
@@ -368,11 +408,12 @@ def render_kernels(kernels, target, scalars) -> tuple[list[str], list[Launch]]:
             s, l = render_elementwise(g, c, name, scalars)
         elif g.kind == "reduce":
             s, l = render_reduce(g, c, name, scalars)
-        elif c.mma:
+        elif c.mma or c.wgmma:
             simt = GpuConfig(threads=256, tile_m=64, tile_n=64, tile_k=16)
             s2, l2 = render_matmul_simt(g, simt, name + "_simt", scalars)
             l2 = dataclasses.replace(l2, standby=True)
-            s, l = render_matmul_mma(g, c, name, scalars, fallback=l2.name)
+            render_tc = render_matmul_wgmma if c.wgmma else render_matmul_mma
+            s, l = render_tc(g, c, name, scalars, fallback=l2.name)
             bodies.append(s2)
             launches.append(l2)
         else:

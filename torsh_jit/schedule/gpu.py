@@ -30,6 +30,8 @@ class GpuConfig:
     stages: int = 0
     mma: bool = False
     fragments: int = 0          # mma: register sets of operand fragments (2: next k step read during this one's mma)
+    wgmma: bool = False         # Hopper warpgroup tensor cores (sm_90a): 64-row warpgroups, 64-deep k tiles
+    inflight: int = 0           # wgmma: commit groups left running while the next tile's copies are issued
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v}
@@ -100,8 +102,14 @@ def default_config(group, target) -> GpuConfig:
 
 
 def matmul_config(group, target) -> GpuConfig:
-    from ..codegen.cuda import mma_eligible
+    from ..codegen.cuda import mma_eligible, wgmma_eligible
     batch, (M, N) = group.domain[:-2], group.domain[-2:]
+    if wgmma_eligible(group, target) and M >= 128 and N >= 128:
+        # two warpgroups of 64 x BN accumulators (128 registers a thread at BN = 256), four
+        # 48 KiB stages of which two are being copied while the tensor cores work on a third
+        bn = 256 if N >= 256 else 128
+        return GpuConfig(threads=256, tile_m=128, tile_n=bn, tile_k=64, stages=4, wgmma=True,
+                         inflight=1)
     if mma_eligible(group, target):
         if M >= 128 and N >= 128:
             # 4 warps of 64x64 accumulators, 32-deep k steps, 4 cp.async stages: two blocks per
