@@ -90,6 +90,12 @@ def layernorm(x, w, b):
     return (x - mu) / tj.sqrt(var + 1e-5) * w + b
 
 
+def layernorm_rsqrt(x, w, b):
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mu) * tj.rsqrt(var + 1e-5) * w + b
+
+
 def total(x):
     return tj.sum(x)
 
@@ -115,24 +121,25 @@ def with_config(fn, args, cfg):
 _MMA = dict(mma=True, tile_k=32, stages=4)
 _WG = dict(wgmma=True, tile_k=64, tile_m=128)
 GEMM_SWEEP = [  # (label, GpuConfig fields): the default first, then the schedules around it
+    ("wgmma 256x128 s4 i1", dict(_WG, threads=512, tile_m=256, tile_n=128, stages=4, inflight=1)),
     ("wgmma 128x256 s4 i1", dict(_WG, threads=256, tile_n=256, stages=4, inflight=1)),
     ("wgmma 128x256 s4 i0", dict(_WG, threads=256, tile_n=256, stages=4, inflight=0)),
     ("wgmma 128x256 s3 i0", dict(_WG, threads=256, tile_n=256, stages=3, inflight=0)),
     ("wgmma 128x128 s4 i1", dict(_WG, threads=256, tile_n=128, stages=4, inflight=1)),
     ("wgmma 128x128 s6 i1", dict(_WG, threads=256, tile_n=128, stages=6, inflight=1)),
-    ("wgmma 256x128 s4 i1", dict(_WG, threads=512, tile_m=256, tile_n=128, stages=4, inflight=1)),
     ("wgmma 192x256 s3 i0", dict(_WG, threads=384, tile_m=192, tile_n=256, stages=3, inflight=0)),
-    ("wgmma 64x256 s6 i1", dict(_WG, threads=128, tile_m=64, tile_n=256, stages=6, inflight=1)),
+    ("wgmma 256x128 s4 i0", dict(_WG, threads=512, tile_m=256, tile_n=128, stages=4, inflight=0)),
+    ("wgmma 256x128 s3 i0", dict(_WG, threads=512, tile_m=256, tile_n=128, stages=3, inflight=0)),
+    ("wgmma 64x256 s4 i1", dict(_WG, threads=128, tile_m=64, tile_n=256, stages=4, inflight=1)),
     ("mma.sync 128x128x32 2x2w s4", dict(_MMA, threads=128, tile_m=128, tile_n=128, warps_m=2, warps_n=2)),
     ("mma.sync 128x256x32 2x4w s4", dict(_MMA, threads=256, tile_m=128, tile_n=256, warps_m=2, warps_n=4)),
 ]
 ROW_SWEEP = [dict(threads=t, vec=4, tpr=t, cache=4096 // (4 * t)) for t in (64, 128, 256, 512, 1024)] + \
-    [dict(threads=t, vec=4, tpr=t, cache=0) for t in (128, 256, 512)]
+    [dict(threads=t, vec=4, tpr=t) for t in (256, 512)]
 
 
-def sweep(dev, R):
-    """GEMM bf16 4096 and relu(x@w+b) f16 4096 under each tensor-core schedule of GEMM_SWEEP;
-    softmax and layernorm 4096x4096 under each row schedule of ROW_SWEEP."""
+def sweep_gemm(dev, R):
+    """GEMM bf16 4096 and relu(x@w+b) f16 4096 under each tensor-core schedule of GEMM_SWEEP."""
     from torsh_jit.schedule.gpu import GpuConfig
     size = 4096
     for label, fn, dt, extra in (("gemm bf16 4096", matmul, torch.bfloat16, 0),
@@ -149,15 +156,28 @@ def sweep(dev, R):
             _timed_config(f"sweep {label}", name, fn, args, GpuConfig(**c), ref, 1e-2, R,
                           TFLOPs=lambda ms: 2 * size ** 3 / ms / 1e9)
         del a, b, args, ref
+
+
+def sweep_rows(dev, R):
+    """softmax and layernorm 4096x4096 under each row schedule of ROW_SWEEP."""
+    from torsh_jit.schedule.gpu import GpuConfig
+    size = 4096
     x = torch.randn(size, size, device=dev)
     w, b = torch.randn(size, device=dev), torch.randn(size, device=dev)
-    for label, fn, args, ref in (
-            ("softmax 4096x4096", softmax, (x,), torch.softmax(x, -1)),
-            ("layernorm 4096x4096", layernorm, (x, w, b), Fn.layer_norm(x, (size,), w, b, 1e-5))):
+    for label, fn, args, ref, peer in (
+            ("softmax 4096x4096", softmax, (x,), torch.softmax(x, -1), lambda x: torch.softmax(x, -1)),
+            ("layernorm 4096x4096", layernorm, (x, w, b), Fn.layer_norm(x, (size,), w, b, 1e-5),
+             lambda x, w, b: Fn.layer_norm(x, (size,), w, b, 1e-5))):
+        tc = torch.compile(peer)
+        record(f"sweep {label}", "torch.compile", gpu_ms(lambda: tc(*args), R))
         for c in ROW_SWEEP:
             cfg = GpuConfig(**c)
             _timed_config(f"sweep {label}", f"{cfg.threads} threads/row, cache {cfg.cache}", fn, args,
                           cfg, ref, 1e-5, R)
+    # the same layernorm with the reciprocal square root taken once per row (as torch's is)
+    k = tj.kernel(layernorm_rsqrt).to("cuda")
+    check("layernorm (rsqrt)", k(x, w, b), Fn.layer_norm(x, (size,), w, b, 1e-5), 1e-5)
+    record("sweep layernorm 4096x4096", "(x - mu) * rsqrt(var + eps)", gpu_ms(lambda: k(x, w, b), R))
 
 
 def _timed_config(section, name, fn, args, cfg, ref, tol, R, **extra):
@@ -204,12 +224,12 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, no torch.compile")
     ap.add_argument("--only", default="", help="comma-separated sections: compile,copy,chain,rows,sum,gemm,sweep "
-                    "(sweep: GEMM schedules, only when named)")
+                    "(sweep, sweep-gemm, sweep-rows: schedules, only when named)")
     ap.add_argument("--json", default="")
     ns = ap.parse_args(argv)
     R = 10 if ns.quick else ns.repeat
     only = set(filter(None, ns.only.split(",")))
-    want = lambda s: (not only and s != "sweep") or s in only       # noqa: E731
+    want = lambda s: (not only and not s.startswith("sweep")) or s in only       # noqa: E731
     dev = torch.device("cuda")
     torch.manual_seed(0)
     if cp is not None:
@@ -338,8 +358,10 @@ def main(argv=None):
         record("relu(x@w+b) f16 4096", "ratio torsh-jit/cuBLAS", res["cuBLAS matmul alone"] / res["torsh-jit"])
         summary["linear_relu"] = res
 
-    if want("sweep"):
-        sweep(dev, R)
+    if want("sweep") or want("sweep-gemm"):
+        sweep_gemm(dev, R)
+    if want("sweep") or want("sweep-rows"):
+        sweep_rows(dev, R)
 
     if ns.json:
         Path(ns.json).write_text(json.dumps({"rows": ROWS, "summary": summary}, indent=1, default=str))

@@ -20,7 +20,7 @@ for s in $steps; do
         python3 -m pytest -q -x tests/backends/test_cuda_gpu.py -k "corpus" > "$OUT/sanitizer.log" 2>&1;
         echo "sanitizer exit $?"; grep -E "ERROR SUMMARY|passed|failed|Invalid|========= " "$OUT/sanitizer.log" | tail -15 ;;
     bench) timeout 540 python3 benchmarks/gpu.py --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" ;;
-    sweep) timeout 400 python3 benchmarks/gpu.py --only sweep 2>&1 | tee "$OUT/gemm.log" ;;
+    sweep|sweep-gemm|sweep-rows) timeout 400 python3 benchmarks/gpu.py --only $s 2>&1 | tee "$OUT/$s.log" ;;
     bench-quick) timeout 300 python3 benchmarks/gpu.py --quick --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" ;;
   esac
 done

@@ -371,8 +371,8 @@ def render_matmul_mma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
                        fallback=fallback)
 
 
-def render_matmul_wgmma(group: Group, cfg: GpuConfig, name: str, scalars, fallback: str
-                        ) -> tuple[str, Launch]:
+def render_matmul_wgmma(group: Group, cfg: GpuConfig, name: str, scalars, fallback: str,
+                        target) -> tuple[str, Launch]:
     nb, batch, M, N, K, A, B = _mm_common(group, scalars)
     em = CEmitter(LANG, group, V=2, index=_index_type(group), scalar_bufs=scalars)
     BM, BN = cfg.tile_m, cfg.tile_n
@@ -385,6 +385,10 @@ def render_matmul_wgmma(group: Group, cfg: GpuConfig, name: str, scalars, fallba
     kind = "bf16" if A.dtype == "bfloat16" else "f16"
     a_stage, b_stage = BM * 128, BN * 128
     smem = cfg.stages * (a_stage + b_stage) + 1024
+    limit = target.limit("max_shared_memory_per_block", 0)
+    if limit and smem > limit:
+        raise E.TargetError(f"wgmma schedule {cfg} needs {smem} B of shared memory per block, "
+                            f"{target.name} allows {limit}", hint="fewer stages or a smaller tile")
     epi = _epilogue(em, "cv[v]", 2)
     src = template("cuda/matmul_wgmma.cu.j2").render(
         name=name, T=128 * WG, WG=WG, BM=BM, BN=BN, STAGES=cfg.stages, INFLIGHT=cfg.inflight,
@@ -412,8 +416,10 @@ def render_kernels(kernels, target, scalars) -> tuple[list[str], list[Launch]]:
             simt = GpuConfig(threads=256, tile_m=64, tile_n=64, tile_k=16)
             s2, l2 = render_matmul_simt(g, simt, name + "_simt", scalars)
             l2 = dataclasses.replace(l2, standby=True)
-            render_tc = render_matmul_wgmma if c.wgmma else render_matmul_mma
-            s, l = render_tc(g, c, name, scalars, fallback=l2.name)
+            if c.wgmma:
+                s, l = render_matmul_wgmma(g, c, name, scalars, l2.name, target)
+            else:
+                s, l = render_matmul_mma(g, c, name, scalars, fallback=l2.name)
             bodies.append(s2)
             launches.append(l2)
         else:

@@ -91,7 +91,10 @@ def default_config(group, target) -> GpuConfig:
         tpr = min(32, _pow2_at_least(-(-groups // 8)))
         threads = min(256, max_threads)
     else:
-        tpr = threads = max(64, min(max_threads, _pow2_at_least(-(-groups // 8))))
+        # a block per row, at most 8 groups a thread; up to 256 threads, 4 a thread (an H100,
+        # rows of 4096 float32: layernorm 50.3 us against 52.2 with 128 threads, softmax 49.3/49.6)
+        tpr = threads = min(max_threads, max(64, _pow2_at_least(-(-groups // 8)),
+                                             min(256, _pow2_at_least(-(-groups // 4)))))
     J = -(-groups // tpr)
     # registers hold the loads that more than one pass reads (x in softmax, not w in layernorm)
     from ..codegen.cstyle import CEmitter, CStyleLanguage
@@ -105,11 +108,14 @@ def matmul_config(group, target) -> GpuConfig:
     from ..codegen.cuda import mma_eligible, wgmma_eligible
     batch, (M, N) = group.domain[:-2], group.domain[-2:]
     if wgmma_eligible(group, target) and M >= 128 and N >= 128:
-        # two warpgroups of 64 x BN accumulators (128 registers a thread at BN = 256), four
-        # 48 KiB stages of which two are being copied while the tensor cores work on a third
-        bn = 256 if N >= 256 else 128
-        return GpuConfig(threads=256, tile_m=128, tile_n=bn, tile_k=64, stages=4, wgmma=True,
-                         inflight=1)
+        # warpgroups of 64 x BN accumulators; four 48 KiB stages, two of them being copied while
+        # the tensor cores work on a third. Measured on an H100 (bf16 4096^3, benchmarks/gpu.py
+        # --only sweep): 256x128 (4 warpgroups) 583 TFLOP/s, 128x256 554, 128x128 503
+        if M >= 256:
+            return GpuConfig(threads=512, tile_m=256, tile_n=128, tile_k=64, stages=4, wgmma=True,
+                             inflight=1)
+        return GpuConfig(threads=256, tile_m=128, tile_n=256 if N >= 256 else 128, tile_k=64,
+                         stages=3, wgmma=True, inflight=0)
     if mma_eligible(group, target):
         if M >= 128 and N >= 128:
             # 4 warps of 64x64 accumulators, 32-deep k steps, 4 cp.async stages: two blocks per
