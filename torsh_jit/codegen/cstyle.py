@@ -206,8 +206,11 @@ class CEmitter:
     values to store, `acc<e>` / `a<e>` reduction accumulators."""
 
     def __init__(self, lang: CStyleLanguage, group: Group, *, V: int = 1, index: str = "int",
-                 scalar_bufs=frozenset(), ax: AxisPlan | None = None):
+                 scalar_bufs=frozenset(), ax: AxisPlan | None = None, short_sums: bool = False):
         self.L = lang
+        # short_sums: a thread adds few elements (the skeleton knows how many), so its float32
+        # sums run in float32 and only the per-thread totals are combined in the wide type
+        self.short_sums = short_sums
         self.g = group
         self.V = V
         self.I = index
@@ -552,18 +555,25 @@ class CEmitter:
             return "float64"
         return e.dtype
 
-    def identity_of(self, i: int) -> str:
+    def slot_dtype(self, i: int) -> str:
+        """The dtype of reduction i's per-thread accumulators (acc<i>[q])."""
         e = self.g.exprs[i]
-        acc = self.acc_dtype(i)
+        if self.short_sums and e.op == "sum" and self.g.exprs[e.args[0]].dtype == "float32":
+            return "float32"
+        return self.acc_dtype(i)
+
+    def identity_of(self, i: int, slot: bool = False) -> str:
+        e = self.g.exprs[i]
+        acc = self.slot_dtype(i) if slot else self.acc_dtype(i)
         if e.op in ARG_REDUCTIONS:
             if family(acc) == "f":
                 return self.L.literal(float("-inf") if e.op == "argmax" else float("inf"), acc)
             return self.L.identity("MIN" if e.op == "argmax" else "MAX", acc)
         return self.L.identity(self.L.reductions[e.op][family(acc)][0], acc)
 
-    def combine(self, i: int, a: str, b: str) -> str:
+    def combine(self, i: int, a: str, b: str, slot: bool = False) -> str:
         e = self.g.exprs[i]
-        acc = self.acc_dtype(i)
+        acc = self.slot_dtype(i) if slot else self.acc_dtype(i)
         return self.L.fmt(self.L.reductions[e.op][family(acc)][1], acc, a=a, b=b)
 
     def acc_vars(self, level: int) -> list[tuple[str, str]]:
@@ -579,11 +589,11 @@ class CEmitter:
         """Accumulators of a pass: `acc<i>[lanes]` per element slot (independent chains)."""
         out = []
         for i in self.reductions_of(level):
-            t = self.L.types[self.acc_dtype(i)]
+            t = self.L.types[self.slot_dtype(i)]
             out.append(f"{t} acc{i}[{lanes}];")
             if self.g.exprs[i].op in ARG_REDUCTIONS:
                 out.append(f"long long acci{i}[{lanes}];")
-            init = f"acc{i}[q] = {self.identity_of(i)};"
+            init = f"acc{i}[q] = {self.identity_of(i, slot=True)};"
             if self.g.exprs[i].op in ARG_REDUCTIONS:
                 init += f" acci{i}[q] = -1;"
             out.append(f"#pragma unroll\nfor (int q = 0; q < {lanes}; ++q) {{ {init} }}")
@@ -595,7 +605,7 @@ class CEmitter:
         memo: dict = {}
         for i in self.reductions_of(level):
             e = self.g.exprs[i]
-            acc = self.acc_dtype(i)
+            acc = self.slot_dtype(i)
             src = e.args[0]
             v = self.L.cast(self.value(lines, src, ctx, memo), self.g.exprs[src].dtype, acc)
             if e.op in ARG_REDUCTIONS:
@@ -605,7 +615,7 @@ class CEmitter:
                                                     b=t, bi=f"(long long)({kidx})")
                 lines.append(f"if ({take}) {{ acc{i}[{slot}] = {t}; acci{i}[{slot}] = {kidx}; }}")
             else:
-                lines.append(f"acc{i}[{slot}] = {self.combine(i, f'acc{i}[{slot}]', v)};")
+                lines.append(f"acc{i}[{slot}] = {self.combine(i, f'acc{i}[{slot}]', v, slot=True)};")
         return "\n".join(lines)
 
     def acc_fold(self, level: int, lanes: int) -> str:
@@ -613,14 +623,15 @@ class CEmitter:
         out = []
         for i in self.reductions_of(level):
             t = self.L.types[self.acc_dtype(i)]
-            out.append(f"[[maybe_unused]] {t} a{i} = acc{i}[0];")
+            widen = lambda x, i=i: self.L.cast(x, self.slot_dtype(i), self.acc_dtype(i))  # noqa: E731
+            out.append(f"[[maybe_unused]] {t} a{i} = {widen(f'acc{i}[0]')};")
             if self.g.exprs[i].op in ARG_REDUCTIONS:
                 out.append(f"[[maybe_unused]] long long ai{i} = acci{i}[0];")
                 take = self.L.arg_take[self.g.exprs[i].op].format(
                     a=f"a{i}", ai=f"ai{i}", b=f"acc{i}[q]", bi=f"acci{i}[q]")
                 body = f"if (acci{i}[q] >= 0 && {take}) {{ a{i} = acc{i}[q]; ai{i} = acci{i}[q]; }}"
             else:
-                body = f"a{i} = {self.combine(i, f'a{i}', f'acc{i}[q]')};"
+                body = f"a{i} = {self.combine(i, f'a{i}', widen(f'acc{i}[q]'))};"
             if lanes > 1:
                 out.append(f"#pragma unroll\nfor (int q = 1; q < {lanes}; ++q) {{ {body} }}")
         return "\n".join(out)

@@ -167,12 +167,15 @@ def render_reduce(group: Group, cfg: GpuConfig, name: str, scalars) -> tuple[str
     V, K, rows = cfg.vec, ax.K, ax.rows
     if K % V:
         V = 1
-    em = CEmitter(LANG, group, V=V, index=_index_type(group), scalar_bufs=scalars, ax=ax)
     tpr = cfg.tpr or 1
     T = cfg.threads
     split = cfg.split
     if split:
         tpr = T
+    # a thread sums at most 64 elements of a row: in float32, then float64 across threads
+    short = not split and -(-K // (tpr * V)) * V <= 64
+    em = CEmitter(LANG, group, V=V, index=_index_type(group), scalar_bufs=scalars, ax=ax,
+                  short_sums=short)
     rpb = T // tpr
     users = em.load_users()
     J = cfg.cache if not split else 0
