@@ -307,7 +307,10 @@ class Kernel:
         except E.TargetError as err:
             raise E.located(err, E.user_frame()) from None
         g, single = self._trace(specs)
-        return plan(g, specs, t, dump=dump), single
+        try:
+            return plan(g, specs, t, dump=dump), single
+        except E.DTypeError as err:     # a dtype the target cannot hold: the user's call names it
+            raise E.located(err, E.user_frame()) from None
 
     @functools.lru_cache(maxsize=64)
     def _trace(self, specs):

@@ -61,6 +61,7 @@ class Target:
     # GPU targets: the architecture code is generated for, and declared limits ([limits] table)
     arch: str = ""                # "sm_90"
     limits: tuple = ()            # (("max_threads_per_block", 1024), ...), sorted
+    dtypes: tuple[str, ...] = ()  # the dtypes its code can hold (empty: every dtype)
 
     def __str__(self):
         return self.name
@@ -81,6 +82,10 @@ class Target:
         """A declared limit of a GPU target (max_threads_per_block, shared memory, ...)."""
         return dict(self.limits).get(name, default)
 
+    def supports(self, dtype: str) -> bool:
+        """The target's code can hold values of this dtype."""
+        return not self.dtypes or dtype in self.dtypes
+
     def describe(self) -> dict:
         d = {"name": self.name, "language": self.language, "triple": self.triple, "cpu": self.cpu,
              "features": list(self.features), "vector_bits": self.vector_bits}
@@ -89,6 +94,8 @@ class Target:
             d["limits"] = dict(self.limits)
         if not self.fused_multiply_add:
             d["fused_multiply_add"] = False
+        if self.dtypes:
+            d["dtypes"] = list(self.dtypes)
         return d
 
 
@@ -98,7 +105,7 @@ def known_targets() -> dict[str, Target]:
     for f in sorted(data_dir("targets").glob("*.toml")):
         with open(f, "rb") as fh:
             d = tomllib.load(fh)
-        for k in ("features", "requires", "vlens"):
+        for k in ("features", "requires", "vlens", "dtypes"):
             d[k] = tuple(d.get(k, ()))
         d["needs"] = tuple(tuple(sorted(n.items())) for n in d.get("needs", ()))
         d["limits"] = tuple(sorted(d.get("limits", {}).items()))

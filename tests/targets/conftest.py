@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from target_configs import configs, require_target
+from target_configs import require_target
 
 
-@pytest.fixture(params=configs())
+@pytest.fixture
 def target_config(request, monkeypatch):
-    """(target name, environment) with the environment applied for the test."""
+    """(target name, environment) with the environment applied for the test; the pairs of
+    targets and cases come from test_corpus.pytest_generate_tests."""
     name, env = request.param
     require_target(name)
     for k, v in env.items():

@@ -155,12 +155,12 @@ def _binary(dtype):
     return Case(f"binary-{dtype}", fn, make, tols, labels)
 
 
-def _ints(dtype):
+def _ints(dtype, fdt="float64"):
     def fn(F):
         def f(a, b, e, x):
             return (a + b, a - b, a * b, a // b, a % b, -a, F.abs(a), F.maximum(a, b),
                     F.minimum(a, b), F.sign(a), a == b, a < b, a >= b, F.where(a > b, a, b),
-                    a ** e, a.astype(np.float64), (a > 0).astype(a.dtype), a != 0,
+                    a ** e, a.astype(fdt), (a > 0).astype(a.dtype), a != 0,
                     x.astype(a.dtype), a * 3 - 7, a + (a > b))
         return f
 
@@ -170,12 +170,12 @@ def _ints(dtype):
         b[::9] = 0                          # division by zero: numpy's 0
         b[1::11] = -1                       # MIN // -1
         e = rng.integers(0, 6, 131).astype(dtype)
-        x = rng.uniform(-1000, 1000, 131)   # float -> int casts (finite, in range)
+        x = rng.uniform(-1000, 1000, 131).astype(fdt)   # float -> int casts (finite, in range)
         return a, b, e, x
     labels = ("add", "sub", "mul", "floordiv", "mod", "neg", "abs", "maximum", "minimum", "sign",
-              "eq", "lt", "ge", "where", "pow", "to float64", "bool to int", "to bool",
+              "eq", "lt", "ge", "where", "pow", f"to {fdt}", "bool to int", "to bool",
               "float to int", "affine", "int + bool")
-    return Case(f"ints-{dtype}", fn, make, (), labels)
+    return Case(f"ints-{dtype}" + ("" if fdt == "float64" else f"-{fdt}"), fn, make, (), labels)
 
 
 def _views():
@@ -234,12 +234,12 @@ def _reductions():
     return Case("reductions-softmax-layernorm", fn, make, tols, labels)
 
 
-def _matmuls():
+def _matmuls(fdt="float64"):
     def fn(F):
         def f(a, b, bias, c, d, bt, i, j):
             return (F.relu(a @ b + bias),           # fused epilogue
                     a @ bt,                         # transposed operand
-                    c @ d,                          # float64, batched with broadcasting
+                    c @ d,                          # fdt, batched with broadcasting
                     i @ j)                          # int32
         return f
 
@@ -247,18 +247,31 @@ def _matmuls():
         a = rng.uniform(-1, 1, (13, 37)).astype(np.float32)
         b = rng.uniform(-1, 1, (37, 29)).astype(np.float32)
         bias = rng.uniform(-1, 1, 29).astype(np.float32)
-        c = rng.uniform(-1, 1, (2, 1, 5, 9))
-        d = rng.uniform(-1, 1, (3, 9, 7))
+        c = rng.uniform(-1, 1, (2, 1, 5, 9)).astype(fdt)
+        d = rng.uniform(-1, 1, (3, 9, 7)).astype(fdt)
         bt = rng.uniform(-1, 1, (19, 37)).astype(np.float32).T
         i = rng.integers(-50, 50, (6, 11)).astype(np.int32)
         j = rng.integers(-50, 50, (11, 10)).astype(np.int32)
         return a, b, bias, c, d, bt, i, j
     tols = (Tol(16, 160, False), Tol(16, 160, False), Tol(16, 40, False), None)
-    return Case("matmul", fn, make, tols, ("relu(a@b+bias)", "a @ b.T", "batched f64", "int32"))
+    return Case("matmul" + ("" if fdt == "float64" else f"-{fdt}"), fn, make, tols,
+                ("relu(a@b+bias)", "a @ b.T", f"batched {fdt}", "int32"))
 
 
-CASES = [_unary("float32"), _unary("float64"), _binary("float32"), _binary("float64"),
-         _ints("int32"), _ints("int64"), _views(), _reductions(), _matmuls()]
+def cases_for(dtypes=()) -> list[Case]:
+    """The corpus for a target whose code holds these dtypes (its `dtypes`; empty: all).
+    Cases of a dtype it lacks are left out; the int and matmul cases, which also convert to
+    and multiply float64, do that in float32 where float64 is lacking (their names say so),
+    so every op kind still runs."""
+    has = (lambda d: d in dtypes) if dtypes else (lambda d: True)
+    wide = "float64" if has("float64") else "float32"
+    return ([_unary(d) for d in ("float32", "float64") if has(d)] +
+            [_binary(d) for d in ("float32", "float64") if has(d)] +
+            [_ints(d, wide) for d in ("int32", "int64") if has(d)] +
+            [_views(), _reductions(), _matmuls(wide)])
+
+
+CASES = cases_for()
 
 
 def check(case: Case, got, want, dtype_eps=None) -> None:

@@ -1,5 +1,6 @@
-"""Which targets the tests in tests/targets run on, and skipping or failing when one cannot
-run here (TORSH_JIT_REQUIRE_RUNNERS=1: fail)."""
+"""Which targets the tests in tests/targets run on (every CPU and wasm target, and metal
+through the MSL harness), and skipping or failing when one cannot run here
+(TORSH_JIT_REQUIRE_RUNNERS=1: fail)."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ import pytest
 
 import torsh_jit as tj
 from torsh_jit.runtime.hardware import can_run, missing_runners
+from torsh_jit.runtime.runners import kind
 
 # vector lengths (bits) each emulated scalable target is tested at
 LENGTHS = {"aarch64-sve": (128, 512), "riscv64-rvv": (128, 256)}
@@ -16,8 +18,8 @@ LENGTHS = {"aarch64-sve": (128, 512), "riscv64-rvv": (128, 256)}
 def configs():
     out = []
     for name, t in sorted(tj.known_targets().items(), key=lambda kv: (-kv[1].rank, kv[0])):
-        if t.language != "llvm":
-            continue
+        if t.language != "llvm" and not kind(t):
+            continue     # GPU targets run the corpus on a GPU (tests/backends); metal has a runner
         if t.vlen_env:
             assert name in LENGTHS, f"{name} has a vector length setting: say which two to test"
             out += [pytest.param((name, {t.vlen_env: str(v)}), id=f"{name}@{v}") for v in LENGTHS[name]]

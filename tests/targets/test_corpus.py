@@ -1,9 +1,11 @@
 """The op corpus (op_corpus.py) on every CPU target, compared with numpy.
 
 x86 levels run natively; aarch64-neon, aarch64-sve (two vector lengths), riscv64-rvv (two
-VLENs) under qemu-user; wasm32-simd128 in wasmtime. Each case is one compiled module and
-one emulator run per target; the module is built once per target and reused across
-vector lengths (the code is fixed-length; the emulated length is read at run time).
+VLENs) under qemu-user; wasm32-simd128 in wasmtime; metal in the MSL harness (its float64
+parts in float32: the target declares the dtypes it holds, op_corpus.cases_for). Each
+case is one compiled module and one emulator run per target; the module is built once per
+target and reused across vector lengths (the code is fixed-length; the emulated length is
+read at run time).
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import pytest
 
 import torsh_jit as tj
 
-from op_corpus import CASES, check, reference
+from op_corpus import CASES, cases_for, check, reference
+from target_configs import configs
 
 _kernels: dict = {}
 
@@ -23,7 +26,18 @@ def kernel_for(case, target):
     return k
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def pytest_generate_tests(metafunc):
+    """(target configuration, case) pairs: each target runs the corpus for its dtypes."""
+    if metafunc.function.__name__ != "test_corpus":
+        return
+    params = []
+    for tc in configs():
+        (name, env), = tc.values
+        for case in cases_for(tj.parse_target(name).dtypes):
+            params.append(pytest.param((name, env), case, id=f"{case.name}-{tc.id}"))
+    metafunc.parametrize(("target_config", "case"), params, indirect=["target_config"])
+
+
 def test_corpus(case, target_config, rng):
     name, env = target_config
     args = case.make(rng)

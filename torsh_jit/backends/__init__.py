@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-BY_LANGUAGE = {"cuda": "torsh_jit.backends.cuda"}
+BY_LANGUAGE = {"cuda": "torsh_jit.backends.cuda", "msl": "torsh_jit.backends.metal"}
 
 
 def for_language(language: str):

@@ -61,6 +61,12 @@ class CStyleLanguage:
     literal_suffix = {"float32": "f", "float64": "", "float16": "f", "bfloat16": "f",
                       "int32": "", "int64": "LL"}
     special_floats: dict = {}                          # (dtype, 'inf' | '-inf' | 'nan') -> text
+    # kernel parameters: {T} the memory type, {name}; param_attr after each, {i} its position
+    restrict = "__restrict__"
+    scalar_param = "const {T} {name}"                  # a scalar argument, by value
+    param_attr = ""
+    arg_index = "long long"                            # argmax/argmin positions in registers
+    float_sum_dtype = "float64"                        # float sums accumulate in this dtype
 
     code_for_op: dict[str, dict[str, str]] = {
         "neg": {"f": "(-{a})", "i": "(({T})(({U})0 - ({U}){a}))"},
@@ -296,14 +302,16 @@ class CEmitter:
         """The kernel's parameters: device pointers, and scalars by value."""
         out = []
         written = self.written()
-        for b in self.buffers():
+        restrict = f" {self.L.restrict}" if self.L.restrict else ""
+        for i, b in enumerate(self.buffers()):
             mt = self.L.mem_types[self.buffer_dtype(b)]
             if b in self.scalar_bufs:
-                out.append(f"const {mt} b{b}")
+                decl = self.L.scalar_param.format(T=mt, name=f"b{b}")
             elif b in written:
-                out.append(self.L.global_ptr.format(T=mt) + f" __restrict__ b{b}")
+                decl = self.L.global_ptr.format(T=mt) + f"{restrict} b{b}"
             else:
-                out.append(self.L.const_ptr.format(T=mt) + f" __restrict__ b{b}")
+                decl = self.L.const_ptr.format(T=mt) + f"{restrict} b{b}"
+            out.append(decl + self.L.param_attr.format(i=i))
         return out
 
     # -- addressing -----------------------------------------------------------------------
@@ -552,7 +560,7 @@ class CEmitter:
         if e.op in ("any", "all"):
             return "bool"
         if e.op == "sum" and family(e.dtype) == "f":
-            return "float64"
+            return self.L.float_sum_dtype
         return e.dtype
 
     def slot_dtype(self, i: int) -> str:
@@ -582,7 +590,7 @@ class CEmitter:
         for i in self.reductions_of(level):
             out.append((self.L.types[self.acc_dtype(i)], f"a{i}"))
             if self.g.exprs[i].op in ARG_REDUCTIONS:
-                out.append(("long long", f"ai{i}"))
+                out.append((self.L.arg_index, f"ai{i}"))
         return out
 
     def acc_init(self, level: int, lanes: int) -> str:
@@ -592,7 +600,7 @@ class CEmitter:
             t = self.L.types[self.slot_dtype(i)]
             out.append(f"{t} acc{i}[{lanes}];")
             if self.g.exprs[i].op in ARG_REDUCTIONS:
-                out.append(f"long long acci{i}[{lanes}];")
+                out.append(f"{self.L.arg_index} acci{i}[{lanes}];")
             init = f"acc{i}[q] = {self.identity_of(i, slot=True)};"
             if self.g.exprs[i].op in ARG_REDUCTIONS:
                 init += f" acci{i}[q] = -1;"
@@ -612,7 +620,7 @@ class CEmitter:
                 t = self.fresh("x")
                 lines.append(f"const {self.L.types[acc]} {t} = {v};")
                 take = self.L.arg_take[e.op].format(a=f"acc{i}[{slot}]", ai=f"acci{i}[{slot}]",
-                                                    b=t, bi=f"(long long)({kidx})")
+                                                    b=t, bi=f"({self.L.arg_index})({kidx})")
                 lines.append(f"if ({take}) {{ acc{i}[{slot}] = {t}; acci{i}[{slot}] = {kidx}; }}")
             else:
                 lines.append(f"acc{i}[{slot}] = {self.combine(i, f'acc{i}[{slot}]', v, slot=True)};")
@@ -626,7 +634,7 @@ class CEmitter:
             widen = lambda x, i=i: self.L.cast(x, self.slot_dtype(i), self.acc_dtype(i))  # noqa: E731
             out.append(f"[[maybe_unused]] {t} a{i} = {widen(f'acc{i}[0]')};")
             if self.g.exprs[i].op in ARG_REDUCTIONS:
-                out.append(f"[[maybe_unused]] long long ai{i} = acci{i}[0];")
+                out.append(f"[[maybe_unused]] {self.L.arg_index} ai{i} = acci{i}[0];")
                 take = self.L.arg_take[self.g.exprs[i].op].format(
                     a=f"a{i}", ai=f"ai{i}", b=f"acc{i}[q]", bi=f"acci{i}[q]")
                 body = f"if (acci{i}[q] >= 0 && {take}) {{ a{i} = acc{i}[q]; ai{i} = acci{i}[q]; }}"
@@ -655,7 +663,7 @@ class CEmitter:
             if e.op in ARG_REDUCTIONS:
                 bv, bi = self.fresh("o"), self.fresh("oi")
                 out.append(f"{{ const {t} {bv} = {other(f'a{i}', t)}; "
-                           f"const long long {bi} = {other(f'ai{i}', 'long long')};")
+                           f"const {self.L.arg_index} {bi} = {other(f'ai{i}', self.L.arg_index)};")
                 take = self.L.arg_take[e.op].format(a=f"a{i}", ai=f"ai{i}", b=bv, bi=bi)
                 out.append(f"  if ({bi} >= 0 && (ai{i} < 0 || {take})) {{ a{i} = {bv}; ai{i} = {bi}; }} }}")
             else:
@@ -672,7 +680,7 @@ class CEmitter:
             e = self.g.exprs[i]
             if e.op in ARG_REDUCTIONS:
                 # an empty row has no argmax (numpy raises before); -1 never escapes here
-                out.append(f"const long long r{i} = ai{i};")
+                out.append(f"const {self.L.arg_index} r{i} = ai{i};")
             else:
                 val = self.L.cast(f"a{i}", self.acc_dtype(i), e.dtype)
                 out.append(f"const {self.L.types[e.dtype]} r{i} = {val};")

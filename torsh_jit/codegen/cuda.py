@@ -101,8 +101,8 @@ class Launch:
         return f"{self.name}: {self.kind}, {self.threads} threads/block, {grid}{extra}"
 
 
-def _index_type(group: Group) -> str:
-    """int where every offset fits in 31 bits, else long long."""
+def _index_type(group: Group, lang: CStyleLanguage = LANG) -> str:
+    """int where every offset fits in 31 bits, else the language's 64-bit integer."""
     big = math.prod(group.domain) if group.domain else 1
     dom = group.domain
     accs = list(group.loads) + [s.access for s in group.stores]
@@ -112,7 +112,7 @@ def _index_type(group: Group) -> str:
     for a in group.mm:
         span = abs(a.offset) + sum((d - 1) * abs(s) for d, s in zip(tuple(dom) + (group.k,), a.strides))
         big = max(big, span + 1)
-    return "int" if big < 2**31 - 1 else "long long"
+    return "int" if big < 2**31 - 1 else lang.types["int64"]
 
 
 def _params(em: CEmitter, specs_scalar) -> tuple:
@@ -122,14 +122,20 @@ def _params(em: CEmitter, specs_scalar) -> tuple:
     return tuple(out)
 
 
+# -- the skeletons: one per kind, filled for any C-style language (its templates/<name>/) ------
+def skeleton(lang: CStyleLanguage, kind: str):
+    return template(f"{lang.name}/{kind}{lang.file_suffix}.j2")
+
+
 # -- elementwise -------------------------------------------------------------------------------
-def render_elementwise(group: Group, cfg: GpuConfig, name: str, scalars) -> tuple[str, Launch]:
+def render_elementwise(group: Group, cfg: GpuConfig, name: str, scalars,
+                       lang: CStyleLanguage = LANG) -> tuple[str, Launch]:
     ax = plan_axes(group)
     V = cfg.vec
     K = ax.K
     if ax.outer and K % V:
         V = 1
-    em = CEmitter(LANG, group, V=V, index=_index_type(group), scalar_bufs=scalars, ax=ax)
+    em = CEmitter(lang, group, V=V, index=_index_type(group, lang), scalar_bufs=scalars, ax=ax)
     per_row = -(-K // V)
     G = ax.rows * per_row
     U = cfg.unroll
@@ -141,7 +147,7 @@ def render_elementwise(group: Group, cfg: GpuConfig, name: str, scalars) -> tupl
         ctx = Ctx(lambda li, tag=tag: f"lr{li}{tag}" if em.modes_of_load(li) == "invariant"
                   else f"l{li}{tag}[v]")
         names_all = {si: f"s{si}{tag}" for si in range(len(group.stores))}
-        decl = "\n".join(f"{LANG.mem_types[group.stores[si].access.dtype]} {n}[{V}];"
+        decl = "\n".join(f"{lang.mem_types[group.stores[si].access.dtype]} {n}[{V}];"
                          for si, n in names_all.items())
         guard = f"k{tag} + {V} <= {K}" if tail else None
         units.append(dict(
@@ -154,7 +160,7 @@ def render_elementwise(group: Group, cfg: GpuConfig, name: str, scalars) -> tupl
             stores="\n".join(em.store_group(si, f"k{tag}", n, guard=guard, vec="vec_ok", tag=tag)
                              for si, n in names_all.items()),
         ))
-    src = template("cuda/elementwise.cu.j2").render(
+    src = skeleton(lang, "elementwise").render(
         name=name, T=cfg.threads, V=V, U=U, G=G, K=K, per_row=per_row, rows=ax.rows, I=em.I,
         params=", ".join(em.params()), vec_ok=em.vec_ok_expr(), units=units, indent=_indent)
     blocks = max(1, -(-G // (cfg.threads * U)))
@@ -162,7 +168,8 @@ def render_elementwise(group: Group, cfg: GpuConfig, name: str, scalars) -> tupl
 
 
 # -- reductions --------------------------------------------------------------------------------
-def render_reduce(group: Group, cfg: GpuConfig, name: str, scalars) -> tuple[str, Launch]:
+def render_reduce(group: Group, cfg: GpuConfig, name: str, scalars,
+                  lang: CStyleLanguage = LANG) -> tuple[str, Launch]:
     ax = plan_axes(group)
     V, K, rows = cfg.vec, ax.K, ax.rows
     if K % V:
@@ -174,7 +181,7 @@ def render_reduce(group: Group, cfg: GpuConfig, name: str, scalars) -> tuple[str
         tpr = T
     # a thread sums at most 64 elements of a row: in float32, then float64 across threads
     short = not split and -(-K // (tpr * V)) * V <= 64
-    em = CEmitter(LANG, group, V=V, index=_index_type(group), scalar_bufs=scalars, ax=ax,
+    em = CEmitter(lang, group, V=V, index=_index_type(group, lang), scalar_bufs=scalars, ax=ax,
                   short_sums=short)
     rpb = T // tpr
     users = em.load_users()
@@ -208,7 +215,7 @@ def render_reduce(group: Group, cfg: GpuConfig, name: str, scalars) -> tuple[str
             accumulate=em.accumulate(p, ctx_for(lis), "v", "k + v"),
             fold=em.acc_fold(p, V),
             accs=em.acc_vars(p),
-            shfl=em.combine_from(p, lambda n, t: LANG.shuffle(n, "o", t)),
+            shfl=em.combine_from(p, lambda n, t: lang.shuffle(n, "o", t)),
             from_smem=em.combine_from(p, lambda n, t: f"sh_{n}[w]"),
             from_ws=em.combine_from(p, lambda n, t, p=p: f"*(volatile {t}*)(ws + ((({em.passes.index(p)}LL * {rows} + row) * S + s) * {nslot} + {slot_of(em, p, n)}))"),
             reset=em.acc_reset(p),
@@ -229,10 +236,10 @@ def render_reduce(group: Group, cfg: GpuConfig, name: str, scalars) -> tuple[str
     ) if vst else None
     cache_fill = "\n".join(
         em.load_group(li, "k", f"c{li}[j]", guard=None, vec="vec_ok", decl=False) for li in cached)
-    cache_decl = "\n".join(f"{LANG.types[group.loads[li].dtype]} c{li}[{J}][{V}];" for li in cached)
+    cache_decl = "\n".join(f"{lang.types[group.loads[li].dtype]} c{li}[{J}][{V}];" for li in cached)
     smem_accs = [a for p in em.passes for a in em.acc_vars(p)] if tpr > 32 else []
     barrier = split and (len(em.passes) > 1 or bool(vst))
-    src = template("cuda/reduce.cu.j2").render(
+    src = skeleton(lang, "reduce").render(
         name=name, T=T, V=V, K=K, ROWS=rows, tpr=tpr, rpb=rpb, W=W, J=J, exact=exact, step=step,
         I=em.I, params=", ".join(em.params() + (["unsigned long long* __restrict__ ws_raw"] if split else [])),
         vec_ok=em.vec_ok_expr(), setup=em.row_setup("row"), passes=passes, final_hoist=final_hoist,
@@ -291,14 +298,14 @@ def _mm_common(group: Group, scalars):
     return nb, batch, M, N, group.k, A, B
 
 
-def _batch_offset(acc, batch, nb, var: str) -> str:
+def _batch_offset(acc, batch, nb, var: str, wide: str = "long long") -> str:
     """Element offset of operand `acc` for the linear batch index `var`."""
     terms = [str(acc.offset)] if acc.offset else []
     cur = var
     for d in range(nb - 1, -1, -1):
         coord = cur if d == 0 else f"({cur} % {batch[d]})"
         if acc.strides[d]:
-            terms.append(f"(long long){coord} * {acc.strides[d]}")
+            terms.append(f"({wide}){coord} * {acc.strides[d]}")
         cur = f"({cur} / {batch[d]})"
     return " + ".join(terms) or "0"
 
@@ -306,12 +313,12 @@ def _batch_offset(acc, batch, nb, var: str) -> str:
 def _epilogue(em: CEmitter, acc_expr: str, V: int) -> dict:
     """Code of the fused epilogue for V accumulators acc_expr(v) at row `row`, inner `k`."""
     mdt = em.g.exprs[0].dtype
-    seed = {0: LANG.cast(acc_expr, "float32" if family(mdt) == "f" and mdt not in ("float64",)
+    seed = {0: em.L.cast(acc_expr, "float32" if family(mdt) == "f" and mdt not in ("float64",)
                          else mdt, mdt)}
     lis = em.varying_loads()
     ctx = Ctx(lambda li: f"lr{li}" if em.modes_of_load(li) == "invariant" else f"l{li}[v]", seed)
     names = {si: f"s{si}" for si in range(len(em.g.stores))}
-    decl = "\n".join(f"{LANG.mem_types[em.g.stores[si].access.dtype]} s{si}[{V}];" for si in names)
+    decl = "\n".join(f"{em.L.mem_types[em.g.stores[si].access.dtype]} s{si}[{V}];" for si in names)
     return dict(
         setup=em.row_setup("row"),
         loads="\n".join(em.load_group(li, "k", f"l{li}", guard=None, vec="vec_ok") for li in lis),
@@ -321,23 +328,25 @@ def _epilogue(em: CEmitter, acc_expr: str, V: int) -> dict:
     )
 
 
-def render_matmul_simt(group: Group, cfg: GpuConfig, name: str, scalars) -> tuple[str, Launch]:
+def render_matmul_simt(group: Group, cfg: GpuConfig, name: str, scalars,
+                       lang: CStyleLanguage = LANG) -> tuple[str, Launch]:
     nb, batch, M, N, K, A, B = _mm_common(group, scalars)
-    em = CEmitter(LANG, group, V=1, index=_index_type(group), scalar_bufs=scalars)
+    em = CEmitter(lang, group, V=1, index=_index_type(group, lang), scalar_bufs=scalars)
     mdt = group.exprs[0].dtype
     acc_dt = "float32" if mdt in ("float16", "bfloat16") else mdt
     fam = family(acc_dt)
     BM, BN, BK = cfg.tile_m or 64, cfg.tile_n or 64, cfg.tile_k or 16
     T = 256
     TM, TN = BM // 16, BN // 16
-    ident = LANG.literal(False if fam == "b" else 0, acc_dt)
-    conv = lambda acc: LANG.cast(LANG.load_conv.get(acc.dtype, "{x}").format(x="{x}"), acc.dtype, acc_dt)
-    muladd = LANG.fmt(LANG.muladd[fam], acc_dt, a="a[i]", b="bb[j]", c="acc[i][j]")
+    ident = lang.literal(False if fam == "b" else 0, acc_dt)
+    conv = lambda acc: lang.cast(lang.load_conv.get(acc.dtype, "{x}").format(x="{x}"), acc.dtype, acc_dt)
+    muladd = lang.fmt(lang.muladd[fam], acc_dt, a="a[i]", b="bb[j]", c="acc[i][j]")
     epi = _epilogue(em, "acc[i][j]", 1)
-    src = template("cuda/matmul_simt.cu.j2").render(
-        name=name, T=T, BM=BM, BN=BN, BK=BK, TM=TM, TN=TN, M=M, N=N, K=K,
-        AT=LANG.types[acc_dt], ident=ident, params=", ".join(em.params()),
-        a_off=_batch_offset(A, batch, nb, "bz"), b_off=_batch_offset(B, batch, nb, "bz"),
+    wide = lang.types["int64"]
+    src = skeleton(lang, "matmul_simt").render(
+        name=name, T=T, BM=BM, BN=BN, BK=BK, TM=TM, TN=TN, M=M, N=N, K=K, NZ=max(1, math.prod(batch)),
+        AT=lang.types[acc_dt], ident=ident, params=", ".join(em.params()),
+        a_off=_batch_offset(A, batch, nb, "bz", wide), b_off=_batch_offset(B, batch, nb, "bz", wide),
         a_m=A.strides[nb], a_k=A.strides[nb + 2], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2],
         A=A, B=B, a_conv=conv(A), b_conv=conv(B), muladd=muladd, epi=epi, I=em.I, indent=_indent)
     grid = ("tiles", -(-N // BN), -(-M // BM), max(1, math.prod(batch)))

@@ -91,15 +91,16 @@ def host_target():
 
 
 def missing_runners() -> list[tuple[str, str]]:
-    """(target, reason) for every known CPU or wasm target that cannot execute here: a target
-    of this machine's architecture whose CPU features are lacking and that has no runner,
-    and every other-ISA target whose runner (qemu-user, cross gcc, wasm-ld, wasmtime) is not
-    installed, with what to install. CI turns a non-empty list into a failure."""
+    """(target, reason) for every known CPU, wasm or MSL target that cannot execute here: a
+    target of this machine's architecture whose CPU features are lacking and that has no
+    runner, and every target whose runner (qemu-user, cross gcc, wasm-ld, wasmtime, clang++
+    for the MSL harness) is not installed, with what to install. CI turns a non-empty list
+    into a failure."""
     from ..target import known_targets
     from .runners import kind, why_missing
     out = []
     for name, t in sorted(known_targets().items()):
-        if t.language != "llvm" or can_run(t):
+        if (t.language != "llvm" and not kind(t)) or can_run(t):
             continue
         if t.triple.split("-")[0] == machine_arch() and not kind(t):
             lacking = sorted(set(t.requires) - host_features())

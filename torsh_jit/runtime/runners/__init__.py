@@ -11,6 +11,8 @@ exactly like the native `CpuFunction`, so `Kernel.__call__` does not know the di
 - wasmtime: the object is linked by wasm-ld with wasi-libc into a self-contained module
   and run in this process by the wasmtime package, the buffers copied into and out of its
   linear memory through numpy views (wasm.py).
+- msl-harness: a plan's Metal Shading Language compiled as C++ by clang++ against a shim
+  of MSL, each threadgroup's threads run as OS threads meeting at real barriers (msl.py).
 
 Nothing here is chosen by target name: the kind is the runner's first word, every other
 difference is data in the target file.
@@ -29,11 +31,11 @@ import threading
 from ... import errors as E
 
 # runner kind (the first word of `runner`) -> module implementing it
-KINDS = {"qemu": "qemu", "wasmtime": "wasm"}
+KINDS = {"qemu": "qemu", "wasmtime": "wasm", "msl": "msl"}
 
 
 def kind(target) -> str:
-    """'qemu', 'wasmtime', or '' for a target with no runner (runner = "native")."""
+    """'qemu', 'wasmtime', 'msl', or '' for a target with no runner (runner = "native")."""
     k = target.runner.split("-")[0]
     return k if k in KINDS else ""
 

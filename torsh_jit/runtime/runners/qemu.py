@@ -5,34 +5,27 @@ target's cross gcc (`cc` in the target file) into one static executable. The exe
 is what the cache stores (kind "exe", keyed by the plan's key, the harness and the
 compiler version), so a second process neither generates code nor links.
 
-run: the buffers go into a job file in /dev/shm that the harness maps shared; inputs are
-copied in (for a strided view, the whole byte span it touches, so the kernel's strides
-stay valid relative to its data pointer), `qemu-ARCH -cpu ... prog JOBFILE` runs the
-module's serial entry, outputs are copied back into the numpy arrays. The emulated vector
+run: the buffers go into a job file in /dev/shm that the harness maps shared (jobfile.py),
+`qemu-ARCH -cpu ... prog JOBFILE` runs the module's serial entry, outputs are copied back
+into the numpy arrays. The emulated vector
 length comes from the environment variable the target names (`vlen_env`), read on every
 call, and the harness reads it back from the emulated CPU so a wrong setting fails loudly.
 """
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
 import itertools
-import mmap
 import os
-import struct
 import subprocess
-import threading
 from pathlib import Path
-
-import numpy as np
 
 from ... import errors as E
 from ...cache import get_cache, make_key
-from . import byte_span, scratch_dir, tool_version
+from . import scratch_dir, tool_version
+from .jobfile import JobFunction
 
 HARNESS = Path(__file__).with_name("harness.c")
-_HEADER = 32          # magic, n, vector bits, status; then n offsets
 _CFLAGS = ["-O2", "-static", "-s"]     # static: no loader or sysroot at run time; -s: half the size
 _counter = itertools.count()
 
@@ -107,23 +100,11 @@ def emulator_command(target, vlen: int | None = None) -> list[str]:
     return cmd
 
 
-class QemuFunction:
+class QemuFunction(JobFunction):
     """A module built for another ISA, run under qemu-user; `.run` as CpuFunction's."""
 
     def __init__(self, plan, exe: bytes, key: str):
-        t = plan.target
-        self.plan = plan
-        self.target = t
-        self.exe = os.path.join(scratch_dir(), f"{key[:24]}.exe")
-        if not os.path.exists(self.exe):
-            tmp = f"{self.exe}.{os.getpid()}.{threading.get_ident()}"
-            with open(tmp, "wb") as f:
-                f.write(exe)
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, self.exe)
-        b = plan.part.buffers
-        self.n_inputs = b.n_inputs
-        self.n_outputs = len(b.outputs)
+        super().__init__(plan, exe, key)
         self.last_vector_bits = 0      # what the emulated CPU reported on the last run
 
     def vector_length(self) -> int:
@@ -146,70 +127,7 @@ class QemuFunction:
     def command(self, job: str) -> list[str]:
         return emulator_command(self.target, self.vector_length()) + [self.exe, job]
 
-    def run(self, buffers: tuple) -> None:
-        """buffers: every input (arrays, 0-d arrays for scalars), output and temporary, in order."""
-        n = len(buffers)
-        pos = (_HEADER + 8 * n + 63) // 64 * 64
-        offsets, spans = [], []
-        for a in buffers:
-            lo, size = byte_span(a)
-            addr = a.__array_interface__["data"][0]
-            start = pos + (addr + lo) % 64          # keep the array's alignment class
-            offsets.append(start - lo)
-            spans.append((start, addr + lo, size))
-            pos = (start + size + 63) // 64 * 64
-        job = os.path.join(scratch_dir(), f"job-{os.getpid()}-{threading.get_ident()}-{next(_counter)}")
-        fd = os.open(job, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        mm = view = None
-        try:
-            os.ftruncate(fd, pos)
-            mm = mmap.mmap(fd, pos)
-            struct.pack_into(f"<8sQQQ{n}Q", mm, 0, b"TJJOB001", n, 0, 0, *offsets)
-            view = np.frombuffer(mm, np.uint8)
-            for i in range(self.n_inputs):
-                start, src, size = spans[i]
-                if size:
-                    view[start:start + size] = np.ctypeslib.as_array(
-                        (ctypes.c_uint8 * size).from_address(src))
-            self._execute(job)
-            bits, status = struct.unpack_from("<QQ", mm, 16)
-            if status != 1:
-                raise E.RunnerError(f"{self.target.name}: the harness did not finish the job")
-            self._check_vector_bits(bits)
-            for i in range(self.n_inputs, self.n_inputs + self.n_outputs):
-                out = buffers[i]
-                if out.size:
-                    np.copyto(out, np.ndarray(out.shape, out.dtype, buffer=view, offset=offsets[i],
-                                              strides=out.strides))
-        finally:
-            view = None
-            if mm is not None:
-                try:
-                    mm.close()
-                except BufferError:     # a view still held by a propagating exception's frame
-                    pass
-            os.close(fd)
-            try:
-                os.unlink(job)
-            except OSError:
-                pass
-
-    def _execute(self, job: str) -> None:
-        cmd = self.command(job)
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True)
-        except OSError as e:
-            raise E.RunnerError(f"cannot start {cmd[0]} for {self.target.name}: {e}",
-                                hint="torsh-jit runners --install") from None
-        if r.returncode != 0:
-            why = f"signal {-r.returncode}" if r.returncode < 0 else f"exit status {r.returncode}"
-            raise E.RunnerError(
-                f"{self.target.name}: the kernel program stopped with {why} under {cmd[0]}"
-                + (f":\n{r.stderr.strip()[-2000:]}" if r.stderr.strip() else ""),
-                hint="a crash of generated code is a torsh-jit bug: please report it with "
-                     f"`torsh-jit explain` output; the command was: {' '.join(cmd)}")
-
-    def _check_vector_bits(self, bits: int) -> None:
+    def check_probe(self, bits: int) -> None:
         self.last_vector_bits = bits
         t = self.target
         if t.vlen_probe:
