@@ -61,6 +61,7 @@ class Target:
     # GPU targets: the architecture code is generated for, and declared limits ([limits] table)
     arch: str = ""                # "sm_90"
     limits: tuple = ()            # (("max_threads_per_block", 1024), ...), sorted
+    dtypes: tuple[str, ...] = ()  # the dtypes its kernels compute in (empty: every dtype)
 
     def __str__(self):
         return self.name
@@ -77,6 +78,9 @@ class Target:
         from .ir.dtypes import ITEMSIZE
         return max(1, self.vector_bits // (8 * ITEMSIZE[dtype]))
 
+    def has_dtype(self, dtype: str) -> bool:
+        return not self.dtypes or dtype in self.dtypes
+
     def limit(self, name: str, default=None):
         """A declared limit of a GPU target (max_threads_per_block, shared memory, ...)."""
         return dict(self.limits).get(name, default)
@@ -89,6 +93,8 @@ class Target:
             d["limits"] = dict(self.limits)
         if not self.fused_multiply_add:
             d["fused_multiply_add"] = False
+        if self.dtypes:
+            d["dtypes"] = list(self.dtypes)
         return d
 
 
@@ -98,7 +104,7 @@ def known_targets() -> dict[str, Target]:
     for f in sorted(data_dir("targets").glob("*.toml")):
         with open(f, "rb") as fh:
             d = tomllib.load(fh)
-        for k in ("features", "requires", "vlens"):
+        for k in ("features", "requires", "vlens", "dtypes"):
             d[k] = tuple(d.get(k, ()))
         d["needs"] = tuple(tuple(sorted(n.items())) for n in d.get("needs", ()))
         d["limits"] = tuple(sorted(d.get("limits", {}).items()))

@@ -155,12 +155,13 @@ def _binary(dtype):
     return Case(f"binary-{dtype}", fn, make, tols, labels)
 
 
-def _ints(dtype):
+def _ints(dtype, wide="float64"):
+    """wide: the float dtype of the conversions (float32 for targets without float64)."""
     def fn(F):
         def f(a, b, e, x):
             return (a + b, a - b, a * b, a // b, a % b, -a, F.abs(a), F.maximum(a, b),
                     F.minimum(a, b), F.sign(a), a == b, a < b, a >= b, F.where(a > b, a, b),
-                    a ** e, a.astype(np.float64), (a > 0).astype(a.dtype), a != 0,
+                    a ** e, a.astype(wide), (a > 0).astype(a.dtype), a != 0,
                     x.astype(a.dtype), a * 3 - 7, a + (a > b))
         return f
 
@@ -170,12 +171,12 @@ def _ints(dtype):
         b[::9] = 0                          # division by zero: numpy's 0
         b[1::11] = -1                       # MIN // -1
         e = rng.integers(0, 6, 131).astype(dtype)
-        x = rng.uniform(-1000, 1000, 131)   # float -> int casts (finite, in range)
+        x = rng.uniform(-1000, 1000, 131).astype(wide)   # float -> int casts (finite, in range)
         return a, b, e, x
     labels = ("add", "sub", "mul", "floordiv", "mod", "neg", "abs", "maximum", "minimum", "sign",
-              "eq", "lt", "ge", "where", "pow", "to float64", "bool to int", "to bool",
+              "eq", "lt", "ge", "where", "pow", f"to {wide}", "bool to int", "to bool",
               "float to int", "affine", "int + bool")
-    return Case(f"ints-{dtype}", fn, make, (), labels)
+    return Case(f"ints-{dtype}" + ("" if wide == "float64" else f"-{wide}"), fn, make, (), labels)
 
 
 def _views():
@@ -234,12 +235,13 @@ def _reductions():
     return Case("reductions-softmax-layernorm", fn, make, tols, labels)
 
 
-def _matmuls():
+def _matmuls(wide="float64"):
+    """wide: the dtype of the batched case (float32 for targets without float64)."""
     def fn(F):
         def f(a, b, bias, c, d, bt, i, j):
             return (F.relu(a @ b + bias),           # fused epilogue
                     a @ bt,                         # transposed operand
-                    c @ d,                          # float64, batched with broadcasting
+                    c @ d,                          # float64 (wide), batched with broadcasting
                     i @ j)                          # int32
         return f
 
@@ -247,18 +249,45 @@ def _matmuls():
         a = rng.uniform(-1, 1, (13, 37)).astype(np.float32)
         b = rng.uniform(-1, 1, (37, 29)).astype(np.float32)
         bias = rng.uniform(-1, 1, 29).astype(np.float32)
-        c = rng.uniform(-1, 1, (2, 1, 5, 9))
-        d = rng.uniform(-1, 1, (3, 9, 7))
+        c = rng.uniform(-1, 1, (2, 1, 5, 9)).astype(wide)
+        d = rng.uniform(-1, 1, (3, 9, 7)).astype(wide)
         bt = rng.uniform(-1, 1, (19, 37)).astype(np.float32).T
         i = rng.integers(-50, 50, (6, 11)).astype(np.int32)
         j = rng.integers(-50, 50, (11, 10)).astype(np.int32)
         return a, b, bias, c, d, bt, i, j
     tols = (Tol(16, 160, False), Tol(16, 160, False), Tol(16, 40, False), None)
-    return Case("matmul", fn, make, tols, ("relu(a@b+bias)", "a @ b.T", "batched f64", "int32"))
+    if wide != "float64":
+        tols = tols[:2] + (Tol(16, 160, False),) + tols[3:]
+    return Case("matmul" + ("" if wide == "float64" else f"-{wide}"), fn, make, tols,
+                ("relu(a@b+bias)", "a @ b.T", f"batched {wide}", "int32"))
 
 
 CASES = [_unary("float32"), _unary("float64"), _binary("float32"), _binary("float64"),
          _ints("int32"), _ints("int64"), _views(), _reductions(), _matmuls()]
+# the same ops for targets without 64-bit types, in their place
+NARROW_CASES = [_ints("int32", wide="float32"), _matmuls(wide="float32")]
+
+
+def case_dtypes(case) -> set:
+    """The dtypes a case computes in: of its arguments and of every traced value, except the
+    positions argmax/argmin give (int64 in numpy, held in the target's own index type)."""
+    import torsh_jit as tj
+    from torsh_jit.ir.tracer import spec_of, trace
+    args = case.make(np.random.default_rng(0))
+    g, _ = trace(case.fn(tj), tuple(spec_of(a, index=i) for i, a in enumerate(args)))
+    out = {s.dtype for s in map(spec_of, args) if not s.weak}
+    return out | {n.dtype for n in g.nodes if n.op not in ("argmax", "argmin")
+                  and not (n.op == "const" or getattr(n, "weak", False))}
+
+
+def cases_for(dtypes) -> list:
+    """The corpus for a target computing in `dtypes` (empty: every dtype): every case within
+    them, and where the target lacks float64, the narrow twins of the cases that need it."""
+    if not dtypes:
+        return list(CASES)
+    fits = lambda c: case_dtypes(c) <= set(dtypes)   # noqa: E731
+    return [c for c in CASES if fits(c)] + \
+        ([c for c in NARROW_CASES if fits(c)] if "float64" not in dtypes else [])
 
 
 def check(case: Case, got, want, dtype_eps=None) -> None:

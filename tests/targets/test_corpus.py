@@ -11,7 +11,8 @@ import pytest
 
 import torsh_jit as tj
 
-from op_corpus import CASES, check, reference
+from op_corpus import CASES, cases_for, check, reference
+from target_configs import configs
 
 _kernels: dict = {}
 
@@ -23,7 +24,17 @@ def kernel_for(case, target):
     return k
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def _pairs():
+    """(case, target config) for every config and the cases its target's dtypes hold."""
+    out = []
+    for cfg in configs():
+        name = cfg.values[0][0]
+        for case in cases_for(tj.parse_target(name).dtypes):
+            out.append(pytest.param(case, cfg.values[0], id=f"{cfg.id}-{case.name}"))
+    return out
+
+
+@pytest.mark.parametrize("case,target_config", _pairs(), indirect=["target_config"])
 def test_corpus(case, target_config, rng):
     name, env = target_config
     args = case.make(rng)

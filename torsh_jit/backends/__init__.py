@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-BY_LANGUAGE = {"cuda": "torsh_jit.backends.cuda"}
+BY_LANGUAGE = {"cuda": "torsh_jit.backends.cuda", "wgsl": "torsh_jit.backends.wgsl"}
 
 
 def for_language(language: str):
