@@ -210,7 +210,9 @@ def _views():
                 labels)
 
 
-def _reductions():
+def _reductions(int_sum=True):
+    """int_sum=False: m.min(axis=1) in place of m.sum(axis=1), whose numpy result is int64
+    (for targets without 64-bit integers)."""
     def fn(F):
         def f(x, m):
             e = F.exp(x - x.max(axis=-1, keepdims=True))
@@ -221,7 +223,8 @@ def _reductions():
             return (x.sum(axis=-1), x.sum(axis=0), F.sum(x), F.prod(x[:, :6] * 0.5 + 1, axis=1),
                     x.mean(axis=0), x.max(axis=1), x.min(axis=0), F.argmax(x, axis=1),
                     F.argmin(x, axis=0), F.any(x > 2.5, axis=1), F.all(x > -3, axis=1),
-                    m.sum(axis=1), m.max(axis=0), F.argmax(m, axis=1), softmax, layernorm)
+                    m.sum(axis=1) if int_sum else m.min(axis=1), m.max(axis=0), F.argmax(m, axis=1),
+                    softmax, layernorm)
         return f
 
     def make(rng):
@@ -232,7 +235,9 @@ def _reductions():
               "any", "all", "int sum", "int max", "int argmax", "softmax", "layernorm")
     tols = (Tol(8, 64), Tol(8, 64), Tol(8, 512), Tol(16, 0), Tol(8, 8)) + (None,) * 9 + \
         (Tol(16, 4), Tol(16, 16))
-    return Case("reductions-softmax-layernorm", fn, make, tols, labels)
+    if not int_sum:
+        labels = labels[:11] + ("int min",) + labels[12:]
+    return Case("reductions-softmax-layernorm" + ("" if int_sum else "-int32"), fn, make, tols, labels)
 
 
 def _matmuls(wide="float64"):
@@ -265,7 +270,7 @@ def _matmuls(wide="float64"):
 CASES = [_unary("float32"), _unary("float64"), _binary("float32"), _binary("float64"),
          _ints("int32"), _ints("int64"), _views(), _reductions(), _matmuls()]
 # the same ops for targets without 64-bit types, in their place
-NARROW_CASES = [_ints("int32", wide="float32"), _matmuls(wide="float32")]
+NARROW_CASES = [_ints("int32", wide="float32"), _matmuls(wide="float32"), _reductions(int_sum=False)]
 
 
 def case_dtypes(case) -> set:
@@ -276,8 +281,14 @@ def case_dtypes(case) -> set:
     args = case.make(np.random.default_rng(0))
     g, _ = trace(case.fn(tj), tuple(spec_of(a, index=i) for i, a in enumerate(args)))
     out = {s.dtype for s in map(spec_of, args) if not s.weak}
-    return out | {n.dtype for n in g.nodes if n.op not in ("argmax", "argmin")
-                  and not (n.op == "const" or getattr(n, "weak", False))}
+    positions: set = set()          # argmax/argmin results and views of them
+    for i, n in enumerate(g.nodes):
+        if n.op in ("argmax", "argmin") or (n.inputs and all(j in positions for j in n.inputs)
+                                             and n.dtype == "int64"):
+            positions.add(i)
+        elif not (n.op == "const" or n.weak):
+            out.add(n.dtype)
+    return out
 
 
 def cases_for(dtypes) -> list:

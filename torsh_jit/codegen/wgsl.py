@@ -66,10 +66,10 @@ class WgslLanguage(CStyleLanguage):
         "minimum": {"f": "tj_fmin({a}, {b})", "i": "min({a}, {b})", "b": "({a} && {b})"},
         "ne": {k: "(!({a} == {b}))" for k in "fib"},
         "where": {k: "select({c}, {b}, {a})" for k in "fib"},
-        "sigmoid": {"f": "(1.0f / (1.0f + exp(-{a})))"},
-        **{fn: {"f": fn + "({a})"} for fn in ("exp", "exp2", "tanh")},
-        **{fn: {"f": "tj_" + fn + "({a})"} for fn in ("log", "log2", "log1p", "expm1", "sin",
-                                                      "cos", "tan", "erf")},
+        "sigmoid": {"f": "(1.0f / (1.0f + tj_exp(-{a})))"},
+        "tanh": {"f": "tanh({a})"},
+        **{fn: {"f": "tj_" + fn + "({a})"} for fn in ("exp", "exp2", "log", "log2", "log1p", "expm1",
+                                                      "sin", "cos", "tan", "erf")},
     }
     casts = {("f", "f"): "{a}", ("i", "i"): "{a}", ("i", "f"): "f32({a})", ("f", "i"): "i32({a})",
              ("b", "i"): "i32({a})", ("b", "f"): "f32({a})", ("i", "b"): "({a} != 0i)",
@@ -280,17 +280,20 @@ def narrow_weak_scalars(group: Group, specs) -> Group:
     weak = {i for i, s in enumerate(specs) if s.kind == "scalar" and s.weak and s.dtype in narrow}
     loads = tuple(dataclasses.replace(a, dtype=narrow[a.dtype]) if a.buf in weak else a
                   for a in group.loads)
-    exprs = []
-    for e in group.exprs:
+    exprs: list = []
+    pos: set = set()          # argmax/argmin positions (int64 in numpy) and casts of them
+    for i, e in enumerate(group.exprs):
         if e.op == "load":
             e = dataclasses.replace(e, dtype=loads[dict(e.attrs)["access"]].dtype)
-        elif (e.op == "const" or e.op in ARG_REDUCTIONS) and e.dtype in narrow:
-            # argmax/argmin positions are int64 in numpy: i32 here, widened when read back
+        elif e.op in ARG_REDUCTIONS or (e.op == "cast" and e.args[0] in pos and e.dtype == "int64"):
+            # i32 here, widened when read back
+            pos.add(i)
+            e = dataclasses.replace(e, dtype="int32")
+        elif e.op == "const" and e.dtype in narrow:
             e = dataclasses.replace(e, dtype=narrow[e.dtype])
         exprs.append(e)
     stores = tuple(dataclasses.replace(s, access=dataclasses.replace(s.access, dtype="int32"))
-                   if s.access.dtype == "int64" and exprs[s.expr].op in ARG_REDUCTIONS else s
-                   for s in group.stores)
+                   if s.access.dtype == "int64" and s.expr in pos else s for s in group.stores)
     return dataclasses.replace(group, loads=loads, exprs=tuple(exprs), stores=stores)
 
 

@@ -91,14 +91,19 @@ def host_target():
 
 
 def missing_runners() -> list[tuple[str, str]]:
-    """(target, reason) for every known CPU or wasm target that cannot execute here: a target
+    """(target, reason) for every known CPU, wasm or wgsl target that cannot execute here: a target
     of this machine's architecture whose CPU features are lacking and that has no runner,
     and every other-ISA target whose runner (qemu-user, cross gcc, wasm-ld, wasmtime) is not
     installed, with what to install. CI turns a non-empty list into a failure."""
     from ..target import known_targets
-    from .runners import kind, why_missing
+    from .runners import kind, missing, why_missing
     out = []
     for name, t in sorted(known_targets().items()):
+        if t.language == "wgsl" and not can_run(t):
+            # wgpu on a CPU Vulkan (lavapipe) runs it anywhere: CI must have it
+            out.append((name, why_missing(t) if missing(t) else
+                        "wgpu found no adapter (no GPU driver, and lavapipe did not load)"))
+            continue
         if t.language != "llvm" or can_run(t):
             continue
         if t.triple.split("-")[0] == machine_arch() and not kind(t):
