@@ -99,10 +99,11 @@ def missing_runners() -> list[tuple[str, str]]:
     from .runners import kind, missing, why_missing
     out = []
     for name, t in sorted(known_targets().items()):
-        if t.language == "wgsl" and not can_run(t):
-            # wgpu on a CPU Vulkan (lavapipe) runs it anywhere: CI must have it
+        if t.language != "llvm" and t.needs and not can_run(t):
+            # a GPU language with declared needs runs anywhere they are met (wgsl: wgpu on
+            # lavapipe, a CPU Vulkan), so CI must have them
             out.append((name, why_missing(t) if missing(t) else
-                        "wgpu found no adapter (no GPU driver, and lavapipe did not load)"))
+                        f"its runner ({t.runner}) found no device here"))
             continue
         if t.language != "llvm" or can_run(t):
             continue
