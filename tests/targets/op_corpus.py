@@ -155,12 +155,13 @@ def _binary(dtype):
     return Case(f"binary-{dtype}", fn, make, tols, labels)
 
 
-def _ints(dtype, fdt="float64"):
+def _ints(dtype, wide="float64"):
+    """wide: the float dtype of the conversions (float32 for targets without float64)."""
     def fn(F):
         def f(a, b, e, x):
             return (a + b, a - b, a * b, a // b, a % b, -a, F.abs(a), F.maximum(a, b),
                     F.minimum(a, b), F.sign(a), a == b, a < b, a >= b, F.where(a > b, a, b),
-                    a ** e, a.astype(fdt), (a > 0).astype(a.dtype), a != 0,
+                    a ** e, a.astype(wide), (a > 0).astype(a.dtype), a != 0,
                     x.astype(a.dtype), a * 3 - 7, a + (a > b))
         return f
 
@@ -170,12 +171,12 @@ def _ints(dtype, fdt="float64"):
         b[::9] = 0                          # division by zero: numpy's 0
         b[1::11] = -1                       # MIN // -1
         e = rng.integers(0, 6, 131).astype(dtype)
-        x = rng.uniform(-1000, 1000, 131).astype(fdt)   # float -> int casts (finite, in range)
+        x = rng.uniform(-1000, 1000, 131).astype(wide)   # float -> int casts (finite, in range)
         return a, b, e, x
     labels = ("add", "sub", "mul", "floordiv", "mod", "neg", "abs", "maximum", "minimum", "sign",
-              "eq", "lt", "ge", "where", "pow", f"to {fdt}", "bool to int", "to bool",
+              "eq", "lt", "ge", "where", "pow", f"to {wide}", "bool to int", "to bool",
               "float to int", "affine", "int + bool")
-    return Case(f"ints-{dtype}" + ("" if fdt == "float64" else f"-{fdt}"), fn, make, (), labels)
+    return Case(f"ints-{dtype}" + ("" if wide == "float64" else f"-{wide}"), fn, make, (), labels)
 
 
 def _views():
@@ -209,7 +210,9 @@ def _views():
                 labels)
 
 
-def _reductions():
+def _reductions(int_sum=True):
+    """int_sum=False: m.min(axis=1) in place of m.sum(axis=1), whose numpy result is int64
+    (for targets without 64-bit integers)."""
     def fn(F):
         def f(x, m):
             e = F.exp(x - x.max(axis=-1, keepdims=True))
@@ -220,7 +223,8 @@ def _reductions():
             return (x.sum(axis=-1), x.sum(axis=0), F.sum(x), F.prod(x[:, :6] * 0.5 + 1, axis=1),
                     x.mean(axis=0), x.max(axis=1), x.min(axis=0), F.argmax(x, axis=1),
                     F.argmin(x, axis=0), F.any(x > 2.5, axis=1), F.all(x > -3, axis=1),
-                    m.sum(axis=1), m.max(axis=0), F.argmax(m, axis=1), softmax, layernorm)
+                    m.sum(axis=1) if int_sum else m.min(axis=1), m.max(axis=0), F.argmax(m, axis=1),
+                    softmax, layernorm)
         return f
 
     def make(rng):
@@ -231,15 +235,18 @@ def _reductions():
               "any", "all", "int sum", "int max", "int argmax", "softmax", "layernorm")
     tols = (Tol(8, 64), Tol(8, 64), Tol(8, 512), Tol(16, 0), Tol(8, 8)) + (None,) * 9 + \
         (Tol(16, 4), Tol(16, 16))
-    return Case("reductions-softmax-layernorm", fn, make, tols, labels)
+    if not int_sum:
+        labels = labels[:11] + ("int min",) + labels[12:]
+    return Case("reductions-softmax-layernorm" + ("" if int_sum else "-int32"), fn, make, tols, labels)
 
 
-def _matmuls(fdt="float64"):
+def _matmuls(wide="float64"):
+    """wide: the dtype of the batched case (float32 for targets without float64)."""
     def fn(F):
         def f(a, b, bias, c, d, bt, i, j):
             return (F.relu(a @ b + bias),           # fused epilogue
                     a @ bt,                         # transposed operand
-                    c @ d,                          # fdt, batched with broadcasting
+                    c @ d,                          # float64 (wide), batched with broadcasting
                     i @ j)                          # int32
         return f
 
@@ -247,31 +254,52 @@ def _matmuls(fdt="float64"):
         a = rng.uniform(-1, 1, (13, 37)).astype(np.float32)
         b = rng.uniform(-1, 1, (37, 29)).astype(np.float32)
         bias = rng.uniform(-1, 1, 29).astype(np.float32)
-        c = rng.uniform(-1, 1, (2, 1, 5, 9)).astype(fdt)
-        d = rng.uniform(-1, 1, (3, 9, 7)).astype(fdt)
+        c = rng.uniform(-1, 1, (2, 1, 5, 9)).astype(wide)
+        d = rng.uniform(-1, 1, (3, 9, 7)).astype(wide)
         bt = rng.uniform(-1, 1, (19, 37)).astype(np.float32).T
         i = rng.integers(-50, 50, (6, 11)).astype(np.int32)
         j = rng.integers(-50, 50, (11, 10)).astype(np.int32)
         return a, b, bias, c, d, bt, i, j
     tols = (Tol(16, 160, False), Tol(16, 160, False), Tol(16, 40, False), None)
-    return Case("matmul" + ("" if fdt == "float64" else f"-{fdt}"), fn, make, tols,
-                ("relu(a@b+bias)", "a @ b.T", f"batched {fdt}", "int32"))
+    if wide != "float64":
+        tols = tols[:2] + (Tol(16, 160, False),) + tols[3:]
+    return Case("matmul" + ("" if wide == "float64" else f"-{wide}"), fn, make, tols,
+                ("relu(a@b+bias)", "a @ b.T", f"batched {wide}", "int32"))
 
 
-def cases_for(dtypes=()) -> list[Case]:
-    """The corpus for a target whose code holds these dtypes (its `dtypes`; empty: all).
-    Cases of a dtype it lacks are left out; the int and matmul cases, which also convert to
-    and multiply float64, do that in float32 where float64 is lacking (their names say so),
-    so every op kind still runs."""
-    has = (lambda d: d in dtypes) if dtypes else (lambda d: True)
-    wide = "float64" if has("float64") else "float32"
-    return ([_unary(d) for d in ("float32", "float64") if has(d)] +
-            [_binary(d) for d in ("float32", "float64") if has(d)] +
-            [_ints(d, wide) for d in ("int32", "int64") if has(d)] +
-            [_views(), _reductions(), _matmuls(wide)])
+CASES = [_unary("float32"), _unary("float64"), _binary("float32"), _binary("float64"),
+         _ints("int32"), _ints("int64"), _views(), _reductions(), _matmuls()]
+# the same ops for targets without 64-bit types, in their place
+NARROW_CASES = [_ints("int32", wide="float32"), _ints("int64", wide="float32"), _matmuls(wide="float32"),
+                _reductions(int_sum=False)]
 
 
-CASES = cases_for()
+def case_dtypes(case) -> set:
+    """The dtypes a case computes in: of its arguments and of every traced value, except the
+    positions argmax/argmin give (int64 in numpy, held in the target's own index type)."""
+    import torsh_jit as tj
+    from torsh_jit.ir.tracer import spec_of, trace
+    args = case.make(np.random.default_rng(0))
+    g, _ = trace(case.fn(tj), tuple(spec_of(a, index=i) for i, a in enumerate(args)))
+    out = {s.dtype for s in map(spec_of, args) if not s.weak}
+    positions: set = set()          # argmax/argmin results and views of them
+    for i, n in enumerate(g.nodes):
+        if n.op in ("argmax", "argmin") or (n.inputs and all(j in positions for j in n.inputs)
+                                             and n.dtype == "int64"):
+            positions.add(i)
+        elif not (n.op == "const" or n.weak):
+            out.add(n.dtype)
+    return out
+
+
+def cases_for(dtypes) -> list:
+    """The corpus for a target computing in `dtypes` (empty: every dtype): every case within
+    them, and where the target lacks float64, the narrow twins of the cases that need it."""
+    if not dtypes:
+        return list(CASES)
+    fits = lambda c: case_dtypes(c) <= set(dtypes)   # noqa: E731
+    return [c for c in CASES if fits(c)] + \
+        ([c for c in NARROW_CASES if fits(c)] if "float64" not in dtypes else [])
 
 
 def check(case: Case, got, want, dtype_eps=None) -> None:

@@ -9,7 +9,9 @@ import pytest
 
 import torsh_jit as tj
 from torsh_jit.runtime.hardware import can_run, missing_runners
-from torsh_jit.runtime.runners import kind
+
+# languages whose targets run the op corpus here (CUDA needs a GPU: tests/backends)
+CORPUS_LANGUAGES = ("llvm", "wgsl", "msl")
 
 # vector lengths (bits) each emulated scalable target is tested at
 LENGTHS = {"aarch64-sve": (128, 512), "riscv64-rvv": (128, 256)}
@@ -18,8 +20,8 @@ LENGTHS = {"aarch64-sve": (128, 512), "riscv64-rvv": (128, 256)}
 def configs():
     out = []
     for name, t in sorted(tj.known_targets().items(), key=lambda kv: (-kv[1].rank, kv[0])):
-        if t.language != "llvm" and not kind(t):
-            continue     # GPU targets run the corpus on a GPU (tests/backends); metal has a runner
+        if t.language not in CORPUS_LANGUAGES:
+            continue
         if t.vlen_env:
             assert name in LENGTHS, f"{name} has a vector length setting: say which two to test"
             out += [pytest.param((name, {t.vlen_env: str(v)}), id=f"{name}@{v}") for v in LENGTHS[name]]

@@ -26,18 +26,17 @@ def kernel_for(case, target):
     return k
 
 
-def pytest_generate_tests(metafunc):
-    """(target configuration, case) pairs: each target runs the corpus for its dtypes."""
-    if metafunc.function.__name__ != "test_corpus":
-        return
-    params = []
-    for tc in configs():
-        (name, env), = tc.values
+def _pairs():
+    """(case, target config) for every config and the cases its target's dtypes hold."""
+    out = []
+    for cfg in configs():
+        name = cfg.values[0][0]
         for case in cases_for(tj.parse_target(name).dtypes):
-            params.append(pytest.param((name, env), case, id=f"{case.name}-{tc.id}"))
-    metafunc.parametrize(("target_config", "case"), params, indirect=["target_config"])
+            out.append(pytest.param(case, cfg.values[0], id=f"{cfg.id}-{case.name}"))
+    return out
 
 
+@pytest.mark.parametrize("case,target_config", _pairs(), indirect=["target_config"])
 def test_corpus(case, target_config, rng):
     name, env = target_config
     args = case.make(rng)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import importlib
 
-BY_LANGUAGE = {"cuda": "torsh_jit.backends.cuda", "msl": "torsh_jit.backends.metal"}
+BY_LANGUAGE = {"cuda": "torsh_jit.backends.cuda", "msl": "torsh_jit.backends.metal",
+               "wgsl": "torsh_jit.backends.wgsl"}
 
 
 def for_language(language: str):

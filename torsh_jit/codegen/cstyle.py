@@ -68,6 +68,20 @@ class CStyleLanguage:
     arg_index = "long long"                            # argmax/argmin positions in registers
     float_sum_dtype = "float64"                        # float sums accumulate in this dtype
 
+    # statements: {T} a type, {n} a name, {x} an expression, {V} a length
+    let = "const {T} {n} = {x};"                       # an immutable local
+    var = "[[maybe_unused]] {T} {n} = {x};"            # a mutable local
+    array = "{T} {n}[{V}];"                            # a local array of V values
+    loop = "#pragma unroll\nfor (int {i} = {lo}; {i} < {hi}; ++{i})"   # a short counted loop
+    convert = "(({T})({x}))"                           # an explicit conversion to {T}
+    # memory: {buf} a buffer number, {ro} a row offset, {i} an index from it, {k} the first
+    # index of a group of V, {t} a fresh name, {mt} the memory type, {src} an array of V values
+    elem = "(b{buf} + {ro})[{i}]"
+    wide_load = "{mt} {t}[{V}];\ntj_ldv<{mt}, {V}>((b{buf} + {ro}) + {k}, {t});"
+    wide_store = "tj_stv<{mt}, {V}>((b{buf} + {ro}) + {k}, {src});"
+    # a pointer is aligned to {align} bytes ('' where buffers are always aligned)
+    aligned = "((reinterpret_cast<unsigned long long>(b{buf}) & {mask}) == 0)"
+
     code_for_op: dict[str, dict[str, str]] = {
         "neg": {"f": "(-{a})", "i": "(({T})(({U})0 - ({U}){a}))"},
         "abs": {"f": "fabs{F}({a})", "i": "({a} < 0 ? ({T})(({U})0 - ({U}){a}) : {a})", "b": "{a}"},
@@ -142,7 +156,8 @@ class CStyleLanguage:
             v = int(value)
             lo, hi = INT_LIMITS[dtype]
             if v == lo:   # -2147483648 is a negated literal in C: spell it without overflow
-                return f"(({self.types[dtype]})({v + 1}{self.literal_suffix[dtype]} - 1))"
+                return self.convert.format(T=self.types[dtype],
+                                           x=f"{v + 1}{self.literal_suffix[dtype]} - 1")
             return f"{v}{self.literal_suffix[dtype]}" if v >= 0 else \
                 f"({v}{self.literal_suffix[dtype]})"
         v = float(value)
@@ -179,6 +194,9 @@ class CStyleLanguage:
         lo, hi = INT_LIMITS.get(dtype, (0, 0))
         return text.format(T=self.types[dtype], U=self.unsigned.get(dtype, ""),
                            F=self.math_suffix.get(dtype, ""), MIN=lo, MAX=hi, **ops)
+
+    def for_loop(self, i: str, lo, hi, body: str) -> str:
+        return self.loop.format(i=i, lo=lo, hi=hi) + " { " + body + " }"
 
     def rounded(self, expr: str, dtype: str) -> str:
         r = self.round_to.get(dtype)
@@ -281,7 +299,8 @@ class CEmitter:
         """C condition: every vector access's pointer is aligned for its wide loads/stores."""
         terms = []
         for key, buf, align in self.vector_accesses():
-            terms.append(f"((reinterpret_cast<unsigned long long>(b{buf}) & {align - 1}) == 0)")
+            if self.L.aligned:
+                terms.append(self.L.aligned.format(buf=buf, mask=align - 1))
         return " && ".join(sorted(set(terms))) or "true"
 
     def buffers(self) -> list[int]:
@@ -327,7 +346,7 @@ class CEmitter:
             if st:
                 terms.append(f"{coord} * {st}" if st != 1 else coord)
             cur = f"({cur} / {outer[d]})"
-        return f"({self.I})({' + '.join(terms)})" if terms else f"({self.I})0"
+        return self.L.convert.format(T=self.I, x=' + '.join(terms) if terms else "0")
 
     def inner_offset(self, key, k: str) -> str:
         """The element offset of inner index k (C expression) relative to the row."""
@@ -357,12 +376,14 @@ class CEmitter:
                 continue
             if key[0] == "l" and self.modes[key][0] == "invariant" and not self._load_used(key[1]):
                 continue
-            lines.append(f"const {self.I} ro_{key[0]}{key[1]}{tag} = {self.row_offset(key, o)};")
+            lines.append(self.L.let.format(T=self.I, n=f"ro_{key[0]}{key[1]}{tag}",
+                                           x=self.row_offset(key, o)))
         for li, acc in enumerate(self.g.loads):
             if self.modes[("l", li)][0] == "invariant" and self._load_used(li):
-                src = f"b{acc.buf}" if acc.buf in self.scalar_bufs else f"b{acc.buf}[ro_l{li}{tag}]"
+                src = f"b{acc.buf}" if acc.buf in self.scalar_bufs else \
+                    self.L.elem.format(buf=acc.buf, ro=f"ro_l{li}{tag}", i="0")
                 conv = self.L.load_conv.get(acc.dtype, "{x}").format(x=src)
-                lines.append(f"const {self.L.types[acc.dtype]} lr{li}{tag} = {conv};")
+                lines.append(self.L.let.format(T=self.L.types[acc.dtype], n=f"lr{li}{tag}", x=conv))
         return "\n".join(lines)
 
     def _load_used(self, li: int) -> bool:
@@ -399,24 +420,26 @@ class CEmitter:
                    decl: bool = True, tag: str = "") -> str:
         """Fill `dst[0..V)` (register values) with load li at inner indices k..k+V-1.
 
-        guard: C condition that all V are inside the row (None: always); vec: C condition
+        guard: condition that all V are inside the row (None: always); vec: condition
         for the wide path (the pointer's alignment)."""
         acc = self.g.loads[li]
         key = ("l", li)
         V, L = self.V, self.L
         rt, mt = L.types[acc.dtype], L.mem_types[acc.dtype]
         conv = L.load_conv.get(acc.dtype, "{x}")
-        out = [f"{rt} {dst}[{V}];"] if decl else []
-        base = f"(b{acc.buf} + ro_l{li}{tag})"
+        out = [L.array.format(T=rt, n=dst, V=V)] if decl else []
+        ro = f"ro_l{li}{tag}"
         kk = "(" + k + " + v)"
-        scalar = (f"#pragma unroll\nfor (int v = 0; v < {V}; ++v) "
-                  + (f"{dst}[v] = ({kk} < {self.ax.K}) ? " + conv.format(x=f"{base}[{self.inner_offset(key, kk)}]")
-                     + f" : ({rt})0;" if guard is not None else
-                     f"{dst}[v] = " + conv.format(x=f"{base}[{self.inner_offset(key, kk)}]") + ";"))
+        read = conv.format(x=L.elem.format(buf=acc.buf, ro=ro, i=self.inner_offset(key, kk)))
+        if guard is not None:
+            body = f"{dst}[v] = {L.convert.format(T=rt, x='0')}; if ({kk} < {self.ax.K}) {{ {dst}[v] = {read}; }}"
+        else:
+            body = f"{dst}[v] = {read};"
+        scalar = L.for_loop("v", 0, V, body)
         if self.vec_static[key]:
             t = self.fresh("m")
-            wide = (f"{mt} {t}[{V}];\ntj_ldv<{mt}, {V}>({base} + {k}, {t});\n"
-                    f"#pragma unroll\nfor (int v = 0; v < {V}; ++v) {dst}[v] = {conv.format(x=f'{t}[v]')};")
+            wide = (L.wide_load.format(mt=mt, V=V, t=t, buf=acc.buf, ro=ro, k=k) + "\n"
+                    + L.for_loop("v", 0, V, f"{dst}[v] = {conv.format(x=f'{t}[v]')};"))
             cond = vec if guard is None else f"({vec}) && ({guard})"
             out.append(f"if ({cond}) {{\n{_indent(wide)}\n}} else {{\n{_indent(scalar)}\n}}")
         else:
@@ -429,18 +452,18 @@ class CEmitter:
         A store whose place does not move along the inner axis is written once per row."""
         acc = self.g.stores[si].access
         key = ("s", si)
-        V, mt = self.V, self.L.mem_types[acc.dtype]
-        base = f"(b{acc.buf} + ro_s{si}{tag})"
+        L = self.L
+        V, mt = self.V, L.mem_types[acc.dtype]
+        ro = f"ro_s{si}{tag}"
         if self.modes[key][0] == "invariant":
-            return f"if ({k} == 0) {base}[0] = {src}[0];"
+            return f"if ({k} == 0) {{ {L.elem.format(buf=acc.buf, ro=ro, i='0')} = {src}[0]; }}"
         kk = "(" + k + " + v)"
-        body = f"{base}[{self.inner_offset(key, kk)}] = {src}[v];"
-        scalar = f"#pragma unroll\nfor (int v = 0; v < {V}; ++v) " + \
-            (f"if ({kk} < {self.ax.K}) {body}" if guard is not None else body)
+        body = f"{L.elem.format(buf=acc.buf, ro=ro, i=self.inner_offset(key, kk))} = {src}[v];"
+        scalar = L.for_loop("v", 0, V, f"if ({kk} < {self.ax.K}) {{ {body} }}" if guard is not None else body)
         if self.vec_static[key]:
             cond = vec if guard is None else f"({vec}) && ({guard})"
-            return (f"if ({cond}) {{\n  tj_stv<{mt}, {V}>({base} + {k}, {src});\n}} else {{\n"
-                    f"{_indent(scalar)}\n}}")
+            wide = L.wide_store.format(mt=mt, V=V, buf=acc.buf, ro=ro, k=k, src=src)
+            return f"if ({cond}) {{\n  {wide}\n}} else {{\n{_indent(scalar)}\n}}"
         return scalar
 
     # -- expressions ------------------------------------------------------------------------
@@ -466,7 +489,7 @@ class CEmitter:
         else:
             text = self.apply(e, [self.value(lines, a, ctx, memo) for a in e.args])
         t = self.fresh()
-        lines.append(f"const {self.L.types[e.dtype]} {t} = {text};")
+        lines.append(self.L.let.format(T=self.L.types[e.dtype], n=t, x=text))
         memo[eid] = t
         return t
 
@@ -504,8 +527,8 @@ class CEmitter:
     def store_arrays(self, tag: str = "") -> tuple[str, dict[int, str]]:
         """Declarations of the V-value arrays of the varying stores, and their names."""
         names = {si: f"s{si}{tag}" for si in self.varying_stores()}
-        decl = "\n".join(f"{self.L.mem_types[self.g.stores[si].access.dtype]} {n}[{self.V}];"
-                         for si, n in names.items())
+        decl = "\n".join(self.L.array.format(T=self.L.mem_types[self.g.stores[si].access.dtype],
+                                              n=n, V=self.V) for si, n in names.items())
         return decl, names
 
     # -- row-level values (reductions and what follows from them) -----------------------------
@@ -543,7 +566,7 @@ class CEmitter:
             acc = s.access
             val = self.L.cast(val, self.g.exprs[s.expr].dtype, acc.dtype)
             conv = self.L.store_conv.get(acc.dtype, "{x}").format(x=val)
-            lines.append(f"b{acc.buf}[ro_s{si}{tag}] = {conv};")
+            lines.append(f"{self.L.elem.format(buf=acc.buf, ro=f'ro_s{si}{tag}', i='0')} = {conv};")
             self.stored_rows.add(si)
         return "\n".join(lines)
 
@@ -598,13 +621,13 @@ class CEmitter:
         out = []
         for i in self.reductions_of(level):
             t = self.L.types[self.slot_dtype(i)]
-            out.append(f"{t} acc{i}[{lanes}];")
+            out.append(self.L.array.format(T=t, n=f"acc{i}", V=lanes))
             if self.g.exprs[i].op in ARG_REDUCTIONS:
-                out.append(f"{self.L.arg_index} acci{i}[{lanes}];")
+                out.append(self.L.array.format(T=self.L.arg_index, n=f"acci{i}", V=lanes))
             init = f"acc{i}[q] = {self.identity_of(i, slot=True)};"
             if self.g.exprs[i].op in ARG_REDUCTIONS:
                 init += f" acci{i}[q] = -1;"
-            out.append(f"#pragma unroll\nfor (int q = 0; q < {lanes}; ++q) {{ {init} }}")
+            out.append(self.L.for_loop("q", 0, lanes, init))
         return "\n".join(out)
 
     def accumulate(self, level: int, ctx: Ctx, slot: str, kidx: str) -> str:
@@ -618,10 +641,11 @@ class CEmitter:
             v = self.L.cast(self.value(lines, src, ctx, memo), self.g.exprs[src].dtype, acc)
             if e.op in ARG_REDUCTIONS:
                 t = self.fresh("x")
-                lines.append(f"const {self.L.types[acc]} {t} = {v};")
-                take = self.L.arg_take[e.op].format(a=f"acc{i}[{slot}]", ai=f"acci{i}[{slot}]",
-                                                    b=t, bi=f"({self.L.arg_index})({kidx})")
-                lines.append(f"if ({take}) {{ acc{i}[{slot}] = {t}; acci{i}[{slot}] = {kidx}; }}")
+                lines.append(self.L.let.format(T=self.L.types[acc], n=t, x=v))
+                take = self.L.fmt(self.L.arg_take[e.op], acc, a=f"acc{i}[{slot}]", ai=f"acci{i}[{slot}]",
+                                  b=t, bi=self.L.convert.format(T=self.L.arg_index, x=kidx))
+                lines.append(f"if ({take}) {{ acc{i}[{slot}] = {t}; acci{i}[{slot}] = "
+                             f"{self.L.convert.format(T=self.L.arg_index, x=kidx)}; }}")
             else:
                 lines.append(f"acc{i}[{slot}] = {self.combine(i, f'acc{i}[{slot}]', v, slot=True)};")
         return "\n".join(lines)
@@ -632,16 +656,16 @@ class CEmitter:
         for i in self.reductions_of(level):
             t = self.L.types[self.acc_dtype(i)]
             widen = lambda x, i=i: self.L.cast(x, self.slot_dtype(i), self.acc_dtype(i))  # noqa: E731
-            out.append(f"[[maybe_unused]] {t} a{i} = {widen(f'acc{i}[0]')};")
+            out.append(self.L.var.format(T=t, n=f"a{i}", x=widen(f"acc{i}[0]")))
             if self.g.exprs[i].op in ARG_REDUCTIONS:
-                out.append(f"[[maybe_unused]] {self.L.arg_index} ai{i} = acci{i}[0];")
-                take = self.L.arg_take[self.g.exprs[i].op].format(
-                    a=f"a{i}", ai=f"ai{i}", b=f"acc{i}[q]", bi=f"acci{i}[q]")
+                out.append(self.L.var.format(T=self.L.arg_index, n=f"ai{i}", x=f"acci{i}[0]"))
+                take = self.L.fmt(self.L.arg_take[self.g.exprs[i].op], self.acc_dtype(i),
+                                  a=f"a{i}", ai=f"ai{i}", b=f"acc{i}[q]", bi=f"acci{i}[q]")
                 body = f"if (acci{i}[q] >= 0 && {take}) {{ a{i} = acc{i}[q]; ai{i} = acci{i}[q]; }}"
             else:
                 body = f"a{i} = {self.combine(i, f'a{i}', widen(f'acc{i}[q]'))};"
             if lanes > 1:
-                out.append(f"#pragma unroll\nfor (int q = 1; q < {lanes}; ++q) {{ {body} }}")
+                out.append(self.L.for_loop("q", 1, lanes, body))
         return "\n".join(out)
 
     def acc_reset(self, level: int) -> str:
@@ -662,15 +686,18 @@ class CEmitter:
             t = self.L.types[self.acc_dtype(i)]
             if e.op in ARG_REDUCTIONS:
                 bv, bi = self.fresh("o"), self.fresh("oi")
-                out.append(f"{{ const {t} {bv} = {other(f'a{i}', t)}; "
-                           f"const {self.L.arg_index} {bi} = {other(f'ai{i}', self.L.arg_index)};")
-                take = self.L.arg_take[e.op].format(a=f"a{i}", ai=f"ai{i}", b=bv, bi=bi)
+                ix = self.L.arg_index
+                out.append("{ " + self.L.let.format(T=t, n=bv, x=other(f'a{i}', t)) + " "
+                           + self.L.let.format(T=ix, n=bi, x=other(f'ai{i}', ix)))
+                take = self.L.fmt(self.L.arg_take[e.op], self.acc_dtype(i), a=f"a{i}", ai=f"ai{i}",
+                                  b=bv, bi=bi)
                 out.append(f"  if ({bi} >= 0 && (ai{i} < 0 || {take})) {{ a{i} = {bv}; ai{i} = {bi}; }} }}")
             else:
                 # the other value first: a shuffle must run on every lane, and || and &&
                 # would skip it on some
                 o = self.fresh("o")
-                out.append(f"{{ const {t} {o} = {other(f'a{i}', t)}; a{i} = {self.combine(i, f'a{i}', o)}; }}")
+                out.append("{ " + self.L.let.format(T=t, n=o, x=other(f'a{i}', t))
+                           + f" a{i} = {self.combine(i, f'a{i}', o)}; }}")
         return "\n".join(out)
 
     def finish_pass(self, level: int) -> str:
@@ -680,10 +707,10 @@ class CEmitter:
             e = self.g.exprs[i]
             if e.op in ARG_REDUCTIONS:
                 # an empty row has no argmax (numpy raises before); -1 never escapes here
-                out.append(f"const {self.L.arg_index} r{i} = ai{i};")
+                out.append(self.L.let.format(T=self.L.arg_index, n=f"r{i}", x=f"ai{i}"))
             else:
                 val = self.L.cast(f"a{i}", self.acc_dtype(i), e.dtype)
-                out.append(f"const {self.L.types[e.dtype]} r{i} = {val};")
+                out.append(self.L.let.format(T=self.L.types[e.dtype], n=f"r{i}", x=val))
             self.row_memo[i] = f"r{i}"
         return "\n".join(out)
 

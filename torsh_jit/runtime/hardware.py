@@ -91,15 +91,21 @@ def host_target():
 
 
 def missing_runners() -> list[tuple[str, str]]:
-    """(target, reason) for every known CPU, wasm or MSL target that cannot execute here: a
-    target of this machine's architecture whose CPU features are lacking and that has no
+    """(target, reason) for every known CPU, wasm, MSL or WGSL target that cannot execute here:
+    a target of this machine's architecture whose CPU features are lacking and that has no
     runner, and every target whose runner (qemu-user, cross gcc, wasm-ld, wasmtime, clang++
-    for the MSL harness) is not installed, with what to install. CI turns a non-empty list
-    into a failure."""
+    for the MSL harness, wgpu and a Vulkan driver for WGSL) is not installed, with what to
+    install. CI turns a non-empty list into a failure."""
     from ..target import known_targets
-    from .runners import kind, why_missing
+    from .runners import kind, missing, why_missing
     out = []
     for name, t in sorted(known_targets().items()):
+        if t.language != "llvm" and t.needs and not can_run(t):
+            # a GPU language with declared needs runs anywhere they are met (wgsl: wgpu on
+            # lavapipe, a CPU Vulkan; metal: clang++ and the harness), so CI must have them
+            out.append((name, why_missing(t) if missing(t) else
+                        f"its runner ({t.runner}) found no device here"))
+            continue
         if (t.language != "llvm" and not kind(t)) or can_run(t):
             continue
         if t.triple.split("-")[0] == machine_arch() and not kind(t):

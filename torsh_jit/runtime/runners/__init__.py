@@ -31,7 +31,8 @@ import threading
 from ... import errors as E
 
 # runner kind (the first word of `runner`) -> module implementing it
-KINDS = {"qemu": "qemu", "wasmtime": "wasm", "msl": "msl"}
+KINDS = {"qemu": "qemu", "wasmtime": "wasm", "msl": "msl",
+         "wgpu": None}    # WGSL runs through its backend (backends/wgsl.py); its needs are listed here
 
 
 def kind(target) -> str:
