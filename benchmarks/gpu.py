@@ -180,6 +180,42 @@ def sweep_rows(dev, R):
     record("sweep layernorm 4096x4096", "(x - mu) * rsqrt(var + eps)", gpu_ms(lambda: k(x, w, b), R))
 
 
+def wgsl_section(dev, R):
+    """The chain on 64M float32 and softmax 4096x4096 as WGSL through wgpu (this GPU's Vulkan
+    driver) against our CUDA C path. wgpu times a submission of `repeat` runs, waited for by
+    reading a buffer back (median of 7 such submissions); CUDA times each call by events."""
+    from torsh_jit.backends import wgsl as wb
+    if wb._wgpu() is None:
+        print("  wgsl: no wgpu adapter here (wgpu missing or no Vulkan driver): skipped", flush=True)
+        return {}
+    print(f"  wgsl adapter: {wb.adapter_description()}", flush=True)
+    out = {}
+    rng = np.random.default_rng(0)
+    n = 64 << 20
+    a, b, c = (rng.standard_normal(n, dtype=np.float32) for _ in range(3))
+    x = rng.standard_normal((4096, 4096), dtype=np.float32)
+    for label, fn, args, bytes_ in (("chain 64M f32", chain, (a, b, c), 4 * n * 4),
+                                    ("softmax 4096x4096", softmax, (x,), 2 * x.nbytes)):
+        kw = tj.kernel(fn).to("wgsl")
+        got = kw(*args)
+        want = tj.kernel(fn).to("host")(*args)
+        err = float(np.linalg.norm(got - want) / np.linalg.norm(want))
+        if not err <= 1e-5:
+            raise SystemExit(f"wgsl {label}: differs from the CPU result by {err:.1e}")
+        f = kw.built_variants(*args)["wgsl"]
+        d = f.upload(*args)
+        w_ms = float(np.median([f.time(d, repeat=20) for _ in range(7)])) * 1e3
+        targs = [torch.from_numpy(t).to(dev) for t in args]
+        kc = tj.kernel(fn).to("cuda")
+        c_ms = gpu_ms(lambda: kc(*targs), R)
+        record(f"wgsl {label}", "torsh-jit WGSL (wgpu, Vulkan)", w_ms, GBps=bytes_ / w_ms / 1e6)
+        record(f"wgsl {label}", "torsh-jit CUDA C", c_ms, GBps=bytes_ / c_ms / 1e6)
+        record(f"wgsl {label}", "ratio WGSL/CUDA speed", c_ms / w_ms)
+        out[label] = {"wgsl": w_ms, "cuda": c_ms}
+        del targs, d
+    return out
+
+
 def _timed_config(section, name, fn, args, cfg, ref, tol, R, **extra):
     try:
         call = with_config(fn, args, cfg)
@@ -223,7 +259,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, no torch.compile")
-    ap.add_argument("--only", default="", help="comma-separated sections: compile,copy,chain,rows,sum,gemm,sweep "
+    ap.add_argument("--only", default="", help="comma-separated sections: compile,copy,chain,rows,sum,gemm,wgsl,sweep "
                     "(sweep, sweep-gemm, sweep-rows: schedules, only when named)")
     ap.add_argument("--json", default="")
     ns = ap.parse_args(argv)
@@ -357,6 +393,9 @@ def main(argv=None):
                    kernels=low.n_kernels if name == "torsh-jit" else "")
         record("relu(x@w+b) f16 4096", "ratio torsh-jit/cuBLAS", res["cuBLAS matmul alone"] / res["torsh-jit"])
         summary["linear_relu"] = res
+
+    if want("wgsl"):
+        summary["wgsl"] = wgsl_section(dev, R)
 
     if want("sweep") or want("sweep-gemm"):
         sweep_gemm(dev, R)

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: the GPU tests, compute-sanitizer memcheck on the corpus
 # (small cases), and the benchmark table. Logs under ${OUT:-out}/.
-#   bash benchmarks/gpu_check.sh [tests] [sanitizer] [bench] [bench-quick]
+#   bash benchmarks/gpu_check.sh [tests] [sanitizer] [bench] [bench-quick] [wgsl] [sweep]
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
+if ls .gl/*.deb >/dev/null 2>&1; then    # the Vulkan loader for wgpu (README of the device tool)
+  for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+  [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && \
+    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+fi
 if ls .whl/*.whl >/dev/null 2>&1; then   # wheels carried to a machine without a registry
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site
@@ -20,6 +25,8 @@ for s in $steps; do
         python3 -m pytest -q -x tests/backends/test_cuda_gpu.py -k "corpus" > "$OUT/sanitizer.log" 2>&1;
         echo "sanitizer exit $?"; grep -E "ERROR SUMMARY|passed|failed|Invalid|========= " "$OUT/sanitizer.log" | tail -15 ;;
     bench) timeout 540 python3 benchmarks/gpu.py --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" ;;
+    wgsl) timeout 300 python3 -m pytest -q -rs tests/backends/test_wgsl.py tests/targets/test_corpus.py -k wgsl 2>&1 | tee "$OUT/wgsl-tests.log" | tail -15
+        timeout 300 python3 benchmarks/gpu.py --only wgsl 2>&1 | tee "$OUT/wgsl.log" ;;
     sweep|sweep-gemm|sweep-rows) timeout 400 python3 benchmarks/gpu.py --only $s 2>&1 | tee "$OUT/$s.log" ;;
     bench-quick) timeout 300 python3 benchmarks/gpu.py --quick --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" ;;
   esac
