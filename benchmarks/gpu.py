@@ -6,7 +6,8 @@ cuBLAS (torch.matmul), in one run.
 
 Times are GPU times: CUDA events around each call, the calls enqueued behind a sleeping
 kernel so that no peer's host overhead (Python, launch) is in the number, median of --repeat
-calls after warm-up. Inputs are fresh random data (never zeros), large enough to miss the L2.
+calls after warm-up; the contenders of a workload are timed in interleaved rounds (5; GEMM
+3) and each one's number is the median of its rounds. Inputs are fresh random data (never zeros), large enough to miss the L2.
 The memory-bound limit is the device copy bandwidth (bytes read + written by a 64M float32
 device-to-device copy, measured in the same run). torsh-jit takes torch tensors in and gives
 torch tensors out (no copies); the chain is also timed with cupy arrays. Every torsh-jit
@@ -54,6 +55,19 @@ def gpu_ms(fn, repeat=30, warmup=3) -> float:
     ev[repeat].record()
     torch.cuda.synchronize()
     return float(np.median([ev[i].elapsed_time(ev[i + 1]) for i in range(repeat)]))
+
+
+ROUNDS = 5
+
+
+def compare(fns: dict, R: int, rounds: int | None = None) -> dict:
+    """{name: ms}: each contender timed by gpu_ms in `rounds` interleaved rounds (so a drift of
+    the clocks or of the memory system falls on all of them alike), the median of the rounds."""
+    per = {k: [] for k in fns}
+    for _ in range(rounds or ROUNDS):
+        for k, f in fns.items():
+            per[k].append(gpu_ms(f, R))
+    return {k: float(np.median(v)) for k, v in per.items()}
 
 
 def record(section, name, ms, **extra):
@@ -296,22 +310,23 @@ def main(argv=None):
         k = tj.kernel(chain).to("cuda")
         ref = torch.exp(a) * b + torch.sin(c) * 0.5 - torch.tanh(a * c)
         check("chain", k(a, b, c), ref, 1e-6)
-        res = {}
+        fns = {}
         bytes_ = 4 * n * 4
-        res["torsh-jit"] = gpu_ms(lambda: k(a, b, c), R)
+        fns["torsh-jit"] = lambda: k(a, b, c)
         if cp is not None:
             ca, cb, cc = (cp.asarray(t) for t in (a, b, c))
             check("chain (cupy)", torch.as_tensor(k(ca, cb, cc), device=dev), ref, 1e-6)
-            res["torsh-jit (cupy arrays)"] = gpu_ms(lambda: k(ca, cb, cc), R)
+            fns["torsh-jit (cupy arrays)"] = lambda: k(ca, cb, cc)
             ek = cp.ElementwiseKernel("float32 a, float32 b, float32 c", "float32 o",
                                       "o = exp(a) * b + sin(c) * 0.5f - tanh(a * c)", "tj_bench_chain")
             co = cp.empty_like(ca)
-            res["cupy ElementwiseKernel"] = gpu_ms(lambda: ek(ca, cb, cc, co), R)
-        eager = lambda: torch.exp(a) * b + torch.sin(c) * 0.5 - torch.tanh(a * c)   # noqa: E731
-        res["torch eager"] = gpu_ms(eager, R)
+            fns["cupy ElementwiseKernel"] = lambda: ek(ca, cb, cc, co)
+        fns["torch eager"] = lambda: torch.exp(a) * b + torch.sin(c) * 0.5 - torch.tanh(a * c)
         if compiled:
             tc = compiled(lambda a, b, c: torch.exp(a) * b + torch.sin(c) * 0.5 - torch.tanh(a * c))
-            res["torch.compile"] = gpu_ms(lambda: tc(a, b, c), R)
+            tc(a, b, c)
+            fns["torch.compile"] = lambda: tc(a, b, c)
+        res = compare(fns, R)
         for name, ms in res.items():
             record("chain 64M f32", name, ms, GBps=bytes_ / ms / 1e6,
                    of_copy=(bytes_ / ms / 1e6) / copy_gbs)
@@ -330,11 +345,12 @@ def main(argv=None):
                      (x, w, bb))):
                 k = tj.kernel(f).to("cuda")
                 check(f"{fname} {shape}", k(*args), ref_fn(*args), 1e-5)
-                res = {"torsh-jit": gpu_ms(lambda: k(*args), R),
-                       "torch eager": gpu_ms(lambda: ref_fn(*args), R)}
+                fns = {"torsh-jit": lambda: k(*args), "torch eager": lambda: ref_fn(*args)}
                 if compiled:
                     tc = compiled(ref_fn)
-                    res["torch.compile"] = gpu_ms(lambda: tc(*args), R)
+                    tc(*args)
+                    fns["torch.compile"] = lambda: tc(*args)
+                res = compare(fns, R)
                 bytes_ = (2 * x.numel() + (2 * shape[1] if fname == "layernorm" else 0)) * 4
                 best_peer = min(v for kk, v in res.items() if kk != "torsh-jit")
                 for name, ms in res.items():
@@ -349,7 +365,7 @@ def main(argv=None):
         x = torch.randn(n, device=dev)
         k = tj.kernel(total).to("cuda")
         check("sum", k(x).reshape(1), x.double().sum().reshape(1), 1e-5)
-        res = {"torsh-jit": gpu_ms(lambda: k(x), R), "torch eager": gpu_ms(lambda: torch.sum(x), R)}
+        res = compare({"torsh-jit": lambda: k(x), "torch eager": lambda: torch.sum(x)}, R)
         for name, ms in res.items():
             record("sum 64M f32", name, ms, GBps=n * 4 / ms / 1e6,
                    of_copy=(n * 4 / ms / 1e6) / copy_gbs if copy_gbs else float("nan"))
@@ -366,8 +382,8 @@ def main(argv=None):
                 got = k(a, b)
                 check(f"gemm {dt} {size}", got, (a.float() @ b.float()), 1e-2)
                 flops = 2 * size ** 3
-                res = {"torsh-jit": gpu_ms(lambda: k(a, b), R),
-                       "cuBLAS (torch.matmul)": gpu_ms(lambda: torch.matmul(a, b), R)}
+                res = compare({"torsh-jit": lambda: k(a, b),
+                               "cuBLAS (torch.matmul)": lambda: torch.matmul(a, b)}, R, rounds=3)
                 for name, ms in res.items():
                     record(f"gemm {str(dt)[6:]} {size}", name, ms, TFLOPs=flops / ms / 1e9,
                            out_dtype=str(got.dtype)[6:] if name == "torsh-jit" else str(dt)[6:])
@@ -382,12 +398,14 @@ def main(argv=None):
         k = tj.kernel(linear_relu).to("cuda")
         low = k.lower(x, w, bias)
         check("relu(x@w+b)", k(x, w, bias), torch.relu(x.float() @ w.float() + bias.float()), 1e-2)
-        res = {"torsh-jit": gpu_ms(lambda: k(x, w, bias), R),
-               "torch eager": gpu_ms(lambda: torch.relu(x @ w + bias), R),
-               "cuBLAS matmul alone": gpu_ms(lambda: torch.matmul(x, w), R)}
+        fns = {"torsh-jit": lambda: k(x, w, bias),
+               "torch eager": lambda: torch.relu(x @ w + bias),
+               "cuBLAS matmul alone": lambda: torch.matmul(x, w)}
         if compiled:
             tc = compiled(lambda x, w, b: torch.relu(x @ w + b))
-            res["torch.compile"] = gpu_ms(lambda: tc(x, w, bias), R)
+            tc(x, w, bias)
+            fns["torch.compile"] = lambda: tc(x, w, bias)
+        res = compare(fns, R, rounds=3)
         for name, ms in res.items():
             record("relu(x@w+b) f16 4096", name, ms, TFLOPs=2 * size ** 3 / ms / 1e9,
                    kernels=low.n_kernels if name == "torsh-jit" else "")
