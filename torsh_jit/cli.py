@@ -122,6 +122,8 @@ def cmd_tune(ns) -> int:
           f"{res.candidates} candidates, {res.fresh} measured now, {res.reused} from earlier runs, "
           f"{res.wall_s:.1f} s")
     print(res.format_table(ns.top))
+    if res.busy_note():
+        print(res.busy_note())
     if math.isfinite(res.time_s):
         use = 'autotune="exact"' if ns.exact else "autotune=True"
         print(f"default {res.default_time_s * 1e3:.3f} ms, chosen {res.time_s * 1e3:.3f} ms: "

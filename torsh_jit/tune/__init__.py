@@ -55,7 +55,14 @@ class TuneResult:
     wall_s: float = 0.0
     fresh: int = 0                 # measured now
     reused: int = 0                # read from records
-    from_store: bool = False       # nothing tuned: a stored decision
+    busy: float = 0.0              # most of the machine other processes took during a timing
+
+    def busy_note(self) -> str:
+        from .measure import BUSY_LIMIT, RETRIES
+        if self.busy <= BUSY_LIMIT:
+            return ""
+        return (f"note: other processes used up to {self.busy:.0%} of this machine while candidates "
+                f"were timed (after {RETRIES} retries); times may be inflated")
 
     @property
     def speedup(self) -> float:
@@ -147,6 +154,7 @@ def tune(fn, args, target="host", *, budget_s: float = 60.0, trials: int | None 
     reused0 = STATS["reused"]
     with CompilePool(workers if joint.size > 1 else 0) as pool:
         m = Measurer(subj, graph, specs, tgt, pool=pool, seed=seed)
+        m.deadline = t0 + budget_s
         ex = exhaustive if exhaustive is not None else joint.size <= EXHAUSTIVE_MAX
         total = joint.size if ex else min(joint.size, trials or 64)
         bar = Progress(total, f"tuning {getattr(pyfn, '__name__', 'kernel')} {subj.bucket}",
@@ -156,7 +164,7 @@ def tune(fn, args, target="host", *, budget_s: float = 60.0, trials: int | None 
         bar.close()
         default_t = seen.get(joint.default, math.inf)
         finite = sorted((t, i, c) for i, (c, t) in enumerate(seen.items()) if math.isfinite(t))
-        if confirm and len(finite) > 1:
+        if confirm and len(finite) > 1 and time.monotonic() < m.deadline:
             finalists = [c for _, _, c in finite[:3]]
             if math.isfinite(default_t) and joint.default not in finalists:
                 finalists.append(joint.default)
@@ -170,7 +178,7 @@ def tune(fn, args, target="host", *, budget_s: float = 60.0, trials: int | None 
                    key=lambda r: (not math.isfinite(r[1]), r[1]))
     res = TuneResult(subj, tuple(g.kind for g in p0.part.groups), best, joint.default, best_t,
                      default_t, strategy, joint.size, table, time.monotonic() - t0, m.fresh,
-                     STATS["reused"] - reused0)
+                     STATS["reused"] - reused0, getattr(m, "busy", 0.0))
     if math.isfinite(best_t):
         put_decision(subj, Decision(best, best_t, default_t, m.fresh, joint.size, strategy,
                                     m.shape))

@@ -180,19 +180,24 @@ def _load(payload: bytes | None):
     return d if isinstance(d, dict) and d.get("v") == RECORD_VERSION else None
 
 
-def get_measurement(subj: Subject, configs) -> float | None:
-    """The stored time of these configs in seconds (math.inf for a failed candidate), or None."""
+def get_measurement(subj: Subject, configs, busy_limit: float | None = None) -> float | None:
+    """The stored time of these configs in seconds (math.inf for a failed candidate), or None
+    (also for a time taken while other processes used more than busy_limit of the machine:
+    worth measuring again)."""
     d = _load(get_cache().get(MEASURE_KIND, subj.measure_key(configs)))
     if d is None:
+        return None
+    if busy_limit is not None and float(d.get("busy", 0.0)) > busy_limit:
         return None
     t = d.get("time_s")
     return math.inf if t is None else float(t)
 
 
 def put_measurement(subj: Subject, configs, time_s: float, *, shape: str, repeats: int,
-                    error: str | None = None) -> None:
+                    error: str | None = None, busy: float = 0.0) -> None:
     payload = {"v": RECORD_VERSION, "time_s": None if not math.isfinite(time_s) else time_s,
-               "repeats": repeats, "shape": shape, "configs": [config_to_json(c) for c in configs]}
+               "repeats": repeats, "shape": shape, "configs": [config_to_json(c) for c in configs],
+               "busy": round(float(busy), 3)}
     if error:
         payload["error"] = error[:2000]
     get_cache().put(MEASURE_KIND, subj.measure_key(configs), _dump(payload),

@@ -115,7 +115,8 @@ def search(space: JointSpace, measurer, budget: Budget, *, exhaustive: bool | No
             fresh = fresh[:max(0, budget.trials - measurer.fresh)]
         if fresh and budget.left_s() > 0:
             for c, t in zip(fresh, measurer.measure(fresh, on_result=on_result)):
-                seen[c] = t
+                if t is not None:
+                    seen[c] = t
 
     def spent() -> bool:
         return budget.left_s() <= 0 or (budget.trials is not None and measurer.fresh >= budget.trials)
