@@ -21,7 +21,7 @@ from .records import (Decision, Subject, autotune_enabled, bucket_of, get_decisi
                       subject)
 from .search import EXHAUSTIVE_MAX, Budget, JointSpace, search
 
-PREFER_DEFAULT_WITHIN = 0.02     # a winner less than 2% ahead of the default is noise: keep the default
+PREFER_DEFAULT_WITHIN = 0.03     # a winner less than 3% ahead of the default is within this VM's noise: keep the default
 
 __all__ = ["tune", "resolve", "TuneResult", "STATS", "autotune_enabled", "bucket_of", "space_of"]
 
