@@ -116,11 +116,18 @@ class _CpuBound:
         from ..kernel import _aligned_empty
         b = p.part.buffers
         self.fn = fn
-        self.bufs = []
-        for ins in h.sets:
-            outs = [_aligned_empty(sh, np.dtype(d)) for sh, d in b.outputs]
-            temps = [np.empty(sh, d) for sh, d in b.temps]
-            self.bufs.append((tuple(ins) + tuple(outs) + tuple(temps), outs))
+        # every candidate writes the same output pages: fresh ones per candidate differed
+        # by up to 30% on a memory-bound kernel (page faults, huge pages or not)
+        layout = (tuple(b.outputs), tuple(b.temps))
+        if getattr(h, "_layout", None) != layout:
+            h._layout = layout
+            h._outs = [([_aligned_empty(sh, np.dtype(d)) for sh, d in b.outputs],
+                        [np.empty(sh, d) for sh, d in b.temps]) for _ in h.sets]
+            for outs, temps in h._outs:
+                for a in outs + temps:
+                    a.fill(0)                  # touch every page once, here, not in a timing
+        self.bufs = [(tuple(ins) + tuple(outs) + tuple(temps), outs)
+                     for ins, (outs, temps) in zip(h.sets, h._outs)]
         self.copies = len(self.bufs)
 
     def run(self, i: int) -> None:
@@ -310,7 +317,7 @@ class Measurer:
         put_measurement(self.subj, cand, t, shape=self.shape, repeats=n, error=err,
                         busy=self.last_busy if not err else 0.0)
 
-    def confirm(self, cands: list, rounds: int = 4) -> dict:
+    def confirm(self, cands: list, rounds: int = 6) -> dict:
         """Re-time the finalists interleaved (round-robin, so drift of the machine hits them
         alike) and return candidate -> median of all these runs; stops at the deadline (at
         least one round). Records are updated only from undisturbed rounds."""
@@ -320,10 +327,12 @@ class Measurer:
             bound[c] = self.harness.bind(p, compiler.build(p))
         runs: dict = {c: [] for c in cands}
         busy = 0.0
+        order = list(cands)
+        shuffle = np.random.default_rng(len(cands)).permutation
         for r in range(rounds):
             if r and time.monotonic() > self.deadline:
                 break
-            for c in cands:
+            for c in [order[i] for i in shuffle(len(order))]:   # no candidate always runs first
                 runs[c] += self.quiet_times(bound[c], min_runs=3, max_runs=10, min_s=0.05, max_s=0.3)
                 busy = max(busy, self.last_busy)
         out = {c: statistics.median(ts) for c, ts in runs.items()}
