@@ -14,7 +14,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import (TorshJitError, TraceError, UnsupportedOpError, DTypeError, ShapeError,
-                     ArgumentError, TargetError, RunnerError, CompileError, CacheError, InternalError)
+                     ArgumentError, TargetError, RunnerError, CompileError, CacheError, TuneError,
+                     InternalError)
 from .ir.tensor import (Tensor, exp, exp2, log, log2, log1p, expm1, sqrt, rsqrt, sin, cos, tan,
                         tanh, sigmoid, erf, floor, ceil, round, sign, relu, abs, neg, negative,
                         logical_not, add, sub, mul, truediv, floordiv, mod, pow, maximum, minimum,
@@ -24,6 +25,13 @@ from .ir.tensor import (Tensor, exp, exp2, log, log2, log1p, expm1, sqrt, rsqrt,
 from .kernel import Kernel, Lowered, kernel
 from .target import Target, known_targets, parse as parse_target
 from .embed import Graph, compile
+
+
+def autotune(fn, args, target="host", **kw):
+    """Tune `fn` for these arguments (arrays or ArgSpecs) and store the result, so that
+    `@tj.kernel(autotune=True)` uses it: see torsh_jit.tune.tune for the options."""
+    from .tune import tune
+    return tune(fn, args, target, **kw)
 from .backends import llvm_cpu as _llvm_cpu  # noqa: F401  (LLVM is needed by every kernel: load it with the package, not on the first call)
 
 

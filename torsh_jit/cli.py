@@ -1,4 +1,4 @@
-"""The `torsh-jit` command line: demo, targets, explain, compile, cache."""
+"""The `torsh-jit` command line: demo, targets, explain, compile, tune, cache."""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +38,28 @@ def load_function(ref: str):
 def _specs(args):
     from .aot import parse_arg
     return tuple(parse_arg(a) for a in (args or []))
+
+
+_HALF = {"f16": "float16", "float16": "float16", "bf16": "bfloat16", "bfloat16": "bfloat16"}
+
+
+def _tune_specs(args):
+    """Argument specs for `tune`: those of `compile` plus 16-bit floats (GPU targets)."""
+    import re
+    from .ir.tracer import ArgSpec
+    out = []
+    for a in args or []:
+        m = re.fullmatch(r"\s*([a-z0-9]+)\s*\[([0-9,\s]*)\]\s*", a)
+        if m and m.group(1) in _HALF:
+            shape = tuple(int(d) for d in m.group(2).split(",") if d.strip())
+            out.append(ArgSpec("array", shape, _HALF[m.group(1)]))
+        else:
+            try:
+                out.extend(_specs([a]))
+            except E.ArgumentError as err:
+                raise E.ArgumentError(err.message, where=f"--arg {a}",
+                                      hint=err.hint + "; for GPU targets also f16, bf16") from None
+    return tuple(out)
 
 
 def cmd_targets(ns) -> int:
@@ -81,8 +103,9 @@ def cmd_explain(ns) -> int:
     from .kernel import Kernel
     fn = load_function(ns.function)
     low = Kernel(fn, ns.target).lower(*_specs(ns.arg))
-    from .explain import explain_plan
-    print(explain_plan(low.plan, low.source, show_source=not ns.no_source))
+    from .explain import explain_plan, tuning_section
+    print(explain_plan(low.plan, low.source, show_source=not ns.no_source,
+                       tuning=tuning_section(fn, low.plan)))
     if ns.asm:
         print("\n== assembly " + "=" * 60)
         print(low.asm())
@@ -96,6 +119,44 @@ def cmd_compile(ns) -> int:
     m = compile_bundle(fn, _specs(ns.arg), targets, ns.output, name=ns.name)
     print(f"manifest: {Path(ns.output) / 'manifest.json'} ({len(m['entries'])} target(s))")
     return 0
+
+
+def cmd_tune(ns) -> int:
+    import math
+    from .tune import stored, tune
+    from .tune.records import autotune_enabled
+    fn = load_function(ns.function)
+    if not ns.arg:
+        raise E.TuneError("tune needs the arguments' types", where=ns.function,
+                          hint="repeat --arg per argument, e.g. --arg f32[1024,1024] --arg f32[1024,1024]")
+    specs = _tune_specs(ns.arg)
+    if not autotune_enabled():
+        from .kernel import Kernel
+        k = Kernel(fn, ns.target)
+        dec, p0 = stored(fn, k._specs_of(specs), k.target, exact=ns.exact)
+        print("TORSH_JIT_AUTOTUNE=0: nothing measured.")
+        print("stored: " + ("; ".join(map(str, dec.configs)) + f" ({dec.speedup:.2f}x default)"
+                            if dec else "none (the defaults are used)"))
+        return 0
+    res = tune(fn, specs, ns.target, budget_s=ns.budget_s, trials=ns.trials, exact=ns.exact,
+               exhaustive=True if ns.exhaustive else None, workers=ns.workers, progress=not ns.quiet)
+    print(f"{fn.__name__} on {res.subject.bucket} ({', '.join(res.kinds)}): {res.strategy} search, "
+          f"{res.candidates} candidates, {res.fresh} measured now, {res.reused} from earlier runs, "
+          f"{res.wall_s:.1f} s")
+    print(res.format_table(ns.top))
+    if res.busy_note():
+        print(res.busy_note())
+    if math.isfinite(res.time_s):
+        use = 'autotune="exact"' if ns.exact else "autotune=True"
+        print(f"default {res.default_time_s * 1e3:.3f} ms, chosen {res.time_s * 1e3:.3f} ms: "
+              f"{res.speedup:.2f}x; stored for @tj.kernel({use})")
+    else:
+        print("no candidate ran; nothing stored")
+    if ns.plot:
+        print("plot: " + res.plot(ns.plot))
+    elif ns.text_plot:
+        print(res.text_plot())
+    return 0 if math.isfinite(res.time_s) else 1
 
 
 def cmd_cache(ns) -> int:
@@ -209,6 +270,22 @@ def main(argv=None) -> int:
             p.add_argument("-o", "--output", required=True, help="output directory")
             p.add_argument("--name", default=None, help="C function name (default: the Python name)")
             p.set_defaults(func=cmd_compile)
+    tp = sub.add_parser("tune", help="autotune a function's configs and store them in the cache")
+    tp.add_argument("function", help="FILE.py:FUNCTION")
+    tp.add_argument("--arg", action="append", metavar="SPEC",
+                    help="an argument, e.g. f32[1024,1024]; repeat per argument")
+    tp.add_argument("--target", default="host", help="target name (default: host)")
+    tp.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget (default 60 s)")
+    tp.add_argument("--trials", type=int, default=None, help="at most this many new measurements")
+    tp.add_argument("--exact", action="store_true", help="tune this exact shape, not its bucket")
+    tp.add_argument("--exhaustive", action="store_true", help="measure every candidate (budget allowing)")
+    tp.add_argument("--workers", type=int, default=None, help="compile processes (default: CPUs, at most 4)")
+    tp.add_argument("--top", type=int, default=10, help="rows of the table (default 10)")
+    tp.add_argument("--plot", default=None, metavar="PATH",
+                    help="time against config: a PNG with matplotlib, else a text plot in PATH.txt")
+    tp.add_argument("--text-plot", action="store_true", help="print a text plot of time against config")
+    tp.add_argument("--quiet", action="store_true", help="no progress bar")
+    tp.set_defaults(func=cmd_tune)
     r = sub.add_parser("runners", help="emulators for other ISAs (qemu-user, wasmtime): status, --install")
     r.add_argument("--install", action="store_true",
                    help="install what is missing (apt-get as root or through sudo, pip)")

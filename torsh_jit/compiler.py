@@ -118,8 +118,18 @@ def n_buffers(p: Plan) -> int:
 _loaded: dict[str, object] = {}     # key -> built function, this process
 
 
-def build(p: Plan):
-    """A callable for the plan: from this process, the disk cache, or a fresh build."""
+def compile_object(source: str, target_name: str) -> bytes:
+    """Object code of an LLVM module for a native target: the part of a build that a worker
+    process can do (plain values in and out; the tuner compiles candidates this way)."""
+    from .backends import llvm_cpu
+    from .target import parse as parse_target
+    return llvm_cpu.build_object(source, parse_target(target_name))
+
+
+def build(p: Plan, obj: bytes | None = None):
+    """A callable for the plan: from this process, the disk cache, or a fresh build.
+    obj: object code already compiled for this plan elsewhere (a tuning worker); it is
+    stored in the cache like a build of our own."""
     fn = _loaded.get(p.key)
     if fn is not None:
         return fn
@@ -140,7 +150,13 @@ def build(p: Plan):
         _loaded[p.key] = fn
         return fn
     cache = get_cache()
-    obj = cache.get("obj", p.key)
+    if obj is not None:
+        with cache.lock("obj", p.key):
+            if cache.get("obj", p.key) is None:
+                cache.put("obj", p.key, obj, {"target": p.target.name,
+                                              "kernels": len(p.part.groups)})
+    else:
+        obj = cache.get("obj", p.key)
     if obj is None:
         with cache.lock("obj", p.key):
             obj = cache.get("obj", p.key)

@@ -62,6 +62,11 @@ class CacheError(TorshJitError):
     """The cache directory cannot be used."""
 
 
+class TuneError(TorshJitError):
+    """Autotuning was asked for something it cannot do (a bad argument spec, a config field
+    that does not exist, a target this machine cannot time)."""
+
+
 class InternalError(TorshJitError):
     """A bug in torsh-jit: the message says so and asks for a report."""
 

@@ -8,7 +8,37 @@ def _section(title: str) -> str:
     return f"\n== {title} " + "=" * max(3, 70 - len(title))
 
 
-def explain_plan(p: Plan, source: str, *, show_source: bool = True) -> str:
+def tuning_section(fn, p: Plan) -> str:
+    """Tuned configs stored for this function and shape (bucket and exact), next to the
+    defaults, and which one each kind of kernel uses. Never measures."""
+    from .tune import stored
+    from .tune.records import autotune_enabled, bucket_of
+    lines = []
+    for exact in (False, True):
+        try:
+            dec, _ = stored(fn, p.specs, p.target, p.graph, exact=exact)
+        except Exception as e:       # a target this machine cannot describe, a bad record
+            lines.append(f"tuning: not available ({type(e).__name__}: {e})")
+            return "\n".join(lines)
+        label = "exact shape" if exact else "bucket"
+        if dec is None:
+            lines.append(f"{label} {bucket_of(p.specs, exact)}: no tuned configs stored")
+            continue
+        lines.append(f"{label} {bucket_of(p.specs, exact)}: tuned ({dec.strategy}, {dec.candidates} "
+                     f"candidates, measured at {dec.shape}): {dec.time_s * 1e3:.3f} ms against "
+                     f"{dec.default_time_s * 1e3:.3f} ms default, {dec.speedup:.2f}x")
+        for i, (d, t) in enumerate(zip(p.configs, dec.configs)):
+            lines.append(f"  kernel {i}: default {d}")
+            lines.append(f"            tuned   {t}" + ("  (same)" if d == t else ""))
+        use = 'autotune="exact"' if exact else "autotune=True"
+        lines.append(f"  used by @tj.kernel({use}); plain @tj.kernel uses the default")
+    if not autotune_enabled():
+        lines.append("TORSH_JIT_AUTOTUNE=0: autotuned kernels use stored configs or defaults, never measure")
+    lines.append("tune with: torsh-jit tune FILE:FUNC --arg ... (see torsh-jit tune --help)")
+    return "\n".join(lines)
+
+
+def explain_plan(p: Plan, source: str, *, show_source: bool = True, tuning: str | None = None) -> str:
     from .backends import for_language
     be = for_language(p.target.language)
     where = (f"{p.target.language}, {p.target.arch}" if p.target.arch else
@@ -38,6 +68,9 @@ def explain_plan(p: Plan, source: str, *, show_source: bool = True) -> str:
     if be is not None and hasattr(be, "explain"):
         out.append(_section(f"launch ({p.target.language})"))
         out.append(be.explain(p))
+    if tuning:
+        out.append(_section("tuning"))
+        out.append(tuning)
     b = p.part.buffers
     out.append(f"buffers: {b.n_inputs} input(s), {len(b.outputs)} output(s), "
                f"{len(b.temps)} temporary")

@@ -144,10 +144,20 @@ def _weak_int_bounds(p: Plan) -> tuple:
 class Kernel:
     """A compiled-on-demand kernel. Call it like the Python function it wraps."""
 
-    def __init__(self, fn, target="host", *, name: str | None = None):
+    def __init__(self, fn, target="host", *, name: str | None = None, autotune=False,
+                 tune_budget_s: float = 30.0, tune_trials: int | None = None):
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "kernel")
+        if autotune not in (False, True, "exact"):
+            raise E.located(E.ArgumentError(f"autotune={autotune!r} is not understood",
+                                            hint='autotune=True (per shape bucket), "exact" (per '
+                                                 'exact shape) or False'), E.user_frame())
+        # autotune: the first call at a new shape bucket uses the stored decision or tunes
+        # (tune_budget_s, tune_trials); TORSH_JIT_AUTOTUNE=0 never measures
+        self.autotune = autotune
+        self.tune_budget_s = tune_budget_s
+        self.tune_trials = tune_trials
         # several targets: every variant is built and kept; calls run the best one this
         # machine executes (highest rank), so the same code picks a lower level elsewhere
         self._variant_names: tuple[str, ...] = ()
@@ -205,7 +215,8 @@ class Kernel:
 
     def to(self, target) -> "Kernel":
         """The same kernel for another target (run here, emulated if it must be)."""
-        return Kernel(self.fn, target, name=self.name)
+        return Kernel(self.fn, target, name=self.name, autotune=self.autotune,
+                      tune_budget_s=self.tune_budget_s, tune_trials=self.tune_trials)
 
     # -- calling ---------------------------------------------------------------------------
     def __call__(self, *args, out=None):
@@ -301,14 +312,19 @@ class Kernel:
                 self._specs[key] = entry
         return entry
 
-    def _plan(self, specs, *, target=None, dump=False):
+    def _plan(self, specs, *, target=None, dump=False, measure=True):
         try:
             t = self.target if target is None else parse_target(target)
         except E.TargetError as err:
             raise E.located(err, E.user_frame()) from None
         g, single = self._trace(specs)
+        configs = None
+        if self.autotune and target is None:
+            from .tune import resolve
+            configs = resolve(self.fn, g, specs, t, mode=self.autotune, budget_s=self.tune_budget_s,
+                              trials=self.tune_trials, allow_measure=measure)
         try:
-            return plan(g, specs, t, dump=dump), single
+            return plan(g, specs, t, configs=configs, dump=dump), single
         except E.DTypeError as err:     # a dtype the target cannot hold: the user's call names it
             raise E.located(err, E.user_frame()) from None
 
@@ -321,7 +337,7 @@ class Kernel:
     def lower(self, *args, target=None) -> Lowered:
         """The plan and generated source for these arguments (nothing is executed)."""
         specs = self._specs_of(args, target)
-        p, _ = self._plan(specs, target=target, dump=True)
+        p, _ = self._plan(specs, target=target, dump=True, measure=False)
         return Lowered(p, render(p))
 
 
@@ -330,10 +346,12 @@ def _builds_here(t: Target) -> bool:
     return runs_natively(t)
 
 
-def kernel(fn=None, *, target="host"):
-    """Decorator: `@tj.kernel` or `@tj.kernel(target="x86_64-avx2")`."""
+def kernel(fn=None, *, target="host", autotune=False, tune_budget_s: float = 30.0,
+           tune_trials: int | None = None):
+    """Decorator: `@tj.kernel`, `@tj.kernel(target="x86_64-avx2")`, `@tj.kernel(autotune=True)`."""
+    kw = dict(autotune=autotune, tune_budget_s=tune_budget_s, tune_trials=tune_trials)
     if fn is None:
-        return lambda f: Kernel(f, target)
+        return lambda f: Kernel(f, target, **kw)
     if isinstance(fn, str):
         raise E.ArgumentError("use @tj.kernel(target=...) with a keyword", hint='@tj.kernel(target="host")')
-    return Kernel(fn, target)
+    return Kernel(fn, target, **kw)

@@ -7,6 +7,7 @@ backend from the device's properties and the compiled kernel's registers and sha
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, asdict, replace
 
@@ -126,3 +127,83 @@ def matmul_config(group, target) -> GpuConfig:
         return GpuConfig(threads=128, tile_m=64, tile_n=64, tile_k=32, warps_m=2, warps_n=2,
                          stages=3, mma=True)
     return GpuConfig(threads=256, tile_m=64, tile_n=64, tile_k=16)
+
+
+# -- tuning ------------------------------------------------------------------------------------
+def matmul_tune_space(group, target, default: GpuConfig) -> list[GpuConfig]:
+    """Candidate matmul configs the CUDA templates accept, within the target's declared limits.
+
+    This is the function to adjust when templates/cuda/matmul_*.cu.j2 change. What it
+    encodes from the templates as they are:
+    - mma (matmul_mma.cu.j2): BK in {32, 64} (16-deep k steps; at most 8 16-byte chunks per
+      swizzled row), BN >= 64 when B is read along N (the XOR swizzle takes 8 chunks), warp
+      tiles WTM x WTN multiples of 16 x 16 (ldmatrix x4 pairs), at most 128 float
+      accumulators per thread (WTM * WTN / 32), 32 * WM * WN threads within
+      max_threads_per_block, STAGES in 2..5 and STAGES x (BM + BN) x BK x 2 bytes within
+      max_shared_memory_per_block, one or two fragment register sets;
+    - wgmma (matmul_wgmma.cu.j2, sm_90a): see below; mma configs stay candidates beside them;
+    - SIMT (matmul_simt.cu.j2): 256 threads in a 16 x 16 grid, BM and BN multiples of 16,
+      at most 64 accumulators per thread, static shared memory within shared_memory_per_block.
+    Tiles much larger than the problem are left out.
+    """
+    M, N = group.domain[-2:]
+    cap_m = max(64, 1 << max(0, (M - 1).bit_length()))
+    cap_n = max(64, 1 << max(0, (N - 1).bit_length()))
+    out = [default]
+    if default.wgmma:
+        # matmul_wgmma.cu.j2: 64-row warpgroups (BM / 64 of them), BN a multiple of 64 up to 256,
+        # 64-deep k tiles, STAGES x (BM + BN) x 128 bytes + 1 KiB of shared memory, and the BN / 2
+        # float accumulators of a thread plus ~64 other registers within 65536 / threads
+        smem_max = target.limit("max_shared_memory_per_block", 49152)
+        max_t = target.limit("max_threads_per_block", 1024)
+        for bm, bn, st, inf in itertools.product((64, 128, 192, 256), (64, 128, 192, 256),
+                                                 (2, 3, 4, 5, 6), (0, 1)):
+            t = 2 * bm
+            if bm > cap_m or bn > cap_n or t > max_t or st < 2 + inf:
+                continue
+            if st * (bm + bn) * 128 + 1024 > smem_max or bn // 2 + 64 > min(255, 65536 // t):
+                continue
+            out.append(GpuConfig(threads=t, tile_m=bm, tile_n=bn, tile_k=64, stages=st, wgmma=True,
+                                 inflight=inf))
+    if default.mma or default.wgmma:
+        max_t = target.limit("max_threads_per_block", 1024)
+        smem_max = target.limit("max_shared_memory_per_block", 49152)
+        A, B = group.mm
+        nb = len(group.domain) - 2
+        b_row = B.strides[nb + 1] == 1
+        for bm, bn, bk, wm, wn, st, fr in itertools.product(
+                (64, 128, 256), (64, 128, 256), (32, 64), (1, 2, 4), (1, 2, 4), (2, 3, 4, 5), (0, 2)):
+            wtm, wtn = bm // wm, bn // wn
+            if bm > cap_m or bn > cap_n or wtm % 16 or wtn % 16 or wtm * wtn // 32 > 128:
+                continue
+            if 32 * wm * wn > max_t or st * (bm + bn) * bk * 2 > smem_max or (b_row and bn < 64):
+                continue
+            out.append(GpuConfig(threads=32 * wm * wn, tile_m=bm, tile_n=bn, tile_k=bk, warps_m=wm,
+                                 warps_n=wn, stages=st, mma=True, fragments=fr))
+    else:
+        isz = 8 if any(e.dtype in ("float64", "int64") for e in group.exprs) else 4
+        smem = target.limit("shared_memory_per_block", 49152)
+        for bm, bn, bk in itertools.product((32, 64, 128), (32, 64, 128), (8, 16, 32)):
+            if bm > cap_m or bn > cap_n or (bm // 16) * (bn // 16) > 64:
+                continue
+            if bk * (bm + 1 + bn + 1) * isz > smem:
+                continue
+            out.append(GpuConfig(threads=256, tile_m=bm, tile_n=bn, tile_k=bk))
+    return list(dict.fromkeys(out))
+
+
+def tune_space(group, target, default: GpuConfig):
+    """The GroupSpace of a group on a CUDA target: matmul searches tiles, warps, stages and
+    fragments; elementwise and reduce keep their default (their launch shape is decided from
+    the device at run time, backends/cuda.py)."""
+    from .space import GroupSpace
+    if group.kind != "matmul":
+        return GroupSpace(default, (default,), ())
+    configs = tuple(matmul_tune_space(group, target, default))
+    axes = {}
+    for name in ("tile_m", "tile_n", "tile_k", "warps_m", "warps_n", "stages", "fragments",
+                 "wgmma", "inflight"):
+        vals = sorted({getattr(c, name) for c in configs})
+        if len(vals) > 1:
+            axes[name] = tuple(vals)
+    return GroupSpace(default, configs, tuple(axes.items()))

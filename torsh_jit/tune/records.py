@@ -1,0 +1,247 @@
+"""Tuning records in the cache: one entry per measurement, one per decision.
+
+    kind "tuning"  key = make_key(kernel, bucket, device, code, configs)   one measured candidate
+    kind "tuned"   key = make_key(kernel, bucket, device, code)            the chosen configs
+
+A measurement is its own entry, so a changed search space finds every candidate it still
+holds already measured and measures only the new ones; nothing is ever invalidated by the
+space. `code` hashes what turns a config into machine code and launches it (templates,
+codegen, fusion, passes, backends, thread pool), not schedule/: editing a default or a
+space keeps measurements, editing a template retires them (they timed other code).
+Payloads are canonical JSON (cache/FORMAT.md, "Tuning records").
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import math
+import os
+import platform
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from .. import errors as E
+from ..cache import get_cache, make_key
+
+RECORD_VERSION = 1
+MEASURE_KIND = "tuning"
+DECISION_KIND = "tuned"
+
+
+# -- what a measurement is of -----------------------------------------------------------------
+def bucket_dim(n: int) -> int:
+    """A dimension's bucket: the next power of two (0 and 1 stay themselves: they change
+    broadcasting and fusion, so they never share a bucket with other sizes)."""
+    n = int(n)
+    return n if n <= 1 else 1 << (n - 1).bit_length()
+
+
+def bucket_of(specs, exact: bool = False) -> str:
+    """The label of the shape bucket of these argument specs: dtype, layout and per-dim
+    bucket of each argument ('exact:' and the exact shapes when asked)."""
+    parts = []
+    for s in specs:
+        if s.kind == "scalar":
+            parts.append(f"{s.dtype}{'~' if s.weak else ''}")
+            continue
+        dims = s.shape if exact else tuple(bucket_dim(d) for d in s.shape)
+        lay = "" if s.strides is None else "/strided" + ("" if not exact else str(tuple(s.strides)))
+        parts.append(f"{s.dtype}[{','.join(map(str, dims))}]{lay}")
+    return ("exact:" if exact else "") + ";".join(parts)
+
+
+def kernel_identity(fn) -> str:
+    """A Python function as a tuning subject: its qualified name and source text, so the
+    `torsh-jit tune` command and the program that imports the file agree, and an edited
+    body is tuned anew. Functions without source (built in a REPL) use their bytecode."""
+    name = getattr(fn, "__qualname__", getattr(fn, "__name__", "fn"))
+    try:
+        body = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        body = repr((code.co_code, code.co_consts, code.co_names)) if code else repr(fn)
+    return name + ":" + hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=None)
+def measure_code_hash() -> str:
+    """sha256 of the code a measurement depends on (see the module docstring)."""
+    from ..compiler import __version__
+    from ..target import data_dir
+    h = hashlib.sha256(__version__.encode())
+    root = data_dir("templates")
+    for f in sorted(root.rglob("*.j2")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    pkg = Path(__file__).resolve().parent.parent
+    for rel in ("fuse.py", "codegen", "backends", "ir/passes.py", "runtime/threads.py"):
+        p = pkg / rel
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(str(f.relative_to(pkg)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_fingerprint(target) -> str:
+    """The machine a time was measured on: the backend's own for GPUs; for CPUs the target,
+    the CPU model, the threads a launch may use and the last-level cache."""
+    from ..backends import for_language
+    be = for_language(target.language)
+    if be is not None and hasattr(be, "device_fingerprint"):
+        return be.device_fingerprint(target)
+    from ..runtime.hardware import host_cpu_name
+    from ..runtime.threads import num_threads
+    from ..schedule.space import _llc_bytes
+    return json.dumps({"target": target.name, "features": list(target.features),
+                       "cpu": host_cpu_name(), "model": _cpu_model(), "threads": num_threads(),
+                       "llc": _llc_bytes()}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What one tuning is about: a kernel at a shape bucket on a device."""
+    kernel: str
+    bucket: str
+    device: str
+    code: str
+
+    def parts(self) -> dict:
+        return {"v": RECORD_VERSION, "kernel": self.kernel, "bucket": self.bucket,
+                "device": self.device, "code": self.code}
+
+    def decision_key(self) -> str:
+        return make_key(self.parts())
+
+    def measure_key(self, configs) -> str:
+        return make_key({**self.parts(), "configs": [config_to_json(c) for c in configs]})
+
+
+def subject(fn, specs, target, exact: bool = False) -> Subject:
+    return Subject(kernel_identity(fn), bucket_of(specs, exact), device_fingerprint(target),
+                   measure_code_hash())
+
+
+# -- configs as JSON --------------------------------------------------------------------------
+def _config_types() -> dict:
+    from ..schedule.config import Config
+    from ..schedule.gpu import GpuConfig
+    return {"Config": Config, "GpuConfig": GpuConfig}
+
+
+def config_to_json(c) -> dict:
+    return {"type": type(c).__name__, **{k: v for k, v in asdict(c).items()}}
+
+
+def config_from_json(d: dict):
+    """The config a record names; TuneError for a type or field this version does not know."""
+    types = _config_types()
+    if not isinstance(d, dict) or d.get("type") not in types:
+        raise E.TuneError(f"a tuning record names an unknown config type {d.get('type') if isinstance(d, dict) else d!r}",
+                          hint="the record was written by another version; `torsh-jit cache clear` "
+                               "or retune with `torsh-jit tune`")
+    cls = types[d["type"]]
+    known = {f.name: f.type for f in fields(cls)}
+    kw = {k: v for k, v in d.items() if k != "type"}
+    unknown = sorted(set(kw) - set(known))
+    if unknown:
+        raise E.TuneError(f"unknown {cls.__name__} field(s) {', '.join(unknown)} in a tuning record",
+                          hint=f"{cls.__name__} fields: {', '.join(known)}")
+    for k, v in kw.items():
+        if not isinstance(v, (int, bool)):
+            raise E.TuneError(f"{cls.__name__}.{k} must be an int or bool, got {v!r}")
+    return cls(**kw)
+
+
+# -- reading and writing ----------------------------------------------------------------------
+def _dump(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _load(payload: bytes | None):
+    if payload is None:
+        return None
+    try:
+        d = json.loads(payload.decode())
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return d if isinstance(d, dict) and d.get("v") == RECORD_VERSION else None
+
+
+def get_measurement(subj: Subject, configs, busy_limit: float | None = None) -> float | None:
+    """The stored time of these configs in seconds (math.inf for a failed candidate), or None
+    (also for a time taken while other processes used more than busy_limit of the machine:
+    worth measuring again)."""
+    d = _load(get_cache().get(MEASURE_KIND, subj.measure_key(configs)))
+    if d is None:
+        return None
+    if busy_limit is not None and float(d.get("busy", 0.0)) > busy_limit:
+        return None
+    t = d.get("time_s")
+    return math.inf if t is None else float(t)
+
+
+def put_measurement(subj: Subject, configs, time_s: float, *, shape: str, repeats: int,
+                    error: str | None = None, busy: float = 0.0) -> None:
+    payload = {"v": RECORD_VERSION, "time_s": None if not math.isfinite(time_s) else time_s,
+               "repeats": repeats, "shape": shape, "configs": [config_to_json(c) for c in configs],
+               "busy": round(float(busy), 3)}
+    if error:
+        payload["error"] = error[:2000]
+    get_cache().put(MEASURE_KIND, subj.measure_key(configs), _dump(payload),
+                    {"bucket": subj.bucket, "kernel": subj.kernel})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The stored outcome of a tuning: the configs to use and what they were measured at."""
+    configs: tuple
+    time_s: float
+    default_time_s: float
+    trials: int
+    candidates: int
+    strategy: str
+    shape: str
+
+    @property
+    def speedup(self) -> float:
+        return self.default_time_s / self.time_s if self.time_s and math.isfinite(self.default_time_s) else 1.0
+
+
+def get_decision(subj: Subject) -> Decision | None:
+    d = _load(get_cache().get(DECISION_KIND, subj.decision_key()))
+    if d is None:
+        return None
+    try:
+        return Decision(tuple(config_from_json(c) for c in d["configs"]), float(d["time_s"]),
+                        float(d["default_time_s"] if d["default_time_s"] is not None else math.inf),
+                        int(d["trials"]), int(d["candidates"]), str(d["strategy"]), str(d["shape"]))
+    except (KeyError, TypeError, ValueError, E.TuneError):
+        return None
+
+
+def put_decision(subj: Subject, dec: Decision) -> None:
+    payload = {"v": RECORD_VERSION, "configs": [config_to_json(c) for c in dec.configs],
+               "time_s": dec.time_s,
+               "default_time_s": dec.default_time_s if math.isfinite(dec.default_time_s) else None,
+               "trials": dec.trials, "candidates": dec.candidates, "strategy": dec.strategy,
+               "shape": dec.shape}
+    get_cache().put(DECISION_KIND, subj.decision_key(), _dump(payload),
+                    {"bucket": subj.bucket, "kernel": subj.kernel})
+
+
+def autotune_enabled() -> bool:
+    """TORSH_JIT_AUTOTUNE=0 turns measuring off: stored decisions or defaults only."""
+    return os.environ.get("TORSH_JIT_AUTOTUNE", "1").strip().lower() not in ("0", "off", "false", "no")
