@@ -630,8 +630,9 @@ class CEmitter:
             out.append(self.L.for_loop("q", 0, lanes, init))
         return "\n".join(out)
 
-    def accumulate(self, level: int, ctx: Ctx, slot: str, kidx: str) -> str:
-        """One element into slot `slot` of the pass's accumulators (kidx: its inner index)."""
+    def accumulate(self, level: int, ctx: Ctx, slot: str, kidx: str, keep=None) -> str:
+        """One element into slot `slot` of the pass's accumulators (kidx: its inner index).
+        keep: {expr: lvalue} element values later passes read again, written to registers."""
         lines: list[str] = []
         memo: dict = {}
         for i in self.reductions_of(level):
@@ -648,6 +649,8 @@ class CEmitter:
                              f"{self.L.convert.format(T=self.L.arg_index, x=kidx)}; }}")
             else:
                 lines.append(f"acc{i}[{slot}] = {self.combine(i, f'acc{i}[{slot}]', v, slot=True)};")
+        for eid, lvalue in (keep or {}).items():
+            lines.append(f"{lvalue} = {self.value(lines, eid, ctx, memo)};")
         return "\n".join(lines)
 
     def acc_fold(self, level: int, lanes: int) -> str:

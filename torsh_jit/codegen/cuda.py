@@ -191,12 +191,27 @@ def render_reduce(group: Group, cfg: GpuConfig, name: str, scalars,
     exact = J and J * step == K
     W = max(1, T // 32)
 
-    def ctx_for(pass_loads):
+    # with the row in registers, an element value a pass reduces and a later pass or the
+    # stores read again (softmax's exp(x - max)) is kept in registers too, not recomputed
+    kept: dict[int, int] = {}            # expr -> the pass that computes it
+    if cached:
+        later_roots = {p: [group.exprs[i].args[0] for q in em.passes if q > p for i in em.reductions_of(q)]
+                       + [group.stores[si].expr for si in em.varying_stores()] for p in em.passes}
+        for p in em.passes:
+            cone = em._cone(later_roots[p])
+            for i in em.reductions_of(p):
+                src = group.exprs[i].args[0]
+                if group.exprs[src].op not in ("load", "const") and src in cone and src not in kept \
+                        and J * V * (len(cached) + len(kept) + 1) <= 96:
+                    kept[src] = p
+
+    def ctx_for(pass_loads, level=None):
         def load(li):
             if em.modes_of_load(li) == "invariant":
                 return f"lr{li}"
             return f"c{li}[j][v]" if li in cached else f"l{li}[v]"
-        return Ctx(load)
+        seed = {e: f"k{e}[j][v]" for e, p in kept.items() if level is None or p < level}
+        return Ctx(load, seed)
 
     def loop_loads(lis, k):
         return "\n".join(em.load_group(li, k, f"l{li}", guard=None, vec="vec_ok")
@@ -212,7 +227,8 @@ def render_reduce(group: Group, cfg: GpuConfig, name: str, scalars,
             hoist=em.hoist(p),
             init=em.acc_init(p, V),
             loads=loop_loads(lis, "k"),
-            accumulate=em.accumulate(p, ctx_for(lis), "v", "k + v"),
+            accumulate=em.accumulate(p, ctx_for(lis, p), "v", "k + v",
+                                     keep={e: f"k{e}[j][v]" for e, q in kept.items() if q == p}),
             fold=em.acc_fold(p, V),
             accs=em.acc_vars(p),
             shfl=em.combine_from(p, lambda n, t: lang.shuffle(n, "o", t)),
@@ -236,7 +252,8 @@ def render_reduce(group: Group, cfg: GpuConfig, name: str, scalars,
     ) if vst else None
     cache_fill = "\n".join(
         em.load_group(li, "k", f"c{li}[j]", guard=None, vec="vec_ok", decl=False) for li in cached)
-    cache_decl = "\n".join(f"{lang.types[group.loads[li].dtype]} c{li}[{J}][{V}];" for li in cached)
+    cache_decl = "\n".join([f"{lang.types[group.loads[li].dtype]} c{li}[{J}][{V}];" for li in cached] +
+                           [f"{lang.types[group.exprs[e].dtype]} k{e}[{J}][{V}];" for e in kept])
     smem_accs = [a for p in em.passes for a in em.acc_vars(p)] if tpr > 32 else []
     barrier = split and (len(em.passes) > 1 or bool(vst))
     src = skeleton(lang, "reduce").render(
