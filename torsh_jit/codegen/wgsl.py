@@ -66,8 +66,8 @@ class WgslLanguage(CStyleLanguage):
         "minimum": {"f": "tj_fmin({a}, {b})", "i": "min({a}, {b})", "b": "({a} && {b})"},
         "ne": {k: "(!({a} == {b}))" for k in "fib"},
         "where": {k: "select({c}, {b}, {a})" for k in "fib"},
-        "sigmoid": {"f": "(1.0f / (1.0f + tj_exp(-{a})))"},
-        "tanh": {"f": "tanh({a})"},
+        "sigmoid": {"f": "tj_sigmoid({a})"},
+        "tanh": {"f": "tj_tanh({a})"},
         **{fn: {"f": "tj_" + fn + "({a})"} for fn in ("exp", "exp2", "log", "log2", "log1p", "expm1",
                                                       "sin", "cos", "tan", "erf")},
     }
