@@ -87,6 +87,8 @@ class WgslLanguage(CStyleLanguage):
     arg_take = {"argmax": "tj_arg_take_max_{T}({a}, {ai}, {b}, {bi})",
                 "argmin": "tj_arg_take_min_{T}({a}, {ai}, {b}, {bi})"}
     muladd = {"f": "fma({a}, {b}, {c})", "i": "({c} + {a} * {b})", "b": "({c} || ({a} && {b}))"}
+    shuffle_xor = "subgroupShuffleXor({x}, {o})"
+    shuffle_bool = "(subgroupShuffleXor(select(0u, 1u, {x}), {o}) != 0u)"
 
 
 LANG = WgslLanguage()
@@ -174,6 +176,24 @@ def render_elementwise(group: Group, cfg, name: str, scalars, order) -> tuple[st
 
 
 # -- reductions --------------------------------------------------------------------------------
+def _wg_slots(em: CEmitter, p, name: str) -> list[dict]:
+    """A pass's accumulators in workgroup memory (bools as u32): register name, array, its
+    memory type, the value to write, and how to read slot 0."""
+    dt = {t: d for d, t in LANG.types.items()}
+    out = []
+    for t, n in em.acc_vars(p):
+        d = dt[t]
+        out.append(dict(n=n, sh=f"sh_{name}_{n}", mt=LANG.mem_types[d],
+                        put=LANG.store_conv.get(d, "{x}").format(x=n),
+                        get0=LANG.load_conv.get(d, "{x}").format(x=f"sh_{name}_{n}[0]")))
+    return out
+
+
+def _from_wg(name: str, idx: str):
+    dt = {t: d for d, t in LANG.types.items()}
+    return lambda n, t: LANG.load_conv.get(dt[t], "{x}").format(x=f"sh_{name}_{n}[{idx}]")
+
+
 def render_reduce(group: Group, cfg, name: str, scalars, order) -> tuple[str, Launch]:
     ax = plan_axes(group)
     V, K, rows = cfg.vec, ax.K, ax.rows
@@ -182,19 +202,32 @@ def render_reduce(group: Group, cfg, name: str, scalars, order) -> tuple[str, La
     em = CEmitter(LANG, group, V=V, index="i32", scalar_bufs=scalars, ax=ax)
     T, tpr = cfg.threads, cfg.tpr
     step = tpr * V
+    sg = bool(cfg.subgroups) and tpr > 1
+    J = cfg.cache if tpr > 1 and cfg.cache * step >= K else 0
+    users = em.load_users()
+    cached = sorted(li for li, u in users.items() if J and len(u) >= 2)
+
+    def ctx_for():
+        def load(li):
+            if em.modes_of_load(li) == "invariant":
+                return f"lr{li}"
+            return f"c{li}[j][v]" if li in cached else f"l{li}[v]"
+        return Ctx(load)
 
     def loads(lis):
-        return "\n".join(em.load_group(li, "k", f"l{li}", guard=None, vec="true") for li in lis)
+        return "\n".join(em.load_group(li, "k", f"l{li}", guard=None, vec="true")
+                         for li in lis if li not in cached)
 
     passes = []
     for p in em.passes:
         roots = [group.exprs[i].args[0] for i in em.reductions_of(p)]
-        accs = em.acc_vars(p)
         passes.append(dict(
             hoist=em.hoist(p), init=em.acc_init(p, V), loads=loads(em.varying_loads(roots)),
-            accumulate=em.accumulate(p, _ctx(em), "v", "k + v"), fold=em.acc_fold(p, V),
-            accs=[(t, n, f"sh_{name}_{n}") for t, n in accs],
-            from_sh=em.combine_from(p, lambda n, t: f"sh_{name}_{n}[t + s]"),
+            accumulate=em.accumulate(p, ctx_for(), "v", "k + v"), fold=em.acc_fold(p, V),
+            accs=_wg_slots(em, p, name),
+            shfl=em.combine_from(p, lambda n, t: LANG.shuffle(n, "o", t)),
+            from_w=em.combine_from(p, _from_wg(name, "w")),
+            from_ts=em.combine_from(p, _from_wg(name, "t + s")),
         ))
         passes[-1]["finish"] = em.finish_pass(p)
     final_hoist = em.hoist(len(em.passes) and max(em.passes) + 1)
@@ -203,13 +236,18 @@ def render_reduce(group: Group, cfg, name: str, scalars, order) -> tuple[str, La
     decl, names = em.store_arrays()
     final = dict(
         decl=decl, loads=loads(em.varying_loads([group.stores[si].expr for si in vst])),
-        compute=em.compute_stores(_ctx(em), names),
+        compute=em.compute_stores(ctx_for(), names),
         stores="\n".join(em.store_group(si, "k", n, guard=None, vec="true") for si, n in names.items()),
     ) if vst else None
+    cache_decl = "\n".join(f"var c{li}: array<array<{LANG.types[group.loads[li].dtype]}, {V}>, {J}>;"
+                           for li in cached)
+    cache_fill = "\n".join(em.load_group(li, "k", f"c{li}[j]", guard=None, vec="true", decl=False)
+                           for li in cached)
     src = template("wgsl/reduce.wgsl.j2").render(
-        name=name, T=T, V=V, K=K, ROWS=rows, tpr=tpr, step=step, scalars=_scalar_lets(em, order),
+        name=name, T=T, V=V, K=K, ROWS=rows, tpr=tpr, step=step, J=J if cached else 0,
+        exact=J * step == K, subgroups=sg, scalars=_scalar_lets(em, order),
         setup=em.row_setup("row"), passes=passes, final_hoist=final_hoist, row_stores=row_stores,
-        final=final, indent=_indent)
+        final=final, cache_decl=cache_decl, cache_fill=cache_fill, indent=_indent)
     wanted = rows if tpr > 1 else -(-rows // T)
     return src, _launch(em, name, "reduce", T, ("rows", max(1, wanted)))
 
