@@ -80,9 +80,13 @@ def reduce():
 def subnormal():
     t = np.float32(1.4e-45)
     x = np.array([t, -t, 3 * t, np.float32(1.2e-38), np.float32(1e-39)], np.float32)
-    outs = tj.kernel(lambda x: (-x, x + x, tj.sign(x), tj.floor(x), tj.ceil(x), x * 0.5)).to("wgsl")(x)
-    want = (-x, x + x, np.sign(x), np.floor(x), np.ceil(x), x * np.float32(0.5))
-    for name, g, w in zip(("neg", "x + x", "sign", "floor", "ceil", "x * 0.5"), outs, want):
+    outs = tj.kernel(lambda x: (-x, x + x, tj.sign(x), tj.floor(x), tj.ceil(x), x * 0.5,
+                                tj.sqrt(tj.abs(x)), tj.log(tj.abs(x)))).to("wgsl")(x)
+    with np.errstate(all="ignore"):
+        want = (-x, x + x, np.sign(x), np.floor(x), np.ceil(x), x * np.float32(0.5),
+                np.sqrt(np.abs(x)), np.log(np.abs(x)))
+    for name, g, w in zip(("neg", "x + x", "sign", "floor", "ceil", "x * 0.5", "sqrt|x|", "log|x|"),
+                          outs, want):
         print(f"  {name:8s} got {g.tolist()}\n  {'':8s} numpy {w.tolist()}")
 
 

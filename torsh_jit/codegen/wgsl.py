@@ -2,9 +2,11 @@
 
 The language is data (`WgslLanguage`); the skeletons are templates/wgsl/*.wgsl.j2:
 elementwise (groups of 4 elements read and written as vec4, a grid-stride loop), reduce (a
-workgroup per row combining through workgroup memory, or a thread per row when rows lie
-along memory), tiled matmul through workgroup memory, each with the group's elementwise
-epilogue fused. WGSL has f32, i32, u32 and bool registers; bool lives in memory as u32.
+workgroup per row, its loads kept in registers across passes, combining by subgroup
+shuffles or through workgroup memory; or a thread per row when rows lie along memory),
+tiled matmul through workgroup memory, each with the group's elementwise epilogue fused.
+WGSL has f32, i32, u32 and bool registers; bool lives in memory (buffers and workgroup
+memory) as u32.
 Every buffer is declared `array<vec4<T>>` (allocations are padded to 16 bytes), so a group
 of 4 is one access and a single element is `b[i >> 2][i & 3]`. Scalars share one binding
 of 32-bit words. `launches()` data says how each entry point is dispatched.
@@ -55,6 +57,8 @@ class WgslLanguage(CStyleLanguage):
         "neg": {"f": "(-{a})", "i": "(-{a})"},
         "abs": {"f": "abs({a})", "i": "abs({a})", "b": "{a}"},
         "round": {"f": "round({a})"},
+        "floor": {"f": "tj_floor({a})", "i": "{a}", "b": "{a}"},
+        "ceil": {"f": "tj_ceil({a})", "i": "{a}", "b": "{a}"},
         "sign": {"f": "tj_sign({a})", "i": "(i32({a} > 0) - i32({a} < 0))"},
         "rsqrt": {"f": "(1.0f / sqrt({a}))"},
         "relu": {"f": "select(0.0f, {a}, {a} >= 0.0f || tj_isnan({a}))", "i": "max({a}, 0i)", "b": "{a}"},
