@@ -149,3 +149,22 @@ def test_math_within_a_few_ulp(name, rng):
     same = (got == want) | (np.isnan(got) & np.isnan(want))
     bad = ~same & normal & ((np.sign(got) != np.sign(want)) | (ulps > MATH_ULP[name] + 1))
     assert not bad.any(), f"{name}: {x[bad][:5]} -> {got[bad][:5]}, numpy {want[bad][:5]}"
+
+
+@pytest.mark.parametrize("unroll", [1, 3, 4])
+def test_elementwise_groups_per_thread(unroll, rng):
+    """unroll=U: a thread takes U groups per step (loads first), the last step partial, rows
+    with and without a tail of fewer than 4 elements."""
+    from torsh_jit import compiler
+    for shape in ((100003,), (37, 1003), (64, 4096)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        r = rng.standard_normal(shape[-1]).astype(np.float32)
+        args = (x, r)
+        k = tj.kernel(lambda x, r: (tj.exp(x) * r - x, x > r)).to("wgsl")
+        specs = k._specs_of(args)
+        p0, single = k._plan(specs)
+        p = compiler.plan(p0.graph, specs, p0.target, configs=(p0.configs[0].replace(unroll=unroll),))
+        assert f"{unroll} per thread per step" in compiler.build(p).source
+        got = compiler.build(p).call(args, None, single)
+        np.testing.assert_allclose(got[0], np.exp(x) * r - x, rtol=4e-6, atol=1e-6)
+        np.testing.assert_array_equal(got[1], x > r)

@@ -163,20 +163,28 @@ def render_elementwise(group: Group, cfg, name: str, scalars, order) -> tuple[st
     em = CEmitter(LANG, group, V=V, index="i32", scalar_bufs=scalars, ax=ax)
     per_row = -(-K // V)
     G = ax.rows * per_row
+    T, U = cfg.threads, max(1, cfg.unroll)
     tail = bool(K % V)
-    guard = f"k + {V} <= {K}" if tail else None
     names = {si: f"s{si}" for si in range(len(group.stores))}
-    decl = "\n".join(LANG.array.format(T=LANG.mem_types[group.stores[si].access.dtype], n=n, V=V)
-                     for si, n in names.items())
+    units = []
+    for u in range(U):                 # U groups per thread per step, T apart: U loads in flight
+        tag, k = f"_{u}", f"k_{u}"
+        guard = f"{k} + {V} <= {K}" if tail else None
+        ctx = Ctx(lambda li, tag=tag: f"lr{li}{tag}" if em.modes_of_load(li) == "invariant"
+                  else f"l{li}{tag}[v]")
+        units.append(dict(
+            u=u, o=f"o_{u}", k=k, setup=em.row_setup(f"o_{u}", tag),
+            loads="\n".join(em.load_group(li, k, f"l{li}{tag}", guard=guard, vec="true", tag=tag)
+                            for li in em.varying_loads()),
+            decl="\n".join(LANG.array.format(T=LANG.mem_types[group.stores[si].access.dtype], n=n, V=V)
+                           for si, n in names.items()),
+            compute=em.compute_stores(ctx, {si: f"{n}" for si, n in names.items()}),
+            stores="\n".join(em.store_group(si, k, n, guard=guard, vec="true", tag=tag)
+                             for si, n in names.items())))
     src = template("wgsl/elementwise.wgsl.j2").render(
-        name=name, T=cfg.threads, V=V, G=G, K=K, per_row=per_row, rows=ax.rows,
-        scalars=_scalar_lets(em, order), setup=em.row_setup("o"),
-        loads="\n".join(em.load_group(li, "k", f"l{li}", guard=guard, vec="true")
-                        for li in em.varying_loads()),
-        decl=decl, compute=em.compute_stores(_ctx(em), names),
-        stores="\n".join(em.store_group(si, "k", n, guard=guard, vec="true") for si, n in names.items()),
-        indent=_indent)
-    return src, _launch(em, name, "elementwise", cfg.threads, ("stride", max(1, -(-G // cfg.threads))))
+        name=name, T=T, U=U, V=V, G=G, K=K, per_row=per_row, rows=ax.rows,
+        scalars=_scalar_lets(em, order), units=units, indent=_indent)
+    return src, _launch(em, name, "elementwise", T, ("stride", max(1, -(-G // (T * U)))))
 
 
 # -- reductions --------------------------------------------------------------------------------
