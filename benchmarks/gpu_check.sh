@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: the GPU tests, compute-sanitizer memcheck on the corpus
 # (small cases), and the benchmark table. Logs under ${OUT:-out}/.
-#   bash benchmarks/gpu_check.sh [tests] [sanitizer] [bench] [bench-quick] [wgsl] [sweep]
+#   bash benchmarks/gpu_check.sh [tests] [sanitizer] [bench] [bench-quick] [wgsl] [wgsl-diag] [sweep]
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ steps="${*:-tests sanitizer bench}"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader
 for s in $steps; do
   case $s in
+    wgsl-diag) timeout 400 python3 benchmarks/wgsl_diag.py --big 2>&1 | tee "$OUT/wgsl-diag.log" ;;
     tests) timeout 420 python3 -m pytest -q -rs tests/backends/test_cuda_gpu.py 2>&1 | tee "$OUT/tests.log" | tail -40 ;;
     sanitizer) TORSH_JIT_GPU_CASES=small timeout 420 compute-sanitizer --tool memcheck --error-exitcode 9 \
         python3 -m pytest -q -x tests/backends/test_cuda_gpu.py -k "corpus" > "$OUT/sanitizer.log" 2>&1;

@@ -92,3 +92,79 @@ def test_timing_api(rng):
 
 def test_available_targets_lists_wgsl():
     assert "wgsl" in tj.available_targets()
+
+
+@pytest.mark.parametrize("subgroups", [True, False], ids=["subgroups", "workgroup-tree"])
+def test_rows_combine_by_subgroups_and_by_tree(subgroups, monkeypatch, rng):
+    """Both ways a row's threads combine (bools through workgroup memory as u32, arg
+    reductions, several passes, rows kept in registers), and a one-pass reduction over more
+    rows than one dispatch holds (the grid-stride loop reuses workgroup memory)."""
+    if subgroups and "subgroup" not in backend._require()[2].features:
+        pytest.skip("this adapter has no subgroup operations")
+    monkeypatch.setattr(backend, "SUBGROUPS", subgroups)
+    from op_corpus import _reductions, check, reference
+    case = _reductions(int_sum=False)
+    args = case.make(rng)
+    check(case, tj.kernel(case.fn(tj)).to("wgsl")(*args), reference(case.fn, args))
+    x = rng.standard_normal((70000, 64)).astype(np.float32)
+    got = tj.kernel(lambda x: (x.sum(axis=-1), (x > 2.5).any(axis=-1))).to("wgsl")(x)
+    np.testing.assert_allclose(got[0], x.sum(-1), rtol=2e-6, atol=1e-5)
+    np.testing.assert_array_equal(got[1], (x > 2.5).any(-1))
+    src = tj.kernel(_softmax).lower(x[:4, :1024], target="wgsl").source
+    assert ("subgroupShuffleXor" in src) == subgroups
+
+
+def test_integer_division_every_sign():
+    """// and % for every sign pair, exact divisions included (naga's % is OpSRem, which
+    Vulkan leaves undefined for negative operands: the prelude does not use it)."""
+    a = np.repeat(np.arange(-40, 41, dtype=np.int32), 31)
+    b = np.tile(np.arange(-15, 16, dtype=np.int32), 81)
+    a = np.r_[a, np.int32([-2**31, -2**31, 2**31 - 1, -2**31 + 1])]
+    b = np.r_[b, np.int32([-1, 7, -1, 2**31 - 1])]
+    q, r = tj.kernel(lambda a, b: (a // b, a % b)).to("wgsl")(a, b)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(q, a // b)
+        np.testing.assert_array_equal(r, a % b)
+
+
+# the largest error, in float32 ulps against numpy's float64 rounded, seen over 2^22 arguments
+# (benchmarks/wgsl_diag.py --only math): tests allow one more
+MATH_ULP = {"exp": 2, "exp2": 2, "expm1": 2, "tanh": 2, "sigmoid": 3, "sin": 2, "cos": 2, "tan": 4,
+            "log": 1, "log2": 2, "log1p": 2}
+
+
+@pytest.mark.parametrize("name", sorted(MATH_ULP))
+def test_math_within_a_few_ulp(name, rng):
+    x = np.concatenate([rng.uniform(-100, 100, 1 << 15), rng.standard_normal(1 << 15),
+                        rng.standard_normal(1 << 12) * 1e-3, rng.uniform(-8000, 8000, 1 << 12),
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, 88.5, -104.0, 1e10]]).astype(np.float32)
+    if name.startswith("log"):
+        x = np.abs(x)
+    ref = (lambda v: 1 / (1 + np.exp(-v))) if name == "sigmoid" else getattr(np, name)
+    with np.errstate(all="ignore"):
+        want = ref(x.astype(np.float64)).astype(np.float32)
+    got = tj.kernel(getattr(tj, name)).to("wgsl")(x)
+    normal = ~(np.abs(want) < np.finfo(np.float32).tiny) | (want == 0)
+    ulps = np.abs(got.view(np.int32).astype(np.int64) - want.view(np.int32).astype(np.int64))
+    same = (got == want) | (np.isnan(got) & np.isnan(want))
+    bad = ~same & normal & ((np.sign(got) != np.sign(want)) | (ulps > MATH_ULP[name] + 1))
+    assert not bad.any(), f"{name}: {x[bad][:5]} -> {got[bad][:5]}, numpy {want[bad][:5]}"
+
+
+@pytest.mark.parametrize("unroll", [1, 3, 4])
+def test_elementwise_groups_per_thread(unroll, rng):
+    """unroll=U: a thread takes U groups per step (loads first), the last step partial, rows
+    with and without a tail of fewer than 4 elements."""
+    from torsh_jit import compiler
+    for shape in ((100003,), (37, 1003), (64, 4096)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        r = rng.standard_normal(shape[-1]).astype(np.float32)
+        args = (x, r)
+        k = tj.kernel(lambda x, r: (tj.exp(x) * r - x, x > r)).to("wgsl")
+        specs = k._specs_of(args)
+        p0, single = k._plan(specs)
+        p = compiler.plan(p0.graph, specs, p0.target, configs=(p0.configs[0].replace(unroll=unroll),))
+        assert f"{unroll} per thread per step" in compiler.build(p).source
+        got = compiler.build(p).call(args, None, single)
+        np.testing.assert_allclose(got[0], np.exp(x) * r - x, rtol=4e-6, atol=1e-6)
+        np.testing.assert_array_equal(got[1], x > r)

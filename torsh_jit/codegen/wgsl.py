@@ -2,9 +2,11 @@
 
 The language is data (`WgslLanguage`); the skeletons are templates/wgsl/*.wgsl.j2:
 elementwise (groups of 4 elements read and written as vec4, a grid-stride loop), reduce (a
-workgroup per row combining through workgroup memory, or a thread per row when rows lie
-along memory), tiled matmul through workgroup memory, each with the group's elementwise
-epilogue fused. WGSL has f32, i32, u32 and bool registers; bool lives in memory as u32.
+workgroup per row, its loads kept in registers across passes, combining by subgroup
+shuffles or through workgroup memory; or a thread per row when rows lie along memory),
+tiled matmul through workgroup memory, each with the group's elementwise epilogue fused.
+WGSL has f32, i32, u32 and bool registers; bool lives in memory (buffers and workgroup
+memory) as u32.
 Every buffer is declared `array<vec4<T>>` (allocations are padded to 16 bytes), so a group
 of 4 is one access and a single element is `b[i >> 2][i & 3]`. Scalars share one binding
 of 32-bit words. `launches()` data says how each entry point is dispatched.
@@ -55,6 +57,8 @@ class WgslLanguage(CStyleLanguage):
         "neg": {"f": "(-{a})", "i": "(-{a})"},
         "abs": {"f": "abs({a})", "i": "abs({a})", "b": "{a}"},
         "round": {"f": "round({a})"},
+        "floor": {"f": "tj_floor({a})", "i": "{a}", "b": "{a}"},
+        "ceil": {"f": "tj_ceil({a})", "i": "{a}", "b": "{a}"},
         "sign": {"f": "tj_sign({a})", "i": "(i32({a} > 0) - i32({a} < 0))"},
         "rsqrt": {"f": "(1.0f / sqrt({a}))"},
         "relu": {"f": "select(0.0f, {a}, {a} >= 0.0f || tj_isnan({a}))", "i": "max({a}, 0i)", "b": "{a}"},
@@ -66,8 +70,8 @@ class WgslLanguage(CStyleLanguage):
         "minimum": {"f": "tj_fmin({a}, {b})", "i": "min({a}, {b})", "b": "({a} && {b})"},
         "ne": {k: "(!({a} == {b}))" for k in "fib"},
         "where": {k: "select({c}, {b}, {a})" for k in "fib"},
-        "sigmoid": {"f": "(1.0f / (1.0f + tj_exp(-{a})))"},
-        "tanh": {"f": "tanh({a})"},
+        "sigmoid": {"f": "tj_sigmoid({a})"},
+        "tanh": {"f": "tj_tanh({a})"},
         **{fn: {"f": "tj_" + fn + "({a})"} for fn in ("exp", "exp2", "log", "log2", "log1p", "expm1",
                                                       "sin", "cos", "tan", "erf")},
     }
@@ -87,6 +91,8 @@ class WgslLanguage(CStyleLanguage):
     arg_take = {"argmax": "tj_arg_take_max_{T}({a}, {ai}, {b}, {bi})",
                 "argmin": "tj_arg_take_min_{T}({a}, {ai}, {b}, {bi})"}
     muladd = {"f": "fma({a}, {b}, {c})", "i": "({c} + {a} * {b})", "b": "({c} || ({a} && {b}))"}
+    shuffle_xor = "subgroupShuffleXor({x}, {o})"
+    shuffle_bool = "(subgroupShuffleXor(select(0u, 1u, {x}), {o}) != 0u)"
 
 
 LANG = WgslLanguage()
@@ -157,23 +163,49 @@ def render_elementwise(group: Group, cfg, name: str, scalars, order) -> tuple[st
     em = CEmitter(LANG, group, V=V, index="i32", scalar_bufs=scalars, ax=ax)
     per_row = -(-K // V)
     G = ax.rows * per_row
+    T, U = cfg.threads, max(1, cfg.unroll)
     tail = bool(K % V)
-    guard = f"k + {V} <= {K}" if tail else None
     names = {si: f"s{si}" for si in range(len(group.stores))}
-    decl = "\n".join(LANG.array.format(T=LANG.mem_types[group.stores[si].access.dtype], n=n, V=V)
-                     for si, n in names.items())
+    units = []
+    for u in range(U):                 # U groups per thread per step, T apart: U loads in flight
+        tag, k = f"_{u}", f"k_{u}"
+        guard = f"{k} + {V} <= {K}" if tail else None
+        ctx = Ctx(lambda li, tag=tag: f"lr{li}{tag}" if em.modes_of_load(li) == "invariant"
+                  else f"l{li}{tag}[v]")
+        units.append(dict(
+            u=u, o=f"o_{u}", k=k, setup=em.row_setup(f"o_{u}", tag),
+            loads="\n".join(em.load_group(li, k, f"l{li}{tag}", guard=guard, vec="true", tag=tag)
+                            for li in em.varying_loads()),
+            decl="\n".join(LANG.array.format(T=LANG.mem_types[group.stores[si].access.dtype], n=n, V=V)
+                           for si, n in names.items()),
+            compute=em.compute_stores(ctx, {si: f"{n}" for si, n in names.items()}),
+            stores="\n".join(em.store_group(si, k, n, guard=guard, vec="true", tag=tag)
+                             for si, n in names.items())))
     src = template("wgsl/elementwise.wgsl.j2").render(
-        name=name, T=cfg.threads, V=V, G=G, K=K, per_row=per_row, rows=ax.rows,
-        scalars=_scalar_lets(em, order), setup=em.row_setup("o"),
-        loads="\n".join(em.load_group(li, "k", f"l{li}", guard=guard, vec="true")
-                        for li in em.varying_loads()),
-        decl=decl, compute=em.compute_stores(_ctx(em), names),
-        stores="\n".join(em.store_group(si, "k", n, guard=guard, vec="true") for si, n in names.items()),
-        indent=_indent)
-    return src, _launch(em, name, "elementwise", cfg.threads, ("stride", max(1, -(-G // cfg.threads))))
+        name=name, T=T, U=U, V=V, G=G, K=K, per_row=per_row, rows=ax.rows,
+        scalars=_scalar_lets(em, order), units=units, indent=_indent)
+    return src, _launch(em, name, "elementwise", T, ("stride", max(1, -(-G // (T * U)))))
 
 
 # -- reductions --------------------------------------------------------------------------------
+def _wg_slots(em: CEmitter, p, name: str) -> list[dict]:
+    """A pass's accumulators in workgroup memory (bools as u32): register name, array, its
+    memory type, the value to write, and how to read slot 0."""
+    dt = {t: d for d, t in LANG.types.items()}
+    out = []
+    for t, n in em.acc_vars(p):
+        d = dt[t]
+        out.append(dict(n=n, sh=f"sh_{name}_{n}", mt=LANG.mem_types[d],
+                        put=LANG.store_conv.get(d, "{x}").format(x=n),
+                        get0=LANG.load_conv.get(d, "{x}").format(x=f"sh_{name}_{n}[0]")))
+    return out
+
+
+def _from_wg(name: str, idx: str):
+    dt = {t: d for d, t in LANG.types.items()}
+    return lambda n, t: LANG.load_conv.get(dt[t], "{x}").format(x=f"sh_{name}_{n}[{idx}]")
+
+
 def render_reduce(group: Group, cfg, name: str, scalars, order) -> tuple[str, Launch]:
     ax = plan_axes(group)
     V, K, rows = cfg.vec, ax.K, ax.rows
@@ -182,19 +214,32 @@ def render_reduce(group: Group, cfg, name: str, scalars, order) -> tuple[str, La
     em = CEmitter(LANG, group, V=V, index="i32", scalar_bufs=scalars, ax=ax)
     T, tpr = cfg.threads, cfg.tpr
     step = tpr * V
+    sg = bool(cfg.subgroups) and tpr > 1
+    J = cfg.cache if tpr > 1 and cfg.cache * step >= K else 0
+    users = em.load_users()
+    cached = sorted(li for li, u in users.items() if J and len(u) >= 2)
+
+    def ctx_for():
+        def load(li):
+            if em.modes_of_load(li) == "invariant":
+                return f"lr{li}"
+            return f"c{li}[j][v]" if li in cached else f"l{li}[v]"
+        return Ctx(load)
 
     def loads(lis):
-        return "\n".join(em.load_group(li, "k", f"l{li}", guard=None, vec="true") for li in lis)
+        return "\n".join(em.load_group(li, "k", f"l{li}", guard=None, vec="true")
+                         for li in lis if li not in cached)
 
     passes = []
     for p in em.passes:
         roots = [group.exprs[i].args[0] for i in em.reductions_of(p)]
-        accs = em.acc_vars(p)
         passes.append(dict(
             hoist=em.hoist(p), init=em.acc_init(p, V), loads=loads(em.varying_loads(roots)),
-            accumulate=em.accumulate(p, _ctx(em), "v", "k + v"), fold=em.acc_fold(p, V),
-            accs=[(t, n, f"sh_{name}_{n}") for t, n in accs],
-            from_sh=em.combine_from(p, lambda n, t: f"sh_{name}_{n}[t + s]"),
+            accumulate=em.accumulate(p, ctx_for(), "v", "k + v"), fold=em.acc_fold(p, V),
+            accs=_wg_slots(em, p, name),
+            shfl=em.combine_from(p, lambda n, t: LANG.shuffle(n, "o", t)),
+            from_w=em.combine_from(p, _from_wg(name, "w")),
+            from_ts=em.combine_from(p, _from_wg(name, "t + s")),
         ))
         passes[-1]["finish"] = em.finish_pass(p)
     final_hoist = em.hoist(len(em.passes) and max(em.passes) + 1)
@@ -203,13 +248,18 @@ def render_reduce(group: Group, cfg, name: str, scalars, order) -> tuple[str, La
     decl, names = em.store_arrays()
     final = dict(
         decl=decl, loads=loads(em.varying_loads([group.stores[si].expr for si in vst])),
-        compute=em.compute_stores(_ctx(em), names),
+        compute=em.compute_stores(ctx_for(), names),
         stores="\n".join(em.store_group(si, "k", n, guard=None, vec="true") for si, n in names.items()),
     ) if vst else None
+    cache_decl = "\n".join(f"var c{li}: array<array<{LANG.types[group.loads[li].dtype]}, {V}>, {J}>;"
+                           for li in cached)
+    cache_fill = "\n".join(em.load_group(li, "k", f"c{li}[j]", guard=None, vec="true", decl=False)
+                           for li in cached)
     src = template("wgsl/reduce.wgsl.j2").render(
-        name=name, T=T, V=V, K=K, ROWS=rows, tpr=tpr, step=step, scalars=_scalar_lets(em, order),
+        name=name, T=T, V=V, K=K, ROWS=rows, tpr=tpr, step=step, J=J if cached else 0,
+        exact=J * step == K, subgroups=sg, scalars=_scalar_lets(em, order),
         setup=em.row_setup("row"), passes=passes, final_hoist=final_hoist, row_stores=row_stores,
-        final=final, indent=_indent)
+        final=final, cache_decl=cache_decl, cache_fill=cache_fill, indent=_indent)
     wanted = rows if tpr > 1 else -(-rows // T)
     return src, _launch(em, name, "reduce", T, ("rows", max(1, wanted)))
 

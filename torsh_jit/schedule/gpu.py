@@ -22,6 +22,7 @@ class GpuConfig:
     tpr: int = 0                # reduce: threads per row (1, 2..32: inside a warp; threads: block)
     cache: int = 0              # reduce: groups per thread kept in registers across passes (0: re-read)
     split: bool = False         # reduce: rows split across blocks (few, long rows)
+    subgroups: bool = False     # wgsl: subgroup operations (shuffles, votes) where the adapter has them
     # matmul: block tile, warps, pipeline depth; mma: tensor cores (mma.sync, float32 accumulate)
     tile_m: int = 0
     tile_n: int = 0
