@@ -225,6 +225,18 @@ def wgsl_section(dev, R):
         record(f"wgsl {label}", "torsh-jit WGSL (wgpu, Vulkan)", w_ms, GBps=bytes_ / w_ms / 1e6)
         record(f"wgsl {label}", "torsh-jit CUDA C", c_ms, GBps=bytes_ / c_ms / 1e6)
         record(f"wgsl {label}", "ratio WGSL/CUDA speed", c_ms / w_ms)
+        if label.startswith("chain"):          # the elementwise schedule's groups per thread
+            from torsh_jit.schedule.gpu import GpuConfig
+            for u in (2, 4):
+                specs = kw._specs_of(args)
+                p0, _ = kw._plan(specs)
+                p = compiler.plan(p0.graph, specs, p0.target,
+                                  configs=(GpuConfig(threads=256, vec=4, unroll=u),))
+                fu = compiler.build(p)
+                du = fu.upload(*args)
+                record(f"wgsl {label}", f"WGSL, {u} groups of 4 a thread",
+                       float(np.median([fu.time(du, repeat=20) for _ in range(7)])) * 1e3)
+                del du
         out[label] = {"wgsl": w_ms, "cuda": c_ms}
         del targs, d
     return out

@@ -213,6 +213,19 @@ class CStyleLanguage:
         return self.rounded(self.fmt(text, dst, a=expr), dst)
 
 
+def batch_offset(acc, batch, nb, var: str, wide: str | None = "long long") -> str:
+    """Element offset of operand `acc` for the linear batch index `var` (each term widened to
+    `wide` first; None: no cast, where the index type is the offset type)."""
+    terms = [str(acc.offset)] if acc.offset else []
+    cur = var
+    for d in range(nb - 1, -1, -1):
+        coord = cur if d == 0 else f"({cur} % {batch[d]})"
+        if acc.strides[d]:
+            terms.append((f"({wide})" if wide else "") + f"{coord} * {acc.strides[d]}")
+        cur = f"({cur} / {batch[d]})"
+    return " + ".join(terms) or "0"
+
+
 class Ctx:
     """How an element context reads loads: `load(li)` gives the C expression of load li."""
 
@@ -716,6 +729,25 @@ class CEmitter:
                 out.append(self.L.let.format(T=self.L.types[e.dtype], n=f"r{i}", x=val))
             self.row_memo[i] = f"r{i}"
         return "\n".join(out)
+
+    def kept_values(self, cached, J: int, V: int, budget: int = 96) -> dict[int, int]:
+        """With rows in registers (`cached` loads, J groups of V a thread): the element values
+        a pass reduces that a later pass or the stores read again (softmax's exp(x - max)),
+        each with the pass that computes it, while the registers they take stay in `budget`
+        values a thread. Kept values are written by that pass and read, not recomputed, later."""
+        kept: dict[int, int] = {}
+        if not cached:
+            return kept
+        finals = [self.g.stores[si].expr for si in self.varying_stores()]
+        for p in self.passes:
+            later = [self.g.exprs[i].args[0] for q in self.passes if q > p for i in self.reductions_of(q)]
+            cone = self._cone(later + finals)
+            for i in self.reductions_of(p):
+                src = self.g.exprs[i].args[0]
+                if self.g.exprs[src].op not in ("load", "const") and src in cone and src not in kept \
+                        and J * V * (len(cached) + len(kept) + 1) <= budget:
+                    kept[src] = p
+        return kept
 
     def load_users(self) -> dict[int, set]:
         """For each varying load: the passes (levels) and 'final' that read it per element."""

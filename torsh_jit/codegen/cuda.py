@@ -18,7 +18,7 @@ from .. import errors as E
 from ..fuse import Group
 from ..ir.dtypes import ITEMSIZE, family
 from ..schedule.gpu import GpuConfig
-from .cstyle import CStyleLanguage, CEmitter, Ctx, _indent
+from .cstyle import batch_offset, CStyleLanguage, CEmitter, Ctx, _indent
 from .layout import plan_axes
 from .llvm import template
 
@@ -191,19 +191,7 @@ def render_reduce(group: Group, cfg: GpuConfig, name: str, scalars,
     exact = J and J * step == K
     W = max(1, T // 32)
 
-    # with the row in registers, an element value a pass reduces and a later pass or the
-    # stores read again (softmax's exp(x - max)) is kept in registers too, not recomputed
-    kept: dict[int, int] = {}            # expr -> the pass that computes it
-    if cached:
-        later_roots = {p: [group.exprs[i].args[0] for q in em.passes if q > p for i in em.reductions_of(q)]
-                       + [group.stores[si].expr for si in em.varying_stores()] for p in em.passes}
-        for p in em.passes:
-            cone = em._cone(later_roots[p])
-            for i in em.reductions_of(p):
-                src = group.exprs[i].args[0]
-                if group.exprs[src].op not in ("load", "const") and src in cone and src not in kept \
-                        and J * V * (len(cached) + len(kept) + 1) <= 96:
-                    kept[src] = p
+    kept = em.kept_values(cached, J, V)         # expr -> the pass that computes it
 
     def ctx_for(pass_loads, level=None):
         def load(li):
@@ -315,18 +303,6 @@ def _mm_common(group: Group, scalars):
     return nb, batch, M, N, group.k, A, B
 
 
-def _batch_offset(acc, batch, nb, var: str, wide: str = "long long") -> str:
-    """Element offset of operand `acc` for the linear batch index `var`."""
-    terms = [str(acc.offset)] if acc.offset else []
-    cur = var
-    for d in range(nb - 1, -1, -1):
-        coord = cur if d == 0 else f"({cur} % {batch[d]})"
-        if acc.strides[d]:
-            terms.append(f"({wide}){coord} * {acc.strides[d]}")
-        cur = f"({cur} / {batch[d]})"
-    return " + ".join(terms) or "0"
-
-
 def _epilogue(em: CEmitter, acc_expr: str, V: int) -> dict:
     """Code of the fused epilogue for V accumulators acc_expr(v) at row `row`, inner `k`."""
     mdt = em.g.exprs[0].dtype
@@ -363,7 +339,7 @@ def render_matmul_simt(group: Group, cfg: GpuConfig, name: str, scalars,
     src = skeleton(lang, "matmul_simt").render(
         name=name, T=T, BM=BM, BN=BN, BK=BK, TM=TM, TN=TN, M=M, N=N, K=K, NZ=max(1, math.prod(batch)),
         AT=lang.types[acc_dt], ident=ident, params=", ".join(em.params()),
-        a_off=_batch_offset(A, batch, nb, "bz", wide), b_off=_batch_offset(B, batch, nb, "bz", wide),
+        a_off=batch_offset(A, batch, nb, "bz", wide), b_off=batch_offset(B, batch, nb, "bz", wide),
         a_m=A.strides[nb], a_k=A.strides[nb + 2], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2],
         A=A, B=B, a_conv=conv(A), b_conv=conv(B), muladd=muladd, epi=epi, I=em.I, indent=_indent)
     grid = ("tiles", -(-N // BN), -(-M // BM), max(1, math.prod(batch)))
@@ -388,7 +364,7 @@ def render_matmul_mma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
     src = template("cuda/matmul_mma.cu.j2").render(
         name=name, T=T, BM=BM, BN=BN, BK=BK, WM=WM, WN=WN, WTM=WTM, WTN=WTN, MI=MI, NI=NI,
         STAGES=cfg.stages, M=M, N=N, K=K, kind=kind, b_row=b_row, params=", ".join(em.params()),
-        a_off=_batch_offset(A, batch, nb, "bz"), b_off=_batch_offset(B, batch, nb, "bz"),
+        a_off=batch_offset(A, batch, nb, "bz"), b_off=batch_offset(B, batch, nb, "bz"),
         a_m=A.strides[nb], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2], A=A, B=B,
         a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, indent=_indent,
         fragments=cfg.fragments or 1,
@@ -422,7 +398,7 @@ def render_matmul_wgmma(group: Group, cfg: GpuConfig, name: str, scalars, fallba
     src = template("cuda/matmul_wgmma.cu.j2").render(
         name=name, T=128 * WG, WG=WG, BM=BM, BN=BN, STAGES=cfg.stages, INFLIGHT=cfg.inflight,
         M=M, N=N, K=K, kind=kind, b_row=b_row, params=", ".join(em.params()),
-        a_off=_batch_offset(A, batch, nb, "bz"), b_off=_batch_offset(B, batch, nb, "bz"),
+        a_off=batch_offset(A, batch, nb, "bz"), b_off=batch_offset(B, batch, nb, "bz"),
         a_m=A.strides[nb], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2], A=A, B=B,
         a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, indent=_indent)
     align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |

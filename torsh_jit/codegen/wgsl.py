@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from .. import errors as E
 from ..fuse import Group
 from ..ir.dtypes import family
-from .cstyle import ARG_REDUCTIONS, CStyleLanguage, CEmitter, Ctx, _indent
+from .cstyle import ARG_REDUCTIONS, batch_offset, CStyleLanguage, CEmitter, Ctx, _indent
 from .layout import plan_axes
 from .llvm import template
 
@@ -218,13 +218,14 @@ def render_reduce(group: Group, cfg, name: str, scalars, order) -> tuple[str, La
     J = cfg.cache if tpr > 1 and cfg.cache * step >= K else 0
     users = em.load_users()
     cached = sorted(li for li, u in users.items() if J and len(u) >= 2)
+    kept = em.kept_values(cached, J, V)
 
-    def ctx_for():
+    def ctx_for(level=None):
         def load(li):
             if em.modes_of_load(li) == "invariant":
                 return f"lr{li}"
             return f"c{li}[j][v]" if li in cached else f"l{li}[v]"
-        return Ctx(load)
+        return Ctx(load, {e: f"k{e}[j][v]" for e, p in kept.items() if level is None or p < level})
 
     def loads(lis):
         return "\n".join(em.load_group(li, "k", f"l{li}", guard=None, vec="true")
@@ -235,7 +236,9 @@ def render_reduce(group: Group, cfg, name: str, scalars, order) -> tuple[str, La
         roots = [group.exprs[i].args[0] for i in em.reductions_of(p)]
         passes.append(dict(
             hoist=em.hoist(p), init=em.acc_init(p, V), loads=loads(em.varying_loads(roots)),
-            accumulate=em.accumulate(p, ctx_for(), "v", "k + v"), fold=em.acc_fold(p, V),
+            accumulate=em.accumulate(p, ctx_for(p), "v", "k + v",
+                                     keep={e: f"k{e}[j][v]" for e, q in kept.items() if q == p}),
+            fold=em.acc_fold(p, V),
             accs=_wg_slots(em, p, name),
             shfl=em.combine_from(p, lambda n, t: LANG.shuffle(n, "o", t)),
             from_w=em.combine_from(p, _from_wg(name, "w")),
@@ -251,8 +254,10 @@ def render_reduce(group: Group, cfg, name: str, scalars, order) -> tuple[str, La
         compute=em.compute_stores(ctx_for(), names),
         stores="\n".join(em.store_group(si, "k", n, guard=None, vec="true") for si, n in names.items()),
     ) if vst else None
-    cache_decl = "\n".join(f"var c{li}: array<array<{LANG.types[group.loads[li].dtype]}, {V}>, {J}>;"
-                           for li in cached)
+    cache_decl = "\n".join([f"var c{li}: array<array<{LANG.types[group.loads[li].dtype]}, {V}>, {J}>;"
+                            for li in cached] +
+                           [f"var k{e}: array<array<{LANG.types[group.exprs[e].dtype]}, {V}>, {J}>;"
+                            for e in kept])
     cache_fill = "\n".join(em.load_group(li, "k", f"c{li}[j]", guard=None, vec="true", decl=False)
                            for li in cached)
     src = template("wgsl/reduce.wgsl.j2").render(
@@ -265,17 +270,6 @@ def render_reduce(group: Group, cfg, name: str, scalars, order) -> tuple[str, La
 
 
 # -- matmul ------------------------------------------------------------------------------------
-def _batch_offset(acc, batch, nb, var: str) -> str:
-    terms = [str(acc.offset)] if acc.offset else []
-    cur = var
-    for d in range(nb - 1, -1, -1):
-        coord = cur if d == 0 else f"({cur} % {batch[d]})"
-        if acc.strides[d]:
-            terms.append(f"{coord} * {acc.strides[d]}")
-        cur = f"({cur} / {batch[d]})"
-    return " + ".join(terms) or "0"
-
-
 def render_matmul(group: Group, cfg, name: str, scalars, order) -> tuple[str, Launch]:
     nb = len(group.domain) - 2
     batch = group.domain[:nb]
@@ -305,7 +299,7 @@ def render_matmul(group: Group, cfg, name: str, scalars, order) -> tuple[str, La
     src = template("wgsl/matmul.wgsl.j2").render(
         name=name, T=T, BM=BM, BN=BN, BK=BK, TM=TM, TN=TN, M=M, N=N, K=K, AT=AT,
         ident=LANG.literal(False if fam == "b" else 0, mdt),
-        a_off=_batch_offset(A, batch, nb, "bz"), b_off=_batch_offset(B, batch, nb, "bz"),
+        a_off=batch_offset(A, batch, nb, "bz", None), b_off=batch_offset(B, batch, nb, "bz", None),
         a_read=read(A, f"a_base + m * {A.strides[nb]} + k * {A.strides[nb + 2]}"),
         b_read=read(B, f"b_base + n * {B.strides[nb + 1]} + k * {B.strides[nb + 2]}"),
         muladd=LANG.fmt(LANG.muladd[fam], mdt, a="a[i]", b="bb[j]", c="acc[i][j]"),
