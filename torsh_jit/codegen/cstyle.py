@@ -73,6 +73,7 @@ class CStyleLanguage:
     var = "[[maybe_unused]] {T} {n} = {x};"            # a mutable local
     array = "{T} {n}[{V}];"                            # a local array of V values
     loop = "#pragma unroll\nfor (int {i} = {lo}; {i} < {hi}; ++{i})"   # a short counted loop
+    unroll_loops = False                               # write short counted loops out in full
     convert = "(({T})({x}))"                           # an explicit conversion to {T}
     # memory: {buf} a buffer number, {ro} a row offset, {i} an index from it, {k} the first
     # index of a group of V, {t} a fresh name, {mt} the memory type, {src} an array of V values
@@ -196,6 +197,11 @@ class CStyleLanguage:
                            F=self.math_suffix.get(dtype, ""), MIN=lo, MAX=hi, **ops)
 
     def for_loop(self, i: str, lo, hi, body: str) -> str:
+        if self.unroll_loops and isinstance(lo, int) and isinstance(hi, int) and hi - lo <= 8:
+            # written out: a compiler that does not unroll would index a local array at run
+            # time, which can put it in memory
+            let = self.let.format(T=self.types["int32"], n=i, x="{}")
+            return " ".join("{ " + let.format(n) + " " + body + " }" for n in range(lo, hi))
         return self.loop.format(i=i, lo=lo, hi=hi) + " { " + body + " }"
 
     def rounded(self, expr: str, dtype: str) -> str:

@@ -42,6 +42,7 @@ class WgslLanguage(CStyleLanguage):
     var = "var {n}: {T} = {x};"
     array = "var {n}: array<{T}, {V}>;"
     loop = "for (var {i}: i32 = {lo}; {i} < {hi}; {i}++)"
+    unroll_loops = True
     convert = "{T}({x})"
     arg_index = "i32"
     float_sum_dtype = "float32"
