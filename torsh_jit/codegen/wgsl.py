@@ -62,7 +62,10 @@ class WgslLanguage(CStyleLanguage):
         "ceil": {"f": "tj_ceil({a})", "i": "{a}", "b": "{a}"},
         "sign": {"f": "tj_sign({a})", "i": "(i32({a} > 0) - i32({a} < 0))"},
         "rsqrt": {"f": "(1.0f / sqrt({a}))"},
-        "relu": {"f": "select(0.0f, {a}, {a} >= 0.0f || tj_isnan({a}))", "i": "max({a}, 0i)", "b": "{a}"},
+        # negative by the bits (not -0.0, not NaN): a driver that flushes subnormal inputs
+        # (NVIDIA's) would call -1e-45 >= 0 true
+        "relu": {"f": "select({a}, 0.0f, bitcast<u32>({a}) > 0x80000000u && !tj_isnan({a}))",
+                 "i": "max({a}, 0i)", "b": "{a}"},
         "add": {"f": "({a} + {b})", "i": "({a} + {b})", "b": "({a} || {b})"},
         "sub": {"f": "({a} - {b})", "i": "({a} - {b})"},
         "mul": {"f": "({a} * {b})", "i": "({a} * {b})", "b": "({a} && {b})"},
