@@ -412,6 +412,18 @@ class Cache:
                 f"Set {ENV_DIR} to a writable directory, or {ENV_ENABLE}=0 to turn the cache off.",
                 CacheWarning, stacklevel=3)
 
+    def get_or_make(self, kind: str, key: str, make, meta: dict | None = None) -> bytes:
+        """The payload under (kind, key); on a miss `make()` builds it under the entry's lock
+        (one process builds, the others wait and then read it) and it is stored with `meta`."""
+        payload = self.get(kind, key)
+        if payload is None:
+            with self.lock(kind, key):
+                payload = self.get(kind, key)
+                if payload is None:
+                    payload = make()
+                    self.put(kind, key, payload, meta)
+        return payload
+
     def lock(self, kind: str, key: str, timeout: float = _LOCK_TIMEOUT_S) -> _CacheLock:
         """A context manager holding a file lock on (kind, key) across processes, so that one
         process compiles while the others wait and then read its entry. See `_CacheLock`."""
@@ -577,6 +589,8 @@ class NullCache:
 
     def keys(self, kind: str) -> list[str]:
         return []
+
+    get_or_make = Cache.get_or_make          # builds every time: get() always misses
 
     def lock(self, kind: str, key: str, timeout: float = _LOCK_TIMEOUT_S) -> _CacheLock:
         # Nothing is shared, so there is nothing to wait for.

@@ -156,15 +156,8 @@ def build(p: Plan, obj: bytes | None = None):
                 cache.put("obj", p.key, obj, {"target": p.target.name,
                                               "kernels": len(p.part.groups)})
     else:
-        obj = cache.get("obj", p.key)
-    if obj is None:
-        with cache.lock("obj", p.key):
-            obj = cache.get("obj", p.key)
-            if obj is None:
-                src = render(p)
-                obj = llvm_cpu.build_object(src, p.target)
-                cache.put("obj", p.key, obj, {"target": p.target.name,
-                                              "kernels": len(p.part.groups)})
+        obj = cache.get_or_make("obj", p.key, lambda: llvm_cpu.build_object(render(p), p.target),
+                                {"target": p.target.name, "kernels": len(p.part.groups)})
     fn = llvm_cpu.CpuFunction(p, obj)
     _loaded[p.key] = fn
     return fn

@@ -243,15 +243,9 @@ def build(p):
             hint="use target 'cuda' (this GPU's architecture)")
     src, launches = render_plan(p)
     key = make_key({"plan": p.key, "arch": arch})
-    cache = get_cache()
-    cubin = cache.get("cubin", key)
-    if cubin is None:
-        with cache.lock("cubin", key):
-            cubin = cache.get("cubin", key)
-            if cubin is None:
-                cubin, _ = compile_cuda(src, arch_flag(p.target, arch), name=f"{p.module_name}.cu")
-                cache.put("cubin", key, cubin, {"target": p.target.name, "arch": arch,
-                                                 "kernels": len(launches)})
+    cubin = get_cache().get_or_make(
+        "cubin", key, lambda: compile_cuda(src, arch_flag(p.target, arch), name=f"{p.module_name}.cu")[0],
+        {"target": p.target.name, "arch": arch, "kernels": len(launches)})
     return CudaFunction(p, cubin, launches, cp)
 
 

@@ -120,17 +120,13 @@ def compile_exe(source: str, entry: str, what: str, out_dir: str) -> bytes:
 def build(plan):
     from ...codegen.msl import render_plan
     key = exe_key(plan)
-    cache = get_cache()
-    exe = cache.get("exe", key)
-    if exe is None:
-        with cache.lock("exe", key):
-            exe = cache.get("exe", key)
-            if exe is None:
-                src, launches = render_plan(plan)
-                exe = compile_exe(src + thunks(launches, f"{plan.module_name}_main"),
-                                  f"{plan.module_name}_main", plan.target.name, scratch_dir())
-                cache.put("exe", key, exe, {"target": plan.target.name,
-                                            "kernels": len(plan.part.groups)})
+
+    def make():
+        src, launches = render_plan(plan)
+        return compile_exe(src + thunks(launches, f"{plan.module_name}_main"),
+                           f"{plan.module_name}_main", plan.target.name, scratch_dir())
+    exe = get_cache().get_or_make("exe", key, make, {"target": plan.target.name,
+                                                    "kernels": len(plan.part.groups)})
     return MslHarnessFunction(plan, exe, key)
 
 

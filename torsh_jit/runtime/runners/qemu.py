@@ -75,16 +75,9 @@ def build(plan):
     from ...backends.llvm_cpu import build_object
     from ...compiler import render
     key = exe_key(plan)
-    cache = get_cache()
-    exe = cache.get("exe", key)
-    if exe is None:
-        with cache.lock("exe", key):
-            exe = cache.get("exe", key)
-            if exe is None:
-                obj = build_object(render(plan), plan.target, jit=False)
-                exe = link(plan, obj, scratch_dir())
-                cache.put("exe", key, exe, {"target": plan.target.name,
-                                            "kernels": len(plan.part.groups)})
+    exe = get_cache().get_or_make(
+        "exe", key, lambda: link(plan, build_object(render(plan), plan.target, jit=False), scratch_dir()),
+        {"target": plan.target.name, "kernels": len(plan.part.groups)})
     return QemuFunction(plan, exe, key)
 
 

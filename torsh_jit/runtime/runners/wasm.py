@@ -103,17 +103,11 @@ def aot_artifacts(target, obj: bytes, symbol: str) -> dict[str, bytes]:
 def build(plan):
     from ...backends.llvm_cpu import build_object
     from ...compiler import render
-    key = wasm_key(plan)
-    cache = get_cache()
-    wasm = cache.get("wasm", key)
-    if wasm is None:
-        with cache.lock("wasm", key):
-            wasm = cache.get("wasm", key)
-            if wasm is None:
-                obj = build_object(render(plan), plan.target, jit=False)
-                wasm = link(plan.target, obj, [f"{plan.module_name}_main"])
-                cache.put("wasm", key, wasm, {"target": plan.target.name,
-                                              "kernels": len(plan.part.groups)})
+    wasm = get_cache().get_or_make(
+        "wasm", wasm_key(plan),
+        lambda: link(plan.target, build_object(render(plan), plan.target, jit=False),
+                     [f"{plan.module_name}_main"]),
+        {"target": plan.target.name, "kernels": len(plan.part.groups)})
     return WasmFunction(plan, wasm)
 
 
