@@ -401,7 +401,7 @@ def test_cli_tune_prints_a_table_and_explain_shows_tuned_next_to_default(fresh_c
 
 def test_progress_bar_lines_and_sixteen_bit_arg_specs():
     import io
-    from torsh_jit.cli import _tune_specs
+    from torsh_jit.cli import _specs
     from torsh_jit.tune.progress import Progress
     buf = io.StringIO()
     bar = Progress(4, "tuning f", stream=buf)
@@ -410,7 +410,7 @@ def test_progress_bar_lines_and_sixteen_bit_arg_specs():
     bar.close()
     last = buf.getvalue().strip().splitlines()[-1]
     assert "4/4" in last and "best 1.000 ms (2.00x default)" in last
-    assert _tune_specs(["bf16[64,32]", "f32[3]"])[0] == ArgSpec("array", (64, 32), "bfloat16")
+    assert _specs(["bf16[64,32]", "f32[3]"])[0] == ArgSpec("array", (64, 32), "bfloat16")
     with pytest.raises(E.ArgumentError, match="cannot read argument spec") as info:
-        _tune_specs(["q7[3]"])
+        _specs(["q7[3]"])
     assert info.value.where == "--arg q7[3]" and "bf16" in info.value.hint

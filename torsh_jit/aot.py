@@ -24,18 +24,19 @@ from .target import parse as parse_target
 
 _SHORT = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64", "bool": "bool",
           "b": "bool", "float32": "float32", "float64": "float64", "int32": "int32",
-          "int64": "int64"}
+          "int64": "int64", "f16": "float16", "float16": "float16", "bf16": "bfloat16",
+          "bfloat16": "bfloat16"}      # 16-bit floats: GPU targets
 _CTYPE = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
-          "bool": "uint8_t"}
+          "bool": "uint8_t", "float16": "uint16_t", "bfloat16": "uint16_t"}
 
 
 def parse_arg(text: str) -> ArgSpec:
     """'f32[4096,1024]' -> an array spec; 'f32[]' or 'f32' -> a scalar spec."""
     m = re.fullmatch(r"\s*([a-z0-9]+)\s*(?:\[([0-9,\s]*)\])?\s*", text)
     if not m or m.group(1) not in _SHORT:
-        raise E.ArgumentError(f"cannot read argument spec {text!r}",
+        raise E.ArgumentError(f"cannot read argument spec {text!r}", where=f"--arg {text}",
                               hint="write dtype[shape], e.g. f32[4096,1024], i64[7], f64 (a scalar); "
-                                   "dtypes: f32 f64 i32 i64 bool")
+                                   "dtypes: f32 f64 i32 i64 bool, and f16 bf16 for GPU targets")
     dtype = _SHORT[m.group(1)]
     dims = m.group(2)
     if dims is None or not dims.strip():

@@ -40,28 +40,6 @@ def _specs(args):
     return tuple(parse_arg(a) for a in (args or []))
 
 
-_HALF = {"f16": "float16", "float16": "float16", "bf16": "bfloat16", "bfloat16": "bfloat16"}
-
-
-def _tune_specs(args):
-    """Argument specs for `tune`: those of `compile` plus 16-bit floats (GPU targets)."""
-    import re
-    from .ir.tracer import ArgSpec
-    out = []
-    for a in args or []:
-        m = re.fullmatch(r"\s*([a-z0-9]+)\s*\[([0-9,\s]*)\]\s*", a)
-        if m and m.group(1) in _HALF:
-            shape = tuple(int(d) for d in m.group(2).split(",") if d.strip())
-            out.append(ArgSpec("array", shape, _HALF[m.group(1)]))
-        else:
-            try:
-                out.extend(_specs([a]))
-            except E.ArgumentError as err:
-                raise E.ArgumentError(err.message, where=f"--arg {a}",
-                                      hint=err.hint + "; for GPU targets also f16, bf16") from None
-    return tuple(out)
-
-
 def cmd_targets(ns) -> int:
     from .target import known_targets
     from .runtime.hardware import runs_natively, runner_available, host_target
@@ -129,7 +107,7 @@ def cmd_tune(ns) -> int:
     if not ns.arg:
         raise E.TuneError("tune needs the arguments' types", where=ns.function,
                           hint="repeat --arg per argument, e.g. --arg f32[1024,1024] --arg f32[1024,1024]")
-    specs = _tune_specs(ns.arg)
+    specs = _specs(ns.arg)
     if not autotune_enabled():
         from .kernel import Kernel
         k = Kernel(fn, ns.target)
