@@ -154,15 +154,18 @@ def _half_matmul(dt):
 
 def _big_matmul(dt):
     def fn(F):
-        def f(a, b, bias):
-            return F.relu(a @ b + bias)
+        def f(a, b, bias, c, d, e):
+            return (F.relu(a @ b + bias),     # the warpgroup (wgmma) path on Hopper, epilogue fused
+                    c @ d,                    # batched with broadcasting, M and N past the tiles
+                    c @ e.T)                  # batched, B along K
         return f
 
     def make(rng):
-        return (rng.uniform(-1, 1, (2048, 512)).astype(dt), rng.uniform(-1, 1, (512, 2048)).astype(dt),
-                rng.uniform(-1, 1, 2048).astype(dt))
+        u = lambda *shape: rng.uniform(-1, 1, shape).astype(dt)    # noqa: E731
+        return (u(2048, 512), u(512, 2048), u(2048), u(2, 3, 300, 136), u(3, 136, 264), u(200, 136))
     name = "float16" if dt == np.float16 else "bfloat16"
-    return NormCase(f"big-matmul-{name}", fn, make, 1e-2 if name == "bfloat16" else 2e-3, ("relu(a@b+bias)",))
+    return NormCase(f"big-matmul-{name}", fn, make, 1e-2 if name == "bfloat16" else 2e-3,
+                    ("relu(a@b+bias)", "batched", "batched, B along K"))
 
 
 FLOAT_CASES = [_rows((64, 4096), "block"), _rows((300, 1024), "warp"), _rows((9, 40000), "split"),
