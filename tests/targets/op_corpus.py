@@ -233,7 +233,9 @@ def _reductions(int_sum=True):
         return x, m
     labels = ("sum -1", "sum 0", "sum all", "prod", "mean 0", "max 1", "min 0", "argmax", "argmin",
               "any", "all", "int sum", "int max", "int argmax", "softmax", "layernorm")
-    tols = (Tol(8, 64), Tol(8, 64), Tol(8, 512), Tol(16, 0), Tol(8, 8)) + (None,) * 9 + \
+    # sum all: 11100 values, on a 4-lane target 16 float32 accumulators of ~700 each, whose
+    # rounding walks to ~4e-5 (6e-5, 512 eps, failed 1 seed of many on aarch64-neon)
+    tols = (Tol(8, 64), Tol(8, 64), Tol(8, 2048), Tol(16, 0), Tol(8, 8)) + (None,) * 9 + \
         (Tol(16, 4), Tol(16, 16))
     if not int_sum:
         labels = labels[:11] + ("int min",) + labels[12:]
