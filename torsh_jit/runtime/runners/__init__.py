@@ -165,6 +165,15 @@ _scratch: str | None = None
 _scratch_lock = threading.Lock()
 
 
+def remove_files(paths) -> None:
+    """Delete build leftovers; a file already gone is fine."""
+    for f in paths:
+        try:
+            os.unlink(f)
+        except OSError:
+            pass
+
+
 def scratch_dir() -> str:
     """A private directory for job files and executables, in memory (/dev/shm) when it can be,
     removed when the process exits."""

@@ -19,7 +19,7 @@ import threading
 import numpy as np
 
 from ... import errors as E
-from . import byte_span, scratch_dir
+from . import byte_span, remove_files, scratch_dir
 
 _HEADER = 32          # magic, n, vector bits, status; then n offsets (harness.c)
 _counter = itertools.count()
@@ -93,10 +93,7 @@ class JobFunction:
                 except BufferError:     # a view still held by a propagating exception's frame
                     pass
             os.close(fd)
-            try:
-                os.unlink(job)
-            except OSError:
-                pass
+            remove_files([job])
 
     def _execute(self, job: str) -> None:
         cmd = self.command(job)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ... import errors as E
 from ...cache import get_cache, make_key
-from . import scratch_dir, tool_version
+from . import remove_files, scratch_dir, tool_version
 from .jobfile import JobFunction
 
 HERE = Path(__file__).parent
@@ -110,11 +110,7 @@ def compile_exe(source: str, entry: str, what: str, out_dir: str) -> bytes:
                          "(as Metal defines it); `torsh-jit explain --target metal` shows the source")
         return Path(files[2]).read_bytes()
     finally:
-        for f in files:
-            try:
-                os.unlink(f)
-            except OSError:
-                pass
+        remove_files(files)
 
 
 def build(plan):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ... import errors as E
 from ...cache import get_cache, make_key
-from . import scratch_dir, tool_version
+from . import remove_files, scratch_dir, tool_version
 from .jobfile import JobFunction
 
 HARNESS = Path(__file__).with_name("harness.c")
@@ -64,11 +64,7 @@ def link(plan, obj: bytes, out_dir: str) -> bytes:
                                      f"(its libc6-dev cross package); the command was: {' '.join(cmd)}")
         return Path(stem + ".exe").read_bytes()
     finally:
-        for suffix in (".o", ".exe"):
-            try:
-                os.unlink(stem + suffix)
-            except OSError:
-                pass
+        remove_files([stem + ".o", stem + ".exe"])
 
 
 def build(plan):

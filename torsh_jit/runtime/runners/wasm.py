@@ -28,7 +28,7 @@ import numpy as np
 
 from ... import errors as E
 from ...cache import get_cache, make_key
-from . import byte_span, scratch_dir, tool_version
+from . import byte_span, remove_files, scratch_dir, tool_version
 
 _counter = itertools.count()
 _live: "weakref.WeakSet[WasmFunction]" = weakref.WeakSet()
@@ -88,11 +88,7 @@ def link(target, obj: bytes, exports: list[str], out_dir: str | None = None) -> 
                                 f"{r.stderr.strip()}", hint=f"the command was: {' '.join(cmd)}")
         return Path(stem + ".wasm").read_bytes()
     finally:
-        for suffix in (".o", ".wasm"):
-            try:
-                os.unlink(stem + suffix)
-            except OSError:
-                pass
+        remove_files([stem + ".o", stem + ".wasm"])
 
 
 def aot_artifacts(target, obj: bytes, symbol: str) -> dict[str, bytes]:
