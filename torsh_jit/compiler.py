@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import errors as E
 from .cache import get_cache, make_key
@@ -29,16 +29,28 @@ def code_hash() -> str:
     """sha256 of the code that decides what is generated (fusion, codegen, templates)."""
     from .target import data_dir
     h = hashlib.sha256()
-    root = data_dir("templates")
-    for f in sorted(root.rglob("*.j2")):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
-    pkg = Path(__file__).resolve().parent
-    for rel in ("fuse.py", "codegen", "schedule", "ir/passes.py"):
-        p = pkg / rel
-        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
-            h.update(f.read_bytes())
+    root = str(data_dir("templates"))
+    for rel in _files_under(root, ".j2"):           # os.walk, not pathlib: a first call's time
+        h.update(rel.encode())
+        with open(os.path.join(root, rel), "rb") as f:
+            h.update(f.read())
+    pkg = os.path.dirname(os.path.abspath(__file__))
+    for rel in ("fuse.py", "codegen", "schedule", os.path.join("ir", "passes.py")):
+        p = os.path.join(pkg, rel)
+        for f in ([os.path.join(p, r) for r in _files_under(p, ".py")] if os.path.isdir(p) else [p]):
+            with open(f, "rb") as fh:
+                h.update(fh.read())
     return h.hexdigest()
+
+
+def _files_under(root: str, suffix: str) -> list[str]:
+    """Paths (relative, "/"-separated, sorted) of the files under root ending in suffix."""
+    out = []
+    for d, dirs, files in os.walk(root):
+        dirs[:] = [x for x in dirs if x != "__pycache__"]
+        rel = os.path.relpath(d, root)
+        out += [f if rel == "." else f"{rel}/{f}".replace(os.sep, "/") for f in files if f.endswith(suffix)]
+    return sorted(out)
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,13 @@ import math
 import struct
 from dataclasses import dataclass
 
-import jinja2
-
 from .. import errors as E
 from ..fuse import Group, Access, Expr, _REDUCE_OPS
 from ..ir.dtypes import ITEMSIZE, family
 from ..ir.ops import operand_dtypes
 from ..schedule.config import Config
-from ..target import data_dir
 from . import llvm_ops as T
+from .jinja_env import template
 from .vmath import render_vmath, vmath_name
 from .layout import AxisPlan, plan_axes, inner_mode, work_units  # noqa: F401 (re-exported)
 from .llvm_lowering import soft_fma
@@ -37,15 +35,6 @@ SUFFIX = {"i1": "i1", "i8": "i8", "i32": "i32", "i64": "i64", "float": "f32", "d
 INT_LIMITS = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
 
 
-@functools.lru_cache(maxsize=None)
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True)
-
-
-def template(name: str) -> jinja2.Template:
-    return _env().get_template(name)
 
 
 def fconst(value: float, dtype: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from .. import errors as E
 from .cstyle import CStyleLanguage
 from .cuda import render_elementwise, render_reduce, render_matmul_simt, scalar_buffers
-from .llvm import template
+from .jinja_env import template
 
 
 class MslLanguage(CStyleLanguage):

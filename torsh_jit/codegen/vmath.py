@@ -32,6 +32,8 @@ import jinja2
 
 from torsh_jit.errors import DTypeError, TorshJitError, UnsupportedOpError
 
+from .jinja_env import environment
+
 VMATH_FUNCS: frozenset[str] = frozenset(
     {"exp", "exp2", "log", "log2", "log1p", "expm1", "sin", "cos", "tan",
      "tanh", "sigmoid", "erf", "pow"})
@@ -181,17 +183,8 @@ def _template_dir() -> Path:
     return here.parents[2] / "templates"
 
 
-@functools.lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_template_dir() / "llvm" / "vmath")),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    return env
+    return environment(str(_template_dir() / "llvm" / "vmath"))
 
 
 def _closure(funcs: Iterable[tuple[str, str, int]]) -> list[tuple[str, str, int]]:

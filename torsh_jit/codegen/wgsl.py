@@ -22,7 +22,7 @@ from ..fuse import Group
 from ..ir.dtypes import family
 from .cstyle import ARG_REDUCTIONS, batch_offset, CStyleLanguage, CEmitter, Ctx, _indent
 from .layout import plan_axes
-from .llvm import template
+from .jinja_env import template
 
 
 class WgslLanguage(CStyleLanguage):

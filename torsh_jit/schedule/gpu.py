@@ -45,6 +45,17 @@ class GpuConfig:
         return "GpuConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
 
 
+def arch_number(arch: str) -> int:
+    """'sm_90a' -> 90."""
+    digits = "".join(c for c in arch if c.isdigit())
+    return int(digits) if digits else 0
+
+
+def arch_specific(arch: str) -> bool:
+    """'sm_90a': code for exactly this architecture (wgmma), which no later GPU runs."""
+    return arch.endswith("a")
+
+
 def _pow2_at_least(n: int) -> int:
     return 1 << max(0, (int(n) - 1).bit_length())
 
