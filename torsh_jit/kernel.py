@@ -291,6 +291,10 @@ class Kernel:
                      for i, a in enumerate(args))
 
     def _specialize(self, args):
+        name = getattr(self._target_name, "name", self._target_name)
+        if isinstance(name, str) and name.startswith("cuda"):
+            from .backends.cuda import start_nvrtc       # NVRTC's start-up, meanwhile
+            start_nvrtc()
         try:
             key = tuple(map(_arg_key, args))
             if None in key:

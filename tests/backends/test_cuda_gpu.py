@@ -113,3 +113,47 @@ def test_compile_is_cached_across_kernels():
     compiler._loaded.clear()
     tj.kernel(f).to("cuda")(x)
     assert backend.STATS["compiles"] == n1 and n1 >= n0
+
+
+@pytest.mark.parametrize("threads,unroll,halve", [(256, 1, False), (1024, 2, False), (512, 1, True),
+                                                   (1024, 2, True)])
+def test_elementwise_writes_every_element_whatever_block_the_launcher_picks(threads, unroll, halve,
+                                                                           rng, monkeypatch):
+    # The launcher may run an elementwise kernel with fewer threads per block than it was
+    # generated for (occupancy); the kernel must index by blockDim.x. The output starts as
+    # NaN so that an element nobody wrote cannot pass for a right one.
+    cp = pytest.importorskip("cupy")
+    from torsh_jit import compiler
+    from torsh_jit.schedule.gpu import GpuConfig
+    if halve:
+        monkeypatch.setattr(backend.CudaFunction, "_choose_block",
+                            lambda self, fn, l, *a: max(64, l.threads // 2))
+    n = (1 << 20) + 3 * 4 + 1                      # a tail past the last whole group
+    a, b, c = (rng.standard_normal(n, dtype=np.float32) for _ in range(3))
+    fn = lambda a, b, c: tj.exp(a) * b + tj.sin(c) * 0.5 - tj.tanh(a * c)   # noqa: E731
+    k = tj.kernel(fn).to("cuda")
+    args = tuple(cp.asarray(v) for v in (a, b, c))
+    specs = k._specs_of(args)
+    p0, single = k._plan(specs)
+    cfg = GpuConfig(threads=threads, vec=4, unroll=unroll)
+    compiler._loaded.clear()
+    f = compiler.build(compiler.plan(p0.graph, specs, p0.target, configs=(cfg,)))
+    out = cp.full(n, np.nan, np.float32)
+    f.call(args, out, single)
+    want = np.exp(a.astype(np.float64)) * b + np.sin(c.astype(np.float64)) * 0.5 - np.tanh(a.astype(np.float64) * c)
+    np.testing.assert_allclose(out.get(), want, rtol=2e-6, atol=2e-6)
+
+
+def test_elementwise_misaligned_views_run_a_variant_compiled_once(rng):
+    # The kernel has only 16-byte accesses; a view starting mid-vector runs the module with
+    # scalar accesses, compiled on its first need and kept.
+    cp = pytest.importorskip("cupy")
+    n = 4099
+    x, y = (rng.standard_normal(n + 1, dtype=np.float32) for _ in range(2))
+    k = tj.kernel(lambda a, b: a * 2 - b).to("cuda")
+    gx, gy = cp.asarray(x), cp.asarray(y)
+    np.testing.assert_array_equal(k(gx[:n], gy[:n]).get(), x[:n] * 2 - y[:n])
+    n0 = backend.STATS["compiles"]
+    for _ in range(2):
+        np.testing.assert_array_equal(k(gx[1:], gy[:n]).get(), x[1:] * 2 - y[:n])
+    assert backend.STATS["compiles"] - n0 <= 1

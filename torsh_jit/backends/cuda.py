@@ -1,7 +1,7 @@
 """Build and launch for CUDA targets: NVRTC, then cupy's module loader and launcher.
 
-build: the .cu text -> NVRTC (cuda.bindings.nvrtc from `cuda-python`, or cupy's NVRTC when
-that is missing) -> a cubin for the device's architecture, stored in the cache; without a
+build: the .cu text -> NVRTC (cupy's where cupy runs the kernels, else cuda.bindings.nvrtc
+from `cuda-python`) -> a cubin for the device's architecture, stored in the cache; without a
 GPU, `compile_ptx` gives PTX for the target's architecture (what CI checks).
 launch: arrays in, arrays out on the device they live on. numpy in -> copied to the device
 and back; cupy in -> cupy out; torch tensors (or anything with __cuda_array_interface__ or
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -84,14 +85,14 @@ def current_target():
 def runs_on(target, arch: int) -> bool:
     """Code for the target runs on a GPU of compute capability `arch` (90 for 9.0): one of the
     target's or a later architecture, or exactly the target's for arch-specific code (sm_90a)."""
-    from ..codegen.cuda import arch_number, arch_specific
+    from ..schedule.gpu import arch_number, arch_specific
     want = arch_number(target.arch)
     return arch == want if arch_specific(target.arch) else arch >= want
 
 
 def arch_flag(target, arch: int) -> str:
     """NVRTC's architecture for the target on a GPU of compute capability `arch`: '90a', '90'."""
-    from ..codegen.cuda import arch_specific
+    from ..schedule.gpu import arch_specific
     return f"{arch}a" if arch_specific(target.arch) else str(arch)
 
 
@@ -115,28 +116,62 @@ def _nvrtc_bindings():
         return None
 
 
-def nvrtc_version() -> str:
-    nv = _nvrtc_bindings()
-    if nv is not None:
-        _, major, minor = nv.nvrtcVersion()
-        return f"{major}.{minor}"
+@functools.lru_cache(maxsize=None)
+def _nvrtc():
+    """("cupy" | "bindings", module): the NVRTC to compile with. cupy's where cupy runs the
+    kernels (it is loaded anyway; importing cuda-python's bindings as well cost a first call
+    25-40 ms), else cuda-python's (PTX without a GPU, as in CI); None if neither."""
     cp = _cupy()
     if cp is not None:
-        major, minor = cp.cuda.nvrtc.getVersion()
-        return f"{major}.{minor}"
-    return "none"
+        return "cupy", cp
+    nv = _nvrtc_bindings()
+    return ("bindings", nv) if nv is not None else None
+
+
+@functools.lru_cache(maxsize=None)
+def _nvrtc_version_tuple() -> tuple:
+    route = _nvrtc()
+    if route is None:
+        return ()
+    if route[0] == "bindings":
+        _, major, minor = route[1].nvrtcVersion()
+        return (major, minor)
+    return tuple(route[1].cuda.nvrtc.getVersion())
+
+
+def nvrtc_version() -> str:
+    v = _nvrtc_version_tuple()
+    return ".".join(map(str, v)) if v else "none"
 
 
 def toolchain_versions() -> dict:
-    return {"nvrtc": nvrtc_version(), "options": list(COMPILE_OPTIONS)}
+    return {"nvrtc": nvrtc_version(), "options": compile_options()}
 
+
+MAX_GRID_X = 2**31 - 1     # gridDim.x limit (compute capability 3.0 and later)
 
 COMPILE_OPTIONS = ("-std=c++17", "-default-device")
 
 
+def compile_options() -> list[str]:
+    """The options every program gets. `-minimal` (NVRTC 12.4+) leaves out the texture,
+    surface and device-runtime declarations the generated code never uses (a third of the
+    front end's time). `-no-cache` (12.9+): NVRTC's own disk cache of compiled programs
+    duplicates ours, and a miss cost ~40 ms on an H100 host once the CUDA cache directory
+    held a few hundred programs. TORSH_JIT_NVRTC_OPTIONS adds options (space-separated; they
+    are part of the cache key), e.g. "-Ofc=min" for NVRTC's faster, less optimising mode."""
+    opts = list(COMPILE_OPTIONS)
+    v = _nvrtc_version_tuple()
+    if v >= (12, 4):
+        opts.append("-minimal")
+    if v >= (12, 9):
+        opts.append("-no-cache")
+    return opts + os.environ.get("TORSH_JIT_NVRTC_OPTIONS", "").split()
+
+
 def _options(arch, cubin: bool, extra=()) -> list[str]:
     kind = "sm" if cubin else "compute"
-    return [f"-arch={kind}_{arch}", *COMPILE_OPTIONS, *extra]
+    return [f"-arch={kind}_{arch}", *compile_options(), *extra]
 
 
 def compile_cuda(source: str, arch, *, cubin: bool = True, name: str = "kernel.cu",
@@ -144,19 +179,42 @@ def compile_cuda(source: str, arch, *, cubin: bool = True, name: str = "kernel.c
     """(cubin or PTX, NVRTC's log). CompileError with the log when NVRTC rejects the source."""
     t0 = time.perf_counter()
     opts = _options(arch, cubin, extra)
-    nv = _nvrtc_bindings()
-    if nv is not None:
-        out, log = _compile_bindings(nv, source, name, opts, cubin)
-    else:
-        cp = _cupy()
-        if cp is None:
-            raise E.TargetError("compiling CUDA C needs NVRTC, and neither cuda-python nor cupy "
-                                "is installed", hint="pip install cuda-python nvidia-cuda-nvrtc")
-        out, log = _compile_cupy(cp, source, name, opts, cubin)
+    route = _nvrtc()
+    if route is None:
+        raise E.TargetError("compiling CUDA C needs NVRTC, and neither cuda-python nor cupy "
+                            "is installed", hint="pip install cuda-python nvidia-cuda-nvrtc")
+    compile_with = _compile_bindings if route[0] == "bindings" else _compile_cupy
+    out, log = compile_with(route[1], source, name, opts, cubin)
     with _lock:
         STATS["compiles"] += 1
         STATS["compile_ms"] += (time.perf_counter() - t0) * 1e3
     return out, log
+
+
+_started = threading.Event()
+
+
+def start_nvrtc() -> None:
+    """Start NVRTC on a background thread, once per process. Its first compile in a process
+    pays ~40 ms of start-up (an H100 host) that a second does not; the first call of a CUDA
+    kernel starts it before tracing, so the start-up runs while Python traces, plans and
+    renders. Errors are left to the real compile to report."""
+    with _lock:
+        if _started.is_set():
+            return
+        _started.set()
+
+    def run():
+        try:
+            route = _nvrtc()
+            if route is None or _cupy() is None:
+                return
+            compile_with = _compile_bindings if route[0] == "bindings" else _compile_cupy
+            compile_with(route[1], 'extern "C" __global__ void tj_nvrtc_start() {}\n', "start.cu",
+                         _options(str(device_arch()), True), True)
+        except Exception:
+            pass
+    threading.Thread(target=run, name="torsh-jit-nvrtc-start", daemon=True).start()
 
 
 def _compile_bindings(nv, source, name, opts, cubin):
@@ -232,8 +290,6 @@ def render(p) -> str:
 
 def build(p):
     """A CudaFunction for the plan on the current device (its cubin from the cache or NVRTC)."""
-    from ..cache import get_cache, make_key
-    from ..codegen.cuda import render_plan
     cp = _require_cupy(f"running target {p.target.name}")
     arch = device_arch()
     if not runs_on(p.target, arch):
@@ -241,12 +297,21 @@ def build(p):
             f"target {p.target.name} generates code for {p.target.arch}, and this GPU is "
             f"compute capability {arch // 10}.{arch % 10}",
             hint="use target 'cuda' (this GPU's architecture)")
-    src, launches = render_plan(p)
-    key = make_key({"plan": p.key, "arch": arch})
+    cubin, launches = _cubin(p, arch)
+    return CudaFunction(p, cubin, launches, cp)
+
+
+def _cubin(p, arch: int, aligned: bool = True):
+    """(cubin, launches) of the plan's module, from the cache or NVRTC. aligned=False: the
+    module whose elementwise kernels take pointers of any alignment."""
+    from ..cache import get_cache, make_key
+    from ..codegen.cuda import render_plan
+    src, launches = render_plan(p, aligned=aligned)
+    key = make_key({"plan": p.key, "arch": arch, **({} if aligned else {"unaligned": True})})
     cubin = get_cache().get_or_make(
         "cubin", key, lambda: compile_cuda(src, arch_flag(p.target, arch), name=f"{p.module_name}.cu")[0],
         {"target": p.target.name, "arch": arch, "kernels": len(launches)})
-    return CudaFunction(p, cubin, launches, cp)
+    return cubin, launches
 
 
 # -- arguments -------------------------------------------------------------------------------
@@ -439,12 +504,26 @@ class CudaFunction:
         self.plan = plan
         self.cp = cp
         self.dev = device_info(cp.cuda.Device().id)
-        self.module = cp.cuda.function.Module()
-        self.module.load(cubin)
-        self.kernels: dict[str, tuple] = {}
+        self.module, self.kernels = self._load(cubin, launches)
+        self._unaligned = None            # (module, kernels) built on first need
+        self._unaligned_lock = threading.Lock()
+        self.launches = tuple(launches)
+        b = plan.part.buffers
+        self.n_inputs = b.n_inputs
+        self.outputs = tuple(b.outputs)
+        self.temps = tuple(b.temps)
+        self.specs = plan.specs
+        self._streams: dict = {}
+
+    def _load(self, cubin, launches):
+        """(module, {kernel name: (function, KernelInfo)}) of a cubin."""
+        cp = self.cp
+        module = cp.cuda.function.Module()
+        module.load(cubin)
+        kernels: dict[str, tuple] = {}
         drv = cp.cuda.driver
         for l in launches:
-            fn = self.module.get_function(l.name)
+            fn = module.get_function(l.name)
             get = lambda attr: int(drv.funcGetAttribute(attr, fn.ptr))
             regs, static, local, maxt = get(_ATTR_REGS), get(_ATTR_SHARED), get(_ATTR_LOCAL), \
                 get(_ATTR_MAX_THREADS)
@@ -459,14 +538,17 @@ class CudaFunction:
                 raise E.InternalError(f"{l.name} cannot run on {self.dev.name}: {regs} registers, "
                                       f"{static + l.smem} B shared memory for {block} threads")
             info = KernelInfo(l, regs, static, local, maxt, block, bps, bps * self.dev.sms)
-            self.kernels[l.name] = (fn, info)
-        self.launches = tuple(launches)
-        b = plan.part.buffers
-        self.n_inputs = b.n_inputs
-        self.outputs = tuple(b.outputs)
-        self.temps = tuple(b.temps)
-        self.specs = plan.specs
-        self._streams: dict = {}
+            kernels[l.name] = (fn, info)
+        return module, kernels
+
+    def _unaligned_kernel(self, name: str):
+        """The kernel `name` of the module for pointers of any alignment (built on first need:
+        a view that starts mid-vector, such as x[1:])."""
+        with self._unaligned_lock:
+            if self._unaligned is None:
+                cubin, launches = _cubin(self.plan, device_arch(), aligned=False)
+                self._unaligned = self._load(cubin, launches)
+        return self._unaligned[1][name]
 
     def _choose_block(self, fn, l, regs, static, maxt) -> int:
         """Block size: the kernel's own for reductions and matmul (their code is laid out for
@@ -493,7 +575,11 @@ class CudaFunction:
     def _grid(self, l, info: KernelInfo) -> tuple | None:
         g = l.grid
         if g[0] == "stride":
-            n = min(g[1] * max(1, l.threads // info.block), info.grid_cap)
+            n = g[1] * max(1, l.threads // info.block)
+            if n > MAX_GRID_X:       # each thread makes one step: the grid must cover the array
+                raise E.ArgumentError(f"{l.name} needs {n} blocks of {info.block} threads, more "
+                                      f"than a grid holds ({MAX_GRID_X})",
+                                      hint="split the array into parts of under 2^40 elements")
             return (n, 1, 1) if n else None
         if g[0] == "rows":
             return (g[1], 1, 1) if g[1] else None
@@ -620,8 +706,8 @@ class CudaFunction:
             if l.standby:
                 continue
             fn, info = self.kernels[l.name]
-            if l.fallback and any(bufs[b] % al for b, al in l.align):
-                fn, info = self.kernels[l.fallback]
+            if l.align and any(bufs[b] % al for b, al in l.align):
+                fn, info = self.kernels[l.fallback] if l.fallback else self._unaligned_kernel(l.name)
                 l = info.launch
             grid = self._grid(l, info)
             if grid is None:
@@ -712,8 +798,7 @@ def explain(p) -> str:
 def _ptxas_report(p) -> list[str]:
     """Registers, spills and shared memory per kernel, from ptxas through NVRTC (no GPU)."""
     import re
-    from ..codegen.cuda import arch_number
-    if _nvrtc_bindings() is None:
+    if _nvrtc() is None:
         return []
     try:
         _, log = compile_cuda(render(p), p.target.arch.split("_", 1)[1], extra=("-Xptxas=-v",))

@@ -1,8 +1,8 @@
 """CUDA C: the C-style renderer's data for CUDA, and the kernels of a plan as one .cu file.
 
 The language is data (`CudaLanguage`); the skeletons are templates/cuda/*.cu.j2:
-elementwise (groups of V elements, 16-byte accesses, a grid-stride loop whose grid the
-launcher sizes from the device), reduce (a thread, a warp or a block per row, the row kept
+elementwise (groups of V elements, 16-byte accesses, a grid-stride loop launched with a block
+per T x U groups; the block size from the device's occupancy), reduce (a thread, a warp or a block per row, the row kept
 in registers across passes; a split of long rows across blocks), matmul (mma.sync tensor
 cores for float16/bfloat16 with float32 accumulation, a SIMT path for the rest), each with
 the group's elementwise epilogue fused. `launches()` says how each kernel is launched: plain
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from .. import errors as E
 from ..fuse import Group
 from ..ir.dtypes import ITEMSIZE, family
-from ..schedule.gpu import GpuConfig
+from ..schedule.gpu import GpuConfig, arch_number, arch_specific  # noqa: F401 (re-exported)
 from .cstyle import batch_offset, CStyleLanguage, CEmitter, Ctx, _indent
 from .layout import plan_axes
-from .llvm import template
+from .jinja_env import template
 
 
 class CudaLanguage(CStyleLanguage):
@@ -49,22 +49,13 @@ class CudaLanguage(CStyleLanguage):
                       ("float32", "int64"): "__float2ll_rz({a})", ("float64", "int64"): "__double2ll_rz({a})",
                       ("float16", "int32"): "__float2int_rz({a})", ("bfloat16", "int32"): "__float2int_rz({a})",
                       ("float16", "int64"): "__float2ll_rz({a})", ("bfloat16", "int64"): "__float2ll_rz({a})"}
-    # (source-of-truth spellings are CStyleLanguage.code_for_op; CUDA's libdevice has every one)
-    code_for_op = {**CStyleLanguage.code_for_op}
+    # (source-of-truth spellings are CStyleLanguage.code_for_op; CUDA's libdevice has every one;
+    # sin, cos and tan are the prelude's, out of line: NVRTC time)
+    code_for_op = {**CStyleLanguage.code_for_op,
+                   **{fn: {"f": f"tj_{fn}({{a}})"} for fn in ("sin", "cos", "tan")}}
 
 
 LANG = CudaLanguage()
-
-
-def arch_number(arch: str) -> int:
-    """'sm_90a' -> 90."""
-    digits = "".join(c for c in arch if c.isdigit())
-    return int(digits) if digits else 0
-
-
-def arch_specific(arch: str) -> bool:
-    """'sm_90a': code for exactly this architecture (wgmma), which no later GPU runs."""
-    return arch.endswith("a")
 
 
 # -- launches: plain data for the backend ------------------------------------------------------
@@ -74,20 +65,21 @@ class Launch:
     kind: str                      # elementwise | reduce | matmul
     threads: int
     params: tuple                  # ((buffer, "ptr" | "scalar", dtype), ...) in signature order
-    grid: tuple                    # ("stride", max_blocks) | ("rows", blocks) | ("split", rows, max_parts)
+    grid: tuple                    # ("stride", blocks) | ("rows", blocks) | ("split", rows, max_parts)
                                    # | ("tiles", x, y, z)
     smem: int = 0                  # dynamic shared memory, bytes
     workspace: int = 0             # split: 8-byte slots per (pass, row, part); counters besides
     passes: int = 0                # split: passes that exchange partials
     barrier: bool = False          # split: blocks of a row wait for each other (co-resident)
     align: tuple = ()              # ((buffer, bytes), ...) this kernel needs, else `fallback`
-    fallback: str = ""
+    fallback: str = ""             # (none, for an elementwise kernel: the module rendered with
+                                   # aligned=False, built on first need)
     standby: bool = False          # a fallback: launched only in place of another kernel
 
     def describe(self) -> str:
         g = self.grid
         if g[0] == "stride":
-            grid = f"grid-stride, at most {g[1]} blocks (launch: SMs x resident blocks)"
+            grid = f"{g[1]} blocks, one step of the grid-stride loop per thread"
         elif g[0] == "rows":
             grid = f"{g[1]} blocks (rows)"
         elif g[0] == "split":
@@ -98,6 +90,9 @@ class Launch:
         if self.fallback:
             extra += f", falls back to {self.fallback} when pointers are not " \
                      f"{max(b for _, b in self.align)}-byte aligned"
+        elif self.align:
+            extra += f"; wide accesses only: pointers not {max(b for _, b in self.align)}-byte " \
+                     "aligned run a variant with scalar accesses, compiled on first need"
         return f"{self.name}: {self.kind}, {self.threads} threads/block, {grid}{extra}"
 
 
@@ -129,7 +124,10 @@ def skeleton(lang: CStyleLanguage, kind: str):
 
 # -- elementwise -------------------------------------------------------------------------------
 def render_elementwise(group: Group, cfg: GpuConfig, name: str, scalars,
-                       lang: CStyleLanguage = LANG) -> tuple[str, Launch]:
+                       lang: CStyleLanguage = LANG, aligned: bool = False) -> tuple[str, Launch]:
+    """aligned: the kernel has only the wide accesses and says which pointers they need
+    aligned (Launch.align); else it checks them at run time and has scalar accesses besides.
+    The scalar half was a tenth of NVRTC's time for a chain of three inputs."""
     ax = plan_axes(group)
     V = cfg.vec
     K = ax.K
@@ -160,11 +158,14 @@ def render_elementwise(group: Group, cfg: GpuConfig, name: str, scalars,
             stores="\n".join(em.store_group(si, f"k{tag}", n, guard=guard, vec="vec_ok", tag=tag)
                              for si, n in names_all.items()),
         ))
+    align = tuple(sorted({(buf, al) for _, buf, al in em.vector_accesses()})) if aligned else ()
     src = skeleton(lang, "elementwise").render(
         name=name, T=cfg.threads, V=V, U=U, G=G, K=K, per_row=per_row, rows=ax.rows, I=em.I,
-        params=", ".join(em.params()), vec_ok=em.vec_ok_expr(), units=units, indent=_indent)
+        params=", ".join(em.params()), vec_ok="true" if align else em.vec_ok_expr(), units=units,
+        indent=_indent)
     blocks = max(1, -(-G // (cfg.threads * U)))
-    return src, Launch(name, "elementwise", cfg.threads, _params(em, scalars), ("stride", blocks))
+    return src, Launch(name, "elementwise", cfg.threads, _params(em, scalars), ("stride", blocks),
+                       align=align)
 
 
 # -- reductions --------------------------------------------------------------------------------
@@ -409,12 +410,12 @@ def render_matmul_wgmma(group: Group, cfg: GpuConfig, name: str, scalars, fallba
 
 
 # -- the module --------------------------------------------------------------------------------
-def render_kernels(kernels, target, scalars) -> tuple[list[str], list[Launch]]:
+def render_kernels(kernels, target, scalars, aligned=True) -> tuple[list[str], list[Launch]]:
     """Source of every kernel and how to launch it. kernels: (name, group, config)."""
     bodies, launches = [], []
     for name, g, c in kernels:
         if g.kind == "elementwise":
-            s, l = render_elementwise(g, c, name, scalars)
+            s, l = render_elementwise(g, c, name, scalars, aligned=aligned)
         elif g.kind == "reduce":
             s, l = render_reduce(g, c, name, scalars)
         elif c.mma or c.wgmma:
@@ -438,15 +439,17 @@ def scalar_buffers(specs) -> frozenset:
     return frozenset(i for i, s in enumerate(specs) if s.kind == "scalar")
 
 
-def render_plan(p) -> tuple[str, tuple[Launch, ...]]:
-    """(the .cu text of every kernel of the plan, their launches)."""
+def render_plan(p, aligned: bool = True) -> tuple[str, tuple[Launch, ...]]:
+    """(the .cu text of every kernel of the plan, their launches). aligned=False: the module
+    that elementwise kernels fall back to when their pointers are not aligned."""
     scalars = scalar_buffers(p.specs)
     kernels = list(zip(p.kernel_names(), p.part.groups, p.configs))
-    bodies, launches = render_kernels(kernels, p.target, scalars)
+    bodies, launches = render_kernels(kernels, p.target, scalars, aligned)
     dtypes = {a.dtype for g in p.part.groups
               for a in (*g.loads, *(s.access for s in g.stores), *g.mm)} | \
         {e.dtype for g in p.part.groups for e in g.exprs}
     src = template("cuda/module.cu.j2").render(
         module_name=p.module_name, target=p.target, plan_text=p.describe(), bodies=bodies,
-        launches=[l.describe() for l in launches], half=bool(dtypes & {"float16", "bfloat16"}))
+        launches=[l.describe() for l in launches], half=bool(dtypes & {"float16", "bfloat16"}),
+        trig=any(e.op in ("sin", "cos", "tan") for g in p.part.groups for e in g.exprs))
     return src, tuple(launches)
