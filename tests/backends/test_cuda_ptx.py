@@ -43,7 +43,7 @@ def lowered(case, target):
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.name)
 def test_corpus_compiles_to_ptx(case, target):
     low = lowered(case, target)
-    ptx, log = backend.compile_ptx(low.source, low.target)
+    ptx, log = backend.compile_ptx(low.source, low.target, backend.module_options(low.plan))
     assert log == "", f"{case.name} on {target}: NVRTC says\n{log}"
     arch = low.target.arch.split("_")[1]
     assert f".target sm_{arch}" in ptx.decode()
@@ -65,7 +65,7 @@ def test_unaligned_variant_compiles_to_ptx(case):
 
 def _ptx(fn, *args, target="cuda-sm90"):
     low = tj.kernel(fn).lower(*args, target=target)
-    ptx, log = backend.compile_ptx(low.source, low.target)
+    ptx, log = backend.compile_ptx(low.source, low.target, backend.module_options(low.plan))
     assert log == ""
     return low, ptx.decode()
 

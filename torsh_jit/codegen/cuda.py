@@ -79,7 +79,7 @@ class Launch:
     def describe(self) -> str:
         g = self.grid
         if g[0] == "stride":
-            grid = f"{g[1]} blocks, one step of the grid-stride loop per thread"
+            grid = f"{g[1]} blocks, one step per thread"
         elif g[0] == "rows":
             grid = f"{g[1]} blocks (rows)"
         elif g[0] == "split":
