@@ -93,6 +93,18 @@ def chain(a, b, c):
     return tj.exp(a) * b + tj.sin(c) * 0.5 - tj.tanh(a * c)
 
 
+def chain_ref(a, b, c):
+    return torch.exp(a) * b + torch.sin(c) * 0.5 - torch.tanh(a * c)
+
+
+def cupy_chain(args):
+    """The chain as a cupy ElementwiseKernel: (kernel, cupy views of args, output)."""
+    ek = cp.ElementwiseKernel("float32 a, float32 b, float32 c", "float32 o",
+                              "o = exp(a) * b + sin(c) * 0.5f - tanh(a * c)", "tj_bench_chain")
+    ca = tuple(cp.asarray(t) for t in args)
+    return ek, ca, cp.empty_like(ca[0])
+
+
 def softmax(x):
     e = tj.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -194,6 +206,29 @@ def sweep_rows(dev, R):
     record("sweep layernorm 4096x4096", "(x - mu) * rsqrt(var + eps)", gpu_ms(lambda: k(x, w, b), R))
 
 
+EW_SWEEP = [dict(threads=t, vec=4, unroll=u) for t in (256, 128, 512, 1024) for u in (1, 2)]
+
+
+def sweep_elementwise(dev, R):
+    """The chain on 64M float32 under each elementwise schedule of EW_SWEEP (the default
+    first), beside the cupy ElementwiseKernel."""
+    from torsh_jit.schedule.gpu import GpuConfig
+    n = 64 << 20
+    args = tuple(torch.randn(n, device=dev) for _ in range(3))
+    ref = chain_ref(*args)
+    fns = {}
+    if cp is not None:
+        ek, ca, co = cupy_chain(args)
+        fns["cupy ElementwiseKernel"] = lambda: ek(*ca, co)
+    for c in EW_SWEEP:
+        cfg = GpuConfig(**c)
+        call = with_config(chain, args, cfg)
+        check(f"sweep chain {cfg}", call(), ref, 1e-6)
+        fns[f"{cfg.threads} threads, unroll {cfg.unroll}"] = call
+    for name, ms in compare(fns, R, 3).items():
+        record("sweep chain 64M f32", name, ms, GBps=16 * n / ms / 1e6)
+
+
 def wgsl_section(dev, R):
     """The chain on 64M float32 and softmax 4096x4096 as WGSL through wgpu (this GPU's Vulkan
     driver) against our CUDA C path. wgpu times a submission of `repeat` runs, waited for by
@@ -253,32 +288,83 @@ def _timed_config(section, name, fn, args, cfg, ref, tol, R, **extra):
     record(section, name, ms, **{k: f(ms) for k, f in extra.items() if f is not None})
 
 
-def compile_time(dev):
-    """First call of a new function: trace, plan, render, NVRTC, load, launch, result."""
+def first_call(dev, fn=None):
+    """Time one first call of a new function in this process: trace, plan, render, NVRTC,
+    load, launch, result. The kernel cache is off, so NVRTC runs."""
     os.environ["TORSH_JIT_CACHE"] = "0"
     from torsh_jit import cache
     if hasattr(cache.get_cache, "cache_clear"):
         cache.get_cache.cache_clear()
     x = [torch.randn(1 << 20, device=dev) for _ in range(3)]
-    out = {}
-    for label, fn in (("first (process's first NVRTC call)", chain),
-                      ("second function, same process", lambda a, b, c: tj.exp(a) * b - tj.tanh(a * c) + c)):
-        compiler._loaded.clear()
-        k = tj.kernel(fn).to("cuda")
-        n0, ms0 = backend.STATS["compiles"], backend.STATS["compile_ms"]
-        torch.cuda.synchronize()
-        t = time.perf_counter()
-        k(*x)
-        torch.cuda.synchronize()
-        ms = (time.perf_counter() - t) * 1e3
-        nv = backend.STATS["compile_ms"] - ms0
-        assert backend.STATS["compiles"] == n0 + 1
-        record("first-call compile (chain)", label, ms, nvrtc_ms=nv, target_ms=100.0)
-        out[label] = ms
+    compiler._loaded.clear()
+    k = tj.kernel(fn or chain).to("cuda")
+    n0, ms0 = backend.STATS["compiles"], backend.STATS["compile_ms"]
+    prof = None
+    if os.environ.get("TJ_FIRST_CALL_PROFILE"):          # a cProfile of the call, to this file
+        import cProfile
+        prof = cProfile.Profile()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    if prof:
+        prof.enable()
+    y = k(*x)
+    torch.cuda.synchronize()
+    ms = (time.perf_counter() - t) * 1e3
+    if prof:
+        prof.disable()
+        prof.dump_stats(os.environ["TJ_FIRST_CALL_PROFILE"])
+    nv = backend.STATS["compile_ms"] - ms0
+    assert backend.STATS["compiles"] == n0 + 1
+    if fn is None:
+        check("first call", y, chain_ref(*x), 1e-6)
     os.environ.pop("TORSH_JIT_CACHE", None)
     if hasattr(cache.get_cache, "cache_clear"):
         cache.get_cache.cache_clear()
-    return out
+    return {"ms": ms, "nvrtc_ms": nv, "other_ms": ms - nv}
+
+
+FRESH = 7
+
+
+def compile_time(dev):
+    """First-call compile of the chain, in new processes (torch, cupy and torsh_jit imported,
+    CUDA initialised, then the call): "cold", the process's first kernel (one-time imports
+    and NVRTC's start-up included), and "warm", after a different kernel (the compile of
+    each new function). FRESH of each, medians. Python's bytecode is kept (in a cache of its
+    own if this Python writes none) and an untimed first process fills it, as installing a
+    package does; that process's time is shown too."""
+    import subprocess
+    import tempfile
+    env = dict(os.environ)
+    pyc = None
+    if sys.flags.dont_write_bytecode or env.get("PYTHONDONTWRITEBYTECODE"):
+        pyc = tempfile.mkdtemp(prefix="tj-pyc-")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = pyc
+
+    def child(mode):
+        # NVRTC 12.9+ could find the chain compiled by an earlier process in its own disk
+        # cache; torsh-jit passes -no-cache, and each process's NVRTC time shows it compiled
+        out = subprocess.run([sys.executable, __file__, "--first-call-child", mode],
+                             capture_output=True, text=True, check=True, env=env).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    r = child("cold")
+    record("first-call compile (chain)", "first process (no bytecode)", r["ms"],
+           nvrtc_ms=r["nvrtc_ms"], other_ms=r["other_ms"])
+    summary = {}
+    for mode in ("cold", "warm"):
+        runs = [child(mode) for _ in range(FRESH)]
+        med = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+        record("first-call compile (chain)", f"{mode}, median of {FRESH} processes", med["ms"],
+               nvrtc_ms=med["nvrtc_ms"], other_ms=med["other_ms"], target_ms=100.0,
+               runs=[round(r["ms"], 1) for r in runs], nvrtc_runs=[round(r["nvrtc_ms"], 1) for r in runs])
+        summary[mode] = {"median_ms": med["ms"], "runs_ms": [r["ms"] for r in runs],
+                         "nvrtc_median_ms": med["nvrtc_ms"]}
+    if pyc:
+        import shutil
+        shutil.rmtree(pyc, ignore_errors=True)
+    return summary
 
 
 def main(argv=None):
@@ -288,7 +374,16 @@ def main(argv=None):
     ap.add_argument("--only", default="", help="comma-separated sections: compile,copy,chain,rows,sum,gemm,wgsl,sweep "
                     "(sweep, sweep-gemm, sweep-rows: schedules, only when named)")
     ap.add_argument("--json", default="")
+    ap.add_argument("--first-call-child", choices=("cold", "warm"), help=argparse.SUPPRESS)
     ns = ap.parse_args(argv)
+    if ns.first_call_child:                      # one new-process sample for compile_time()
+        if cp is not None:
+            cp.ones(1)
+        dev = torch.device("cuda")
+        if ns.first_call_child == "warm":        # another kernel first: imports, NVRTC started
+            first_call(dev, lambda a, b, c: a * b + c)
+        print(json.dumps(first_call(dev)))
+        return
     R = 10 if ns.quick else ns.repeat
     only = set(filter(None, ns.only.split(",")))
     want = lambda s: (not only and not s.startswith("sweep")) or s in only       # noqa: E731
@@ -320,22 +415,19 @@ def main(argv=None):
     if want("chain"):
         a, b, c = (torch.randn(n, device=dev) for _ in range(3))
         k = tj.kernel(chain).to("cuda")
-        ref = torch.exp(a) * b + torch.sin(c) * 0.5 - torch.tanh(a * c)
+        ref = chain_ref(a, b, c)
         check("chain", k(a, b, c), ref, 1e-6)
         fns = {}
         bytes_ = 4 * n * 4
         fns["torsh-jit"] = lambda: k(a, b, c)
         if cp is not None:
-            ca, cb, cc = (cp.asarray(t) for t in (a, b, c))
+            ek, (ca, cb, cc), co = cupy_chain((a, b, c))
             check("chain (cupy)", torch.as_tensor(k(ca, cb, cc), device=dev), ref, 1e-6)
             fns["torsh-jit (cupy arrays)"] = lambda: k(ca, cb, cc)
-            ek = cp.ElementwiseKernel("float32 a, float32 b, float32 c", "float32 o",
-                                      "o = exp(a) * b + sin(c) * 0.5f - tanh(a * c)", "tj_bench_chain")
-            co = cp.empty_like(ca)
             fns["cupy ElementwiseKernel"] = lambda: ek(ca, cb, cc, co)
-        fns["torch eager"] = lambda: torch.exp(a) * b + torch.sin(c) * 0.5 - torch.tanh(a * c)
+        fns["torch eager"] = lambda: chain_ref(a, b, c)
         if compiled:
-            tc = compiled(lambda a, b, c: torch.exp(a) * b + torch.sin(c) * 0.5 - torch.tanh(a * c))
+            tc = compiled(chain_ref)
             tc(a, b, c)
             fns["torch.compile"] = lambda: tc(a, b, c)
         res = compare(fns, R)
@@ -431,6 +523,8 @@ def main(argv=None):
         sweep_gemm(dev, R)
     if want("sweep") or want("sweep-rows"):
         sweep_rows(dev, R)
+    if want("sweep") or want("sweep-ew"):
+        sweep_elementwise(dev, R)
 
     if ns.json:
         Path(ns.json).write_text(json.dumps({"rows": ROWS, "summary": summary}, indent=1, default=str))
