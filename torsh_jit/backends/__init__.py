@@ -18,6 +18,16 @@ BY_LANGUAGE = {"cuda": "torsh_jit.backends.cuda", "msl": "torsh_jit.backends.met
                "wgsl": "torsh_jit.backends.wgsl"}
 
 
+def take_buffers(fn, plan) -> None:
+    """What a device backend's call path reads of the plan: fn.specs, fn.n_inputs, fn.outputs
+    ((shape, dtype) each) and fn.temps."""
+    b = plan.part.buffers
+    fn.specs = plan.specs
+    fn.n_inputs = b.n_inputs
+    fn.outputs = tuple(b.outputs)
+    fn.temps = tuple(b.temps)
+
+
 def for_language(language: str):
     """The backend module of a language, or None for the LLVM targets."""
     mod = BY_LANGUAGE.get(language)

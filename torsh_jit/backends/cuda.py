@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import errors as E
 from ..ir.tracer import ArgSpec, contiguous_strides, spec_of as host_spec_of
+from . import take_buffers
 
 _lock = threading.Lock()
 STATS = {"compiles": 0, "compile_ms": 0.0}
@@ -520,11 +521,7 @@ class CudaFunction:
         self._unaligned = None            # (module, kernels) built on first need
         self._unaligned_lock = threading.Lock()
         self.launches = tuple(launches)
-        b = plan.part.buffers
-        self.n_inputs = b.n_inputs
-        self.outputs = tuple(b.outputs)
-        self.temps = tuple(b.temps)
-        self.specs = plan.specs
+        take_buffers(self, plan)
         self._streams: dict = {}
 
     def _load(self, cubin, launches):

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import errors as E
 from ..ir.tracer import ArgSpec, spec_of as host_spec_of
+from . import take_buffers
 
 SUPPORTED = ("bool", "int32", "float32")
 _HINT_DTYPE = ("cast to float32 or int32 first (x.astype(np.float32)), or use a CPU target "
@@ -244,12 +245,8 @@ class WgslFunction:
         self.plan = plan
         self.source = source
         self.launches = tuple(launches)
-        b = plan.part.buffers
-        self.n_inputs = b.n_inputs
-        self.outputs = tuple(b.outputs)
-        self.temps = tuple(b.temps)
-        self.specs = plan.specs
-        self.n_buffers = b.n_inputs + len(b.outputs) + len(b.temps)
+        take_buffers(self, plan)
+        self.n_buffers = self.n_inputs + len(self.outputs) + len(self.temps)
         self.scalar_pos = [i for i, s in enumerate(self.specs) if s.kind == "scalar"]
         most = self.lim["max-storage-buffers-per-shader-stage"]
         for l in self.launches:
