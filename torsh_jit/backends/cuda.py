@@ -179,17 +179,20 @@ def compile_cuda(source: str, arch, *, cubin: bool = True, name: str = "kernel.c
                  extra=()) -> tuple[bytes, str]:
     """(cubin or PTX, NVRTC's log). CompileError with the log when NVRTC rejects the source."""
     t0 = time.perf_counter()
-    opts = _options(arch, cubin, extra)
+    out, log = _compile(source, name, _options(arch, cubin, extra), cubin)
+    with _lock:
+        STATS["compiles"] += 1
+        STATS["compile_ms"] += (time.perf_counter() - t0) * 1e3
+    return out, log
+
+
+def _compile(source, name, opts, cubin):
     route = _nvrtc()
     if route is None:
         raise E.TargetError("compiling CUDA C needs NVRTC, and neither cuda-python nor cupy "
                             "is installed", hint="pip install cuda-python nvidia-cuda-nvrtc")
     compile_with = _compile_bindings if route[0] == "bindings" else _compile_cupy
-    out, log = compile_with(route[1], source, name, opts, cubin)
-    with _lock:
-        STATS["compiles"] += 1
-        STATS["compile_ms"] += (time.perf_counter() - t0) * 1e3
-    return out, log
+    return compile_with(route[1], source, name, opts, cubin)
 
 
 _started = threading.Event()
@@ -207,11 +210,8 @@ def start_nvrtc() -> None:
 
     def run():
         try:
-            route = _nvrtc()
-            if route is None or _cupy() is None:
-                return
-            compile_with = _compile_bindings if route[0] == "bindings" else _compile_cupy
-            compile_with(route[1], 'extern "C" __global__ void tj_nvrtc_start() {}\n', "start.cu",
+            if _cupy() is not None:          # a GPU here: the compiles that follow run on it
+                _compile('extern "C" __global__ void tj_nvrtc_start() {}\n', "start.cu",
                          _options(str(device_arch()), True), True)
         except Exception:
             pass
@@ -320,8 +320,9 @@ def _cubin(p, arch: int, aligned: bool = True):
 
 def module_options(p) -> tuple[str, ...]:
     """Options for this plan's module beyond compile_options(). A module of elementwise
-    kernels only is memory-bound: NVRTC's fast-compile level 'min' (12.8+) cut its compile by
-    a sixth with the chain's speed unchanged (H100: 1.04x the copy bandwidth either way)."""
+    kernels only is memory-bound: NVRTC's fast-compile level 'min' (12.8+) took a fifth off
+    the chain's compile (NVRTC 13.5 here) and left its speed as it was (H100: 1.04-1.05x the
+    copy bandwidth with and without)."""
     if _nvrtc_version_tuple() >= (12, 8) and all(g.kind == "elementwise" for g in p.part.groups):
         return ("-Ofc=min",)
     return ()
@@ -393,7 +394,6 @@ def device_view(a):
 def spec_of(arg, *, index: int = 0, name: str | None = None, where: str | None = None) -> ArgSpec:
     """Classify an argument for a CUDA kernel: device arrays where they are; numpy arrays
     (copied to the device contiguous, so specialised as contiguous), 16-bit floats too."""
-    what = f"argument {index}" + (f" ({name!r})" if name else "")
     dv = device_view(arg) if not isinstance(arg, (np.ndarray, np.generic, bool, int, float)) else None
     if dv is not None:
         _, shape, strides, dtype, _, _ = dv
@@ -620,14 +620,12 @@ class CudaFunction:
         specs = self.specs
         family, device = "numpy", None
         ptrs, keep = [], []
-        host_inputs = False
         for i, (a, s) in enumerate(zip(args, specs)):
             if s.kind == "scalar":
                 ptrs.append(_scalar_value(a, s.dtype))
                 continue
             dv = device_view(a) if not isinstance(a, np.ndarray) else None
             if dv is None:
-                host_inputs = True
                 x = np.ascontiguousarray(a)
                 if _np_dtype_name(x.dtype) == "bfloat16":
                     x = x.view(np.uint16)
