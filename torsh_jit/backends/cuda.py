@@ -483,7 +483,8 @@ class KernelInfo:
 
     def describe(self, dev: DeviceInfo) -> str:
         occ = self.blocks_per_sm * self.block / dev.threads_per_sm
-        spill = f", {self.local_bytes} B local memory (spills)" if self.local_bytes else ""
+        spill = (f", {self.local_bytes} B local memory (spills, or the stack of out-of-line "
+                 "calls such as sin)") if self.local_bytes else ""
         return (f"{self.launch.name}: {self.regs} registers/thread, "
                 f"{self.static_smem + self.launch.smem} B shared memory/block{spill}; block "
                 f"{self.block} threads, {self.blocks_per_sm} resident block(s)/SM "
