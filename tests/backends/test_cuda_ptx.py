@@ -143,3 +143,14 @@ def test_no_gpu_is_a_target_error_that_says_what_works():
         k(np.ones(4, np.float32))
     assert "GPU" in str(e.value)
     assert "cuda-sm90" not in tj.available_targets()
+
+
+def test_an_option_this_nvrtc_does_not_know_is_dropped_and_the_compile_retried(monkeypatch):
+    # -minimal, -no-cache and -Ofc=min are chosen by NVRTC version; a build that rejects one
+    # anyway must still compile (the option is dropped for the process)
+    monkeypatch.setattr(backend, "_OPTIONAL", backend._OPTIONAL + ("-no-such-option",))
+    monkeypatch.setattr(backend, "_REJECTED", set())
+    x = np.ones(1024, np.float32)
+    low = tj.kernel(lambda a: a * 2 + 1).lower(x, target="cuda-sm90")
+    ptx, log = backend.compile_ptx(low.source, low.target, ("-no-such-option",))
+    assert ".entry" in ptx.decode() and backend._REJECTED == {"-no-such-option"}

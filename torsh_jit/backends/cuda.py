@@ -163,9 +163,9 @@ def compile_options() -> list[str]:
     are part of the cache key), e.g. "-Ofc=min" for NVRTC's faster, less optimising mode."""
     opts = list(COMPILE_OPTIONS)
     v = _nvrtc_version_tuple()
-    if v >= (12, 4):
+    if v >= (12, 4) and "-minimal" not in _REJECTED:
         opts.append("-minimal")
-    if v >= (12, 9):
+    if v >= (12, 9) and "-no-cache" not in _REJECTED:
         opts.append("-no-cache")
     return opts + os.environ.get("TORSH_JIT_NVRTC_OPTIONS", "").split()
 
@@ -192,7 +192,20 @@ def _compile(source, name, opts, cubin):
         raise E.TargetError("compiling CUDA C needs NVRTC, and neither cuda-python nor cupy "
                             "is installed", hint="pip install cuda-python nvidia-cuda-nvrtc")
     compile_with = _compile_bindings if route[0] == "bindings" else _compile_cupy
-    return compile_with(route[1], source, name, opts, cubin)
+    try:
+        return compile_with(route[1], source, name, opts, cubin)
+    except E.CompileError as err:
+        # the speed-only options are chosen by NVRTC version; one a build does not know
+        # after all is dropped for the process (a log line names it), and the compile retried
+        bad = {o for o in opts if o in _OPTIONAL and f"unrecognized option {o}" in str(err)}
+        if not bad:
+            raise
+        _REJECTED.update(bad)
+        return compile_with(route[1], source, name, [o for o in opts if o not in bad], cubin)
+
+
+_OPTIONAL = ("-minimal", "-no-cache", "-Ofc=min")
+_REJECTED: set = set()
 
 
 _started = threading.Event()
@@ -323,7 +336,8 @@ def module_options(p) -> tuple[str, ...]:
     kernels only is memory-bound: NVRTC's fast-compile level 'min' (12.8+) took a fifth off
     the chain's compile (NVRTC 13.5 here) and left its speed as it was (H100: 1.04-1.05x the
     copy bandwidth with and without)."""
-    if _nvrtc_version_tuple() >= (12, 8) and all(g.kind == "elementwise" for g in p.part.groups):
+    if _nvrtc_version_tuple() >= (12, 8) and "-Ofc=min" not in _REJECTED and \
+            all(g.kind == "elementwise" for g in p.part.groups):
         return ("-Ofc=min",)
     return ()
 
