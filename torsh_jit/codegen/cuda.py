@@ -1,12 +1,12 @@
 """CUDA C: the C-style renderer's data for CUDA, and the kernels of a plan as one .cu file.
 
-The language is data (`CudaLanguage`); the skeletons are templates/cuda/*.cu.j2:
-elementwise (groups of V elements, 16-byte accesses, a grid-stride loop launched with a block
-per T x U groups; the block size from the device's occupancy), reduce (a thread, a warp or a block per row, the row kept
-in registers across passes; a split of long rows across blocks), matmul (mma.sync tensor
-cores for float16/bfloat16 with float32 accumulation, a SIMT path for the rest), each with
-the group's elementwise epilogue fused. `launches()` says how each kernel is launched: plain
-data the backend reads together with the device's properties.
+The language is data (`CudaLanguage`); the skeletons are templates/cuda/*.cu.j2: elementwise
+(groups of V elements, 16-byte accesses, a block per T x U groups and one step per thread;
+the block size from the device's occupancy), reduce (a thread, a warp or a block per row,
+the row kept in registers across passes; a split of long rows across blocks), matmul
+(mma.sync tensor cores for float16/bfloat16 with float32 accumulation, a SIMT path for the
+rest), each with the group's elementwise epilogue fused. `launches()` says how each kernel
+is launched: plain data the backend reads together with the device's properties.
 """
 from __future__ import annotations
 
