@@ -146,8 +146,19 @@ def with_config(fn, args, cfg):
 
 _MMA = dict(mma=True, tile_k=32, stages=4)
 _WG = dict(wgmma=True, tile_k=64, tile_m=128)
+_TMA = dict(_WG, tma=True)
 GEMM_SWEEP = [  # (label, GpuConfig fields): the default first, then the schedules around it
     ("wgmma 256x128 s4 i1", dict(_WG, threads=512, tile_m=256, tile_n=128, stages=4, inflight=1)),
+    ("tma 128x256 s4 i1 r8", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=8)),
+    ("tma 128x256 s4 i1 r1", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=1)),
+    ("tma 128x256 s4 i1 r16", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=16)),
+    ("tma 128x256 s3 i1 r8", dict(_TMA, threads=384, tile_n=256, stages=3, inflight=1, raster=8)),
+    ("tma 128x256 s4 i0 r8", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=0, raster=8)),
+    ("tma 128x192 s5 i1 r8", dict(_TMA, threads=384, tile_n=192, stages=5, inflight=1, raster=8)),
+    ("tma 128x128 s6 i1 r8", dict(_TMA, threads=384, tile_n=128, stages=6, inflight=1, raster=8)),
+    ("tma 192x128 s5 i1 r8", dict(_TMA, threads=512, tile_m=192, tile_n=128, stages=5, inflight=1, raster=8)),
+    ("tma 192x256 s3 i1 r8", dict(_TMA, threads=512, tile_m=192, tile_n=256, stages=3, inflight=1, raster=8)),
+    ("tma 64x256 s4 i1 r8", dict(_TMA, threads=256, tile_m=64, tile_n=256, stages=4, inflight=1, raster=8)),
     ("wgmma 128x256 s4 i1", dict(_WG, threads=256, tile_n=256, stages=4, inflight=1)),
     ("wgmma 128x256 s4 i0", dict(_WG, threads=256, tile_n=256, stages=4, inflight=0)),
     ("wgmma 128x256 s3 i0", dict(_WG, threads=256, tile_n=256, stages=3, inflight=0)),

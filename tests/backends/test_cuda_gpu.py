@@ -157,3 +157,49 @@ def test_elementwise_misaligned_views_run_a_variant_compiled_once(rng):
     for _ in range(2):
         np.testing.assert_array_equal(k(gx[1:], gy[:n]).get(), x[1:] * 2 - y[:n])
     assert backend.STATS["compiles"] - n0 <= 1
+
+
+
+_TMA_CASES = [  # (label, tile_m, tile_n, stages, inflight, raster)
+    ("128x256 s4 i1 r8", 128, 256, 4, 1, 8),
+    ("64x128 s2 i0 r1", 64, 128, 2, 0, 1),
+    ("192x192 s3 i1 r4", 192, 192, 3, 1, 4),
+    ("128x64 s6 i1 r16", 128, 64, 6, 1, 16),
+]
+
+
+@pytest.mark.parametrize("label,bm,bn,stages,inflight,raster", _TMA_CASES, ids=[c[0] for c in _TMA_CASES])
+def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raster, rng):
+    # The warp-specialised kernel fed by the TMA, under schedules the tuner may pick: M, N
+    # and K past the tiles (the TMA's zero fill, the epilogue's checks), B along N and along
+    # K, a batch with B broadcast and one without, a fused epilogue. Outputs start as NaN.
+    if backend.device_arch() != 90:
+        pytest.skip("wgmma and the TMA kernel are sm_90a: this GPU is not a Hopper")
+    torch = pytest.importorskip("torch")
+    from torsh_jit import compiler
+    from torsh_jit.schedule.gpu import GpuConfig
+    cfg = GpuConfig(threads=128 * (bm // 64 + 1), tile_m=bm, tile_n=bn, tile_k=64, stages=stages,
+                    wgmma=True, inflight=inflight, tma=True, raster=raster)
+
+    def u(*shape):
+        x = torch.from_numpy(rng.uniform(-1, 1, shape).astype(np.float32)).to("cuda", torch.bfloat16)
+        return x, x.double().cpu().numpy()
+    (a, a_), (b, b_), (bias, bias_), (bt, bt_) = u(333, 328), u(328, 296), u(296), u(296, 328)
+    (c, c_), (d, d_), (e, e_) = u(2, 3, 200, 136), u(136, 264), u(2, 3, 136, 264)
+    cases = [("relu(a@b+bias)", lambda a, b, bias: tj.relu(a @ b + bias), (a, b, bias),
+              np.maximum(a_ @ b_ + bias_, 0)),
+             ("a @ b.T", lambda a, bt: a @ bt.T, (a, bt), a_ @ bt_.T),
+             ("batched, B broadcast", lambda c, d: c @ d, (c, d), c_ @ d_),
+             ("batched", lambda c, e: c @ e, (c, e), c_ @ e_)]
+    for what, fn, args, want in cases:
+        k = tj.kernel(fn).to("cuda")
+        specs = k._specs_of(args)
+        p0, single = k._plan(specs)
+        p = compiler.plan(p0.graph, specs, p0.target, configs=(cfg,))
+        f = compiler.build(p)
+        assert f.launches[-1].tmaps, f"{what}: not the TMA kernel ({f.launches[-1].describe()})"
+        (shape, dtype), = f.outputs
+        out = torch.full(tuple(shape), float("nan"), dtype=getattr(torch, dtype), device="cuda")
+        f.call(args, out, single)
+        np.testing.assert_allclose(out.double().cpu().numpy(), want, rtol=1e-2, atol=5e-2,
+                                   err_msg=f"{label}: {what}")

@@ -154,3 +154,47 @@ def test_an_option_this_nvrtc_does_not_know_is_dropped_and_the_compile_retried(m
     low = tj.kernel(lambda a: a * 2 + 1).lower(x, target="cuda-sm90")
     ptx, log = backend.compile_ptx(low.source, low.target, ("-no-such-option",))
     assert ".entry" in ptx.decode() and backend._REJECTED == {"-no-such-option"}
+
+
+def test_hopper_matmul_is_fed_by_the_tma_and_warp_specialised():
+    # bf16 4096-class matmuls on sm_90a: the default schedule is the TMA kernel (bulk tensor
+    # copies on mbarriers, setmaxnreg between producer and consumers, wgmma), with the
+    # epilogue fused; misaligned pointers keep the CUDA-core fallback in the same module
+    import ml_dtypes
+    from torsh_jit.codegen.cuda import render_plan
+    a = np.ones((512, 320), ml_dtypes.bfloat16)
+    w = np.ones((320, 512), ml_dtypes.bfloat16)
+    b = np.ones(512, ml_dtypes.bfloat16)
+    low = tj.kernel(lambda x, w, b: tj.relu(x @ w + b)).lower(a, w, b, target="cuda-sm90a")
+    cfg = low.plan.configs[0]
+    assert cfg.tma and cfg.wgmma, cfg
+    ptx, log = backend.compile_ptx(low.source, low.target)
+    ptx = ptx.decode()
+    assert log == "", log
+    for instr in ("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes",
+                  "mbarrier.try_wait.parity", "setmaxnreg.dec.sync.aligned.u32",
+                  "setmaxnreg.inc.sync.aligned.u32", "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16"):
+        assert instr in ptx, instr
+    _, launches = render_plan(low.plan)
+    main = [l for l in launches if not l.standby][0]
+    assert len(main.tmaps) == 2 and main.fallback and main.threads == 384
+    assert "tensor maps" in low.explain()
+
+
+def test_tma_schedules_the_tuner_may_pick_compile(monkeypatch):
+    # every TMA candidate of a 4096 bf16 matmul's tuning space compiles to PTX for sm_90a
+    # (the ptxas register check is the GPU run's: tests/backends/test_cuda_gpu.py)
+    import ml_dtypes
+    from torsh_jit import compiler
+    from torsh_jit.backends.cuda import tune_space
+    a = np.ones((4096, 4096), ml_dtypes.bfloat16)
+    low = tj.kernel(lambda x, w: x @ w).lower(a, a, target="cuda-sm90a")
+    g, cfg = low.plan.part.groups[0], low.plan.configs[0]
+    space = tune_space(g, low.target, cfg)
+    tma = [c for c in space.configs if c.tma]
+    assert cfg in tma and len(tma) > 50
+    picks = [tma[i] for i in range(0, len(tma), max(1, len(tma) // 6))]
+    for c in picks:
+        p = compiler.plan(low.plan.graph, low.plan.specs, low.target, configs=(c,))
+        ptx, log = backend.compile_ptx(compiler.render(p), low.target)
+        assert b"cp.async.bulk.tensor" in ptx, c

@@ -8,7 +8,8 @@ and back; cupy in -> cupy out; torch tensors (or anything with __cuda_array_inte
 DLPack) in -> read and written where they are, no copies, outputs of the same kind.
 Device properties (SMs, registers, shared memory, resident threads) are read from the
 device; each kernel's registers and shared memory from the compiled function; block size
-and grid follow from them (occupancy), and `explain()` shows the result.
+and grid follow from them (occupancy), and `explain()` shows the result. Kernels fed by
+Hopper's TMA take tensor maps by value and launch through the driver (backends/tma.py).
 """
 from __future__ import annotations
 
@@ -538,6 +539,9 @@ class CudaFunction:
         self.launches = tuple(launches)
         take_buffers(self, plan)
         self._streams: dict = {}
+        if any(l.tmaps for l in launches):
+            from .tma import MapCache
+            self._maps = MapCache()
 
     def _load(self, cubin, launches):
         """(module, {kernel name: (function, KernelInfo)}) of a cubin."""
@@ -734,6 +738,12 @@ class CudaFunction:
             grid = self._grid(l, info)
             if grid is None:
                 continue
+            if l.tmaps:
+                from . import tma
+                maps = [self._maps.get(bufs[spec[0]], spec) for spec in l.tmaps]
+                tma.launch(fn.ptr, grid, info.block, l.smem, stream.ptr, maps,
+                           [bufs[b] for b, _, _ in l.params])
+                continue
             args = [bufs[b] if kind == "scalar" else np.uint64(bufs[b]) for b, kind, _ in l.params]
             coop = False
             if l.workspace:
@@ -852,11 +862,11 @@ def tune_space(group, target, default):
     return ts(group, target, default)
 
 
-def tune_key(cfg) -> tuple:
-    """What a candidate is, for the search: `threads` follows from the warps."""
-    return (cfg.tile_m, cfg.tile_n, cfg.tile_k, cfg.warps_m, cfg.warps_n, cfg.stages, cfg.mma,
-            cfg.fragments, cfg.vec, cfg.unroll, cfg.tpr, cfg.cache, cfg.split,
-            0 if cfg.mma else cfg.threads)
+def tune_key(cfg):
+    """What a candidate is, for the search: every field but a tensor-core schedule's
+    `threads`, which follows from its warps or warpgroups (so a step along tile_m finds the
+    schedule with the threads that go with it)."""
+    return cfg.replace(threads=0) if cfg.mma or cfg.wgmma else cfg
 
 
 def device_fingerprint(target) -> str:

@@ -4,8 +4,9 @@ The language is data (`CudaLanguage`); the skeletons are templates/cuda/*.cu.j2:
 (groups of V elements, 16-byte accesses, a block per T x U groups and one step per thread;
 the block size from the device's occupancy), reduce (a thread, a warp or a block per row,
 the row kept in registers across passes; a split of long rows across blocks), matmul
-(mma.sync tensor cores for float16/bfloat16 with float32 accumulation, a SIMT path for the
-rest), each with the group's elementwise epilogue fused. `launches()` says how each kernel
+(mma.sync tensor cores for float16/bfloat16 with float32 accumulation; on Hopper, wgmma fed
+by cp.async or, warp-specialised, by the TMA; a SIMT path for the rest), each with the
+group's elementwise epilogue fused. `launches()` says how each kernel
 is launched: plain data the backend reads together with the device's properties.
 """
 from __future__ import annotations
@@ -75,6 +76,9 @@ class Launch:
     fallback: str = ""             # (none, for an elementwise kernel: the module rendered with
                                    # aligned=False, built on first need)
     standby: bool = False          # a fallback: launched only in place of another kernel
+    tmaps: tuple = ()              # tensor maps passed first, by value: ((buffer, offset, dims,
+                                   # strides, box), ...) in elements, innermost first; the
+                                   # backend encodes them for each call's pointers
 
     def describe(self) -> str:
         g = self.grid
@@ -87,6 +91,9 @@ class Launch:
         else:
             grid = f"{g[1]}x{g[2]}x{g[3]} tiles"
         extra = f", {self.smem} B dynamic shared memory" if self.smem else ""
+        if self.tmaps:
+            extra += f", {len(self.tmaps)} tensor maps (TMA boxes " + \
+                ", ".join("x".join(map(str, t[4][:2])) for t in self.tmaps) + ")"
         if self.fallback:
             extra += f", falls back to {self.fallback} when pointers are not " \
                      f"{max(b for _, b in self.align)}-byte aligned"
@@ -296,6 +303,35 @@ def wgmma_eligible(group: Group, target) -> bool:
             and mma_eligible(group, target))
 
 
+def _batch_axis(strides, batch) -> int | None:
+    """The one element stride that walks an operand's batch dims in order (0: broadcast
+    along all of them), or None when they do not collapse into one axis."""
+    dims = [(d, s) for d, s in zip(batch, strides) if d != 1]
+    if not dims:
+        return 0
+    if all(s == 0 for _, s in dims):
+        return 0
+    for (d0, s0), (d1, s1) in zip(dims, dims[1:]):
+        if s0 != s1 * d1:
+            return None
+    return dims[-1][1] if dims[-1][1] > 0 else None
+
+
+def tma_eligible(group: Group, target) -> bool:
+    """The TMA can feed this matmul: wgmma takes it, each operand's batch dims collapse into
+    one axis (or broadcast), and the tensor maps' limits hold (16-byte strides, at most 2^32
+    elements along an axis, 65535 batches in the grid's y)."""
+    if not wgmma_eligible(group, target):
+        return False
+    nb, batch, M, N, K, A, B = _mm_common(group, None)
+    Z = math.prod(batch) if batch else 1
+    za, zb = _batch_axis(A.strides[:nb], batch), _batch_axis(B.strides[:nb], batch)
+    if za is None or zb is None or Z > 65535 or max(M, N, K, Z) >= 2**32:
+        return False
+    b_outer = B.strides[nb + 2] if B.strides[nb + 1] == 1 else B.strides[nb + 1]
+    return all(s % 8 == 0 and 0 <= s * 2 < 2**40 for s in (za, zb, A.strides[nb], b_outer))
+
+
 def _mm_common(group: Group, scalars):
     nb = len(group.domain) - 2
     batch = group.domain[:nb]
@@ -409,6 +445,66 @@ def render_matmul_wgmma(group: Group, cfg: GpuConfig, name: str, scalars, fallba
                        fallback=fallback)
 
 
+def tma_registers(CW: int) -> tuple[int, int]:
+    """(producer, consumer) registers per thread after setmaxnreg, for CW consumer warpgroups
+    and one producer: the block's registers at entry (the launch bound's cap, a multiple of 8,
+    times the threads) shared out, the producer keeping 40 (24 beside three consumers)."""
+    T = 128 * (CW + 1)
+    entry = min(255, 65536 // T) // 8 * 8
+    prod = 40 if CW <= 2 else 24
+    cons = min(240, (T * entry - 128 * prod) // (128 * CW) // 8 * 8)
+    return prod, cons
+
+
+def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback: str,
+                      target) -> tuple[str, Launch]:
+    nb, batch, M, N, K, A, B = _mm_common(group, scalars)
+    em = CEmitter(LANG, group, V=2, index=_index_type(group), scalar_bufs=scalars)
+    BM, BN = cfg.tile_m, cfg.tile_n
+    CW = BM // 64
+    if cfg.tile_k != 64 or BM % 64 or not 1 <= CW <= 3 or BN % 64 or not 64 <= BN <= 256 or \
+            cfg.stages < 2 + cfg.inflight or cfg.inflight > 1:
+        raise E.TargetError(f"TMA schedule {cfg} is not one the template lays out",
+                            hint="tile_k 64, tile_m 64..192 in steps of 64, tile_n 64..256 in steps "
+                                 "of 64, inflight 0 or 1, stages >= 2 + inflight")
+    b_row = B.strides[nb + 1] == 1          # B contiguous along N (x @ w); else along K (x @ w.T)
+    kind = "bf16" if A.dtype == "bfloat16" else "f16"
+    smem = cfg.stages * (BM + BN) * 128 + 1024
+    limit = target.limit("max_shared_memory_per_block", 0)
+    if limit and smem + 1024 > limit:          # + the barriers (static, 1 KiB-aligned)
+        raise E.TargetError(f"TMA schedule {cfg} needs {smem} B of shared memory per block, "
+                            f"{target.name} allows {limit}", hint="fewer stages or a smaller tile")
+    Z = math.prod(batch) if batch else 1
+    za, zb = _batch_axis(A.strides[:nb], batch), _batch_axis(B.strides[:nb], batch)
+    if za is None or zb is None:
+        raise E.TargetError(f"TMA schedule {cfg}: the operands' batch dims do not collapse into "
+                            "one axis", hint="a wgmma schedule without tma")
+    reg_p, reg_c = tma_registers(CW)
+    epi = _epilogue(em, "cv[v]", 2)
+    raster = max(1, cfg.raster or 1)
+    src = template("cuda/matmul_tma.cu.j2").render(
+        name=name, T=128 * (CW + 1), CW=CW, BM=BM, BN=BN, STAGES=cfg.stages, INFLIGHT=cfg.inflight,
+        RASTER=raster, REG_P=reg_p, REG_C=reg_c, M=M, N=N, K=K, kind=kind, b_row=b_row,
+        a_z=bool(za), b_z=bool(zb),
+        params=", ".join(em.params()), epi=epi, I=em.I, indent=_indent)
+
+    def tmap(acc, inner, inner_n, outer, outer_n, z, box):
+        # innermost first: (inner, outer, batch); a batch of one (or a broadcast operand)
+        # gets one z slice whose stride is never used, any multiple of 16 bytes
+        zs = z if z else outer * outer_n
+        return (acc.buf, acc.offset, (inner_n, outer_n, Z if z else 1), (outer, zs), box)
+    a_map = tmap(A, 1, K, A.strides[nb], M, za, (64, BM, 1))
+    if b_row:
+        b_map = tmap(B, 1, N, B.strides[nb + 2], K, zb, (64, 64, 1))
+    else:
+        b_map = tmap(B, 1, K, B.strides[nb + 1], N, zb, (64, BN, 1))
+    align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
+                         {(b, al) for _, b, al in em.vector_accesses()}))
+    tiles = -(-N // BN) * -(-M // BM)
+    return src, Launch(name, "matmul", 128 * (CW + 1), _params(em, scalars), ("tiles", tiles, Z, 1),
+                       smem=smem, align=align, fallback=fallback, tmaps=(a_map, b_map))
+
+
 # -- the module --------------------------------------------------------------------------------
 def render_kernels(kernels, target, scalars, aligned=True) -> tuple[list[str], list[Launch]]:
     """Source of every kernel and how to launch it. kernels: (name, group, config)."""
@@ -422,7 +518,9 @@ def render_kernels(kernels, target, scalars, aligned=True) -> tuple[list[str], l
             simt = GpuConfig(threads=256, tile_m=64, tile_n=64, tile_k=16)
             s2, l2 = render_matmul_simt(g, simt, name + "_simt", scalars)
             l2 = dataclasses.replace(l2, standby=True)
-            if c.wgmma:
+            if c.tma:
+                s, l = render_matmul_tma(g, c, name, scalars, l2.name, target)
+            elif c.wgmma:
                 s, l = render_matmul_wgmma(g, c, name, scalars, l2.name, target)
             else:
                 s, l = render_matmul_mma(g, c, name, scalars, fallback=l2.name)
@@ -451,5 +549,6 @@ def render_plan(p, aligned: bool = True) -> tuple[str, tuple[Launch, ...]]:
     src = template("cuda/module.cu.j2").render(
         module_name=p.module_name, target=p.target, plan_text=p.describe(), bodies=bodies,
         launches=[l.describe() for l in launches], half=bool(dtypes & {"float16", "bfloat16"}),
-        trig=any(e.op in ("sin", "cos", "tan") for g in p.part.groups for e in g.exprs))
+        trig=any(e.op in ("sin", "cos", "tan") for g in p.part.groups for e in g.exprs),
+        tma=any(l.tmaps for l in launches))
     return src, tuple(launches)

@@ -34,6 +34,9 @@ class GpuConfig:
     fragments: int = 0          # mma: register sets of operand fragments (2: next k step read during this one's mma)
     wgmma: bool = False         # Hopper warpgroup tensor cores (sm_90a): 64-row warpgroups, 64-deep k tiles
     inflight: int = 0           # wgmma: commit groups left running while the next tile's copies are issued
+    tma: bool = False           # wgmma fed by the tensor memory accelerator: a producer warpgroup and
+                                # tile_m / 64 consumer warpgroups (matmul_tma.cu.j2)
+    raster: int = 0             # tma: block-rows per group in the block order (tiles shared in L2)
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v}
@@ -118,8 +121,19 @@ def default_config(group, target) -> GpuConfig:
 
 
 def matmul_config(group, target) -> GpuConfig:
-    from ..codegen.cuda import mma_eligible, wgmma_eligible
+    from ..codegen.cuda import mma_eligible, tma_eligible, wgmma_eligible
     batch, (M, N) = group.domain[:-2], group.domain[-2:]
+    if tma_eligible(group, target) and M >= 128 and N >= 128:
+        # warp-specialised (matmul_tma.cu.j2): a TMA producer warpgroup and two consumer
+        # warpgroups of 64 x BN accumulators, four 48 KiB stages. Measured on an H100
+        # (bf16 4096^3, benchmarks/gpu.py --only sweep-gemm): 128x256 706 TFLOP/s with
+        # block-rows in groups of 16 (8: 694, none: 651), 128x192 598, 128x128 548, against
+        # 586 for the best schedule without the TMA (wgmma 256x128) and 791 for cuBLAS
+        if N >= 256:
+            return GpuConfig(threads=384, tile_m=128, tile_n=256, tile_k=64, stages=4, wgmma=True,
+                             inflight=1, tma=True, raster=16)
+        return GpuConfig(threads=384, tile_m=128, tile_n=128, tile_k=64, stages=6, wgmma=True,
+                         inflight=1, tma=True, raster=16)
     if wgmma_eligible(group, target) and M >= 128 and N >= 128:
         # warpgroups of 64 x BN accumulators; four 48 KiB stages, two of them being copied while
         # the tensor cores work on a third. Measured on an H100 (bf16 4096^3, benchmarks/gpu.py
@@ -153,7 +167,8 @@ def matmul_tune_space(group, target, default: GpuConfig) -> list[GpuConfig]:
       accumulators per thread (WTM * WTN / 32), 32 * WM * WN threads within
       max_threads_per_block, STAGES in 2..5 and STAGES x (BM + BN) x BK x 2 bytes within
       max_shared_memory_per_block, one or two fragment register sets;
-    - wgmma (matmul_wgmma.cu.j2, sm_90a): see below; mma configs stay candidates beside them;
+    - wgmma (matmul_wgmma.cu.j2, sm_90a) and tma (matmul_tma.cu.j2, sm_90a, operands the TMA
+      can read): see below; mma configs stay candidates beside them;
     - SIMT (matmul_simt.cu.j2): 256 threads in a 16 x 16 grid, BM and BN multiples of 16,
       at most 64 accumulators per thread, static shared memory within shared_memory_per_block.
     Tiles much larger than the problem are left out.
@@ -177,6 +192,22 @@ def matmul_tune_space(group, target, default: GpuConfig) -> list[GpuConfig]:
                 continue
             out.append(GpuConfig(threads=t, tile_m=bm, tile_n=bn, tile_k=64, stages=st, wgmma=True,
                                  inflight=inf))
+    if default.tma:
+        # matmul_tma.cu.j2: tile_m / 64 consumer warpgroups (1 to 3) and a producer, BN a
+        # multiple of 64 up to 256, STAGES x (BM + BN) x 128 bytes + 2 KiB of shared memory,
+        # a consumer's BN / 2 accumulators plus ~40 other registers within what setmaxnreg
+        # gives it (codegen.cuda.tma_registers), block-rows grouped by 1, 8 or 16
+        from ..codegen.cuda import tma_registers
+        smem_max = target.limit("max_shared_memory_per_block", 49152)
+        for bm, bn, st, inf, r in itertools.product((64, 128, 192), (64, 128, 192, 256),
+                                                    (2, 3, 4, 5, 6), (0, 1), (1, 8, 16)):
+            if bm > cap_m or bn > cap_n or st < 2 + inf:
+                continue
+            if st * (bm + bn) * 128 + 2048 > smem_max or \
+                    bn // 2 + 40 > tma_registers(bm // 64)[1]:
+                continue
+            out.append(GpuConfig(threads=128 * (bm // 64 + 1), tile_m=bm, tile_n=bn, tile_k=64,
+                                 stages=st, wgmma=True, inflight=inf, tma=True, raster=r))
     if default.mma or default.wgmma:
         max_t = target.limit("max_threads_per_block", 1024)
         smem_max = target.limit("max_shared_memory_per_block", 49152)
@@ -214,7 +245,7 @@ def tune_space(group, target, default: GpuConfig):
     configs = tuple(matmul_tune_space(group, target, default))
     axes = {}
     for name in ("tile_m", "tile_n", "tile_k", "warps_m", "warps_n", "stages", "fragments",
-                 "wgmma", "inflight"):
+                 "wgmma", "inflight", "tma", "raster"):
         vals = sorted({getattr(c, name) for c in configs})
         if len(vals) > 1:
             axes[name] = tuple(vals)
