@@ -178,6 +178,7 @@ def test_hopper_matmul_is_fed_by_the_tma_and_warp_specialised():
     _, launches = render_plan(low.plan)
     main = [l for l in launches if not l.standby][0]
     assert len(main.tmaps) == 2 and main.fallback and main.threads == 384
+    assert cfg.persistent and main.grid[0] == "persistent"     # sized from the device at launch
     assert "tensor maps" in low.explain()
 
 

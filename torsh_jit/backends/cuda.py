@@ -611,6 +611,8 @@ class CudaFunction:
             return (n, 1, 1) if n else None
         if g[0] == "rows":
             return (g[1], 1, 1) if g[1] else None
+        if g[0] == "persistent":          # a block per resident slot, each looping over the work
+            return (min(g[1], info.grid_cap), 1, 1) if g[1] else None
         if g[0] == "split":
             rows, most = g[1], g[2]
             if rows == 0:

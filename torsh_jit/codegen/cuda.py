@@ -67,7 +67,7 @@ class Launch:
     threads: int
     params: tuple                  # ((buffer, "ptr" | "scalar", dtype), ...) in signature order
     grid: tuple                    # ("stride", blocks) | ("rows", blocks) | ("split", rows, max_parts)
-                                   # | ("tiles", x, y, z)
+                                   # | ("tiles", x, y, z) | ("persistent", work items)
     smem: int = 0                  # dynamic shared memory, bytes
     workspace: int = 0             # split: 8-byte slots per (pass, row, part); counters besides
     passes: int = 0                # split: passes that exchange partials
@@ -88,6 +88,8 @@ class Launch:
             grid = f"{g[1]} blocks (rows)"
         elif g[0] == "split":
             grid = f"{g[1]} row(s) x parts (launch: from SMs x resident blocks, at most {g[2]})"
+        elif g[0] == "persistent":
+            grid = f"{g[1]} tiles on a persistent grid (launch: SMs x resident blocks, at most {g[1]})"
         else:
             grid = f"{g[1]}x{g[2]}x{g[3]} tiles"
         extra = f", {self.smem} B dynamic shared memory" if self.smem else ""
@@ -320,13 +322,13 @@ def _batch_axis(strides, batch) -> int | None:
 def tma_eligible(group: Group, target) -> bool:
     """The TMA can feed this matmul: wgmma takes it, each operand's batch dims collapse into
     one axis (or broadcast), and the tensor maps' limits hold (16-byte strides, at most 2^32
-    elements along an axis, 65535 batches in the grid's y)."""
+    elements along an axis; the work items, tiles times batches, counted in an int)."""
     if not wgmma_eligible(group, target):
         return False
     nb, batch, M, N, K, A, B = _mm_common(group, None)
     Z = math.prod(batch) if batch else 1
     za, zb = _batch_axis(A.strides[:nb], batch), _batch_axis(B.strides[:nb], batch)
-    if za is None or zb is None or Z > 65535 or max(M, N, K, Z) >= 2**32:
+    if za is None or zb is None or max(M, N, K, Z) >= 2**32 or -(-M // 64) * -(-N // 64) * Z >= 2**31:
         return False
     b_outer = B.strides[nb + 2] if B.strides[nb + 1] == 1 else B.strides[nb + 1]
     return all(s % 8 == 0 and 0 <= s * 2 < 2**40 for s in (za, zb, A.strides[nb], b_outer))
@@ -485,7 +487,7 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
     src = template("cuda/matmul_tma.cu.j2").render(
         name=name, T=128 * (CW + 1), CW=CW, BM=BM, BN=BN, STAGES=cfg.stages, INFLIGHT=cfg.inflight,
         RASTER=raster, REG_P=reg_p, REG_C=reg_c, M=M, N=N, K=K, kind=kind, b_row=b_row,
-        a_z=bool(za), b_z=bool(zb),
+        a_z=bool(za), b_z=bool(zb), Z=Z, PERSIST=cfg.persistent,
         params=", ".join(em.params()), epi=epi, I=em.I, indent=_indent)
 
     def tmap(acc, inner, inner_n, outer, outer_n, z, box):
@@ -500,8 +502,9 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         b_map = tmap(B, 1, K, B.strides[nb + 1], N, zb, (64, BN, 1))
     align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
                          {(b, al) for _, b, al in em.vector_accesses()}))
-    tiles = -(-N // BN) * -(-M // BM)
-    return src, Launch(name, "matmul", 128 * (CW + 1), _params(em, scalars), ("tiles", tiles, Z, 1),
+    work = -(-N // BN) * -(-M // BM) * Z
+    grid = ("persistent", work) if cfg.persistent else ("tiles", work, 1, 1)
+    return src, Launch(name, "matmul", 128 * (CW + 1), _params(em, scalars), grid,
                        smem=smem, align=align, fallback=fallback, tmaps=(a_map, b_map))
 
 

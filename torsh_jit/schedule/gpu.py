@@ -37,6 +37,8 @@ class GpuConfig:
     tma: bool = False           # wgmma fed by the tensor memory accelerator: a producer warpgroup and
                                 # tile_m / 64 consumer warpgroups (matmul_tma.cu.j2)
     raster: int = 0             # tma: block-rows per group in the block order (tiles shared in L2)
+    persistent: bool = False    # tma: one block per SM looping over the tiles (the next tile's copies
+                                # overlap the epilogue)
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v}
@@ -125,15 +127,14 @@ def matmul_config(group, target) -> GpuConfig:
     batch, (M, N) = group.domain[:-2], group.domain[-2:]
     if tma_eligible(group, target) and M >= 128 and N >= 128:
         # warp-specialised (matmul_tma.cu.j2): a TMA producer warpgroup and two consumer
-        # warpgroups of 64 x BN accumulators, four 48 KiB stages. Measured on an H100
-        # (bf16 4096^3, benchmarks/gpu.py --only sweep-gemm): 128x256 706 TFLOP/s with
-        # block-rows in groups of 16 (8: 694, none: 651), 128x192 598, 128x128 548, against
-        # 586 for the best schedule without the TMA (wgmma 256x128) and 791 for cuBLAS
-        if N >= 256:
-            return GpuConfig(threads=384, tile_m=128, tile_n=256, tile_k=64, stages=4, wgmma=True,
-                             inflight=1, tma=True, raster=16)
-        return GpuConfig(threads=384, tile_m=128, tile_n=128, tile_k=64, stages=6, wgmma=True,
-                         inflight=1, tma=True, raster=16)
+        # warpgroups of 64 x BN accumulators, four 48 KiB stages, a persistent grid. Measured
+        # on an H100 (bf16 4096^3, benchmarks/gpu.py --only sweep-gemm): 128x256 722 TFLOP/s
+        # persistent with block-rows in groups of 16, 699 a block per tile (groups of 8: 685,
+        # none: 651), 128x192 596, 128x128 545, against 585 for the best schedule without the
+        # TMA (wgmma 256x128, cp.async) and 788 for cuBLAS
+        return GpuConfig(threads=384, tile_m=128, tile_n=256 if N >= 256 else 128, tile_k=64,
+                         stages=4 if N >= 256 else 6, wgmma=True, inflight=1, tma=True, raster=16,
+                         persistent=True)
     if wgmma_eligible(group, target) and M >= 128 and N >= 128:
         # warpgroups of 64 x BN accumulators; four 48 KiB stages, two of them being copied while
         # the tensor cores work on a third. Measured on an H100 (bf16 4096^3, benchmarks/gpu.py
@@ -196,18 +197,21 @@ def matmul_tune_space(group, target, default: GpuConfig) -> list[GpuConfig]:
         # matmul_tma.cu.j2: tile_m / 64 consumer warpgroups (1 to 3) and a producer, BN a
         # multiple of 64 up to 256, STAGES x (BM + BN) x 128 bytes + 2 KiB of shared memory,
         # a consumer's BN / 2 accumulators plus ~40 other registers within what setmaxnreg
-        # gives it (codegen.cuda.tma_registers), block-rows grouped by 1, 8 or 16
+        # gives it (codegen.cuda.tma_registers), block-rows grouped by 1, 8 or 16, a block
+        # per tile or a persistent grid
         from ..codegen.cuda import tma_registers
         smem_max = target.limit("max_shared_memory_per_block", 49152)
-        for bm, bn, st, inf, r in itertools.product((64, 128, 192), (64, 128, 192, 256),
-                                                    (2, 3, 4, 5, 6), (0, 1), (1, 8, 16)):
+        for bm, bn, st, inf, r, pe in itertools.product((64, 128, 192), (64, 128, 192, 256),
+                                                        (2, 3, 4, 5, 6), (0, 1), (1, 8, 16),
+                                                        (False, True)):
             if bm > cap_m or bn > cap_n or st < 2 + inf:
                 continue
             if st * (bm + bn) * 128 + 2048 > smem_max or \
                     bn // 2 + 40 > tma_registers(bm // 64)[1]:
                 continue
             out.append(GpuConfig(threads=128 * (bm // 64 + 1), tile_m=bm, tile_n=bn, tile_k=64,
-                                 stages=st, wgmma=True, inflight=inf, tma=True, raster=r))
+                                 stages=st, wgmma=True, inflight=inf, tma=True, raster=r,
+                                 persistent=pe))
     if default.mma or default.wgmma:
         max_t = target.limit("max_threads_per_block", 1024)
         smem_max = target.limit("max_shared_memory_per_block", 49152)
@@ -245,7 +249,7 @@ def tune_space(group, target, default: GpuConfig):
     configs = tuple(matmul_tune_space(group, target, default))
     axes = {}
     for name in ("tile_m", "tile_n", "tile_k", "warps_m", "warps_n", "stages", "fragments",
-                 "wgmma", "inflight", "tma", "raster"):
+                 "wgmma", "inflight", "tma", "raster", "persistent"):
         vals = sorted({getattr(c, name) for c in configs})
         if len(vals) > 1:
             axes[name] = tuple(vals)
