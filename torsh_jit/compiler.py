@@ -93,6 +93,7 @@ def toolchain_versions(target: Target) -> dict:
 def plan(graph: Graph, specs: tuple[ArgSpec, ...], target: Target, *, configs=None,
          dump: bool = False) -> Plan:
     dumps: list = []
+    _check_half(graph, target)
     opt = run_passes(graph, dump=(lambda n, g: dumps.append((n, g.dump()))) if dump else None)
     part = partition(opt, specs)
     if configs is None:
@@ -106,6 +107,22 @@ def plan(graph: Graph, specs: tuple[ArgSpec, ...], target: Target, *, configs=No
         "tools": toolchain_versions(target),
     })
     return Plan(graph, opt, part, tuple(configs), target, specs, key, tuple(dumps))
+
+
+def _check_half(graph: Graph, target: Target) -> None:
+    """A 16-bit float value (a cast to float16 or bfloat16) on a target that cannot hold it:
+    a DTypeError at the user's line. Arguments of those dtypes are refused earlier, when the
+    call's arguments are classified."""
+    from .backends import for_language
+    from .ir.dtypes import HALF_DTYPES
+    allowed = getattr(for_language(target.language), "HALF_DTYPES", ())
+    for n in graph.nodes:
+        if n.dtype in HALF_DTYPES and n.dtype not in allowed:
+            raise E.DTypeError(
+                f"{n.op} gives {n.dtype} values, which target {target.name} cannot hold "
+                f"(16-bit floats are for CUDA targets)",
+                hint="cast to float32 instead, or compile for a CUDA target ('cuda', 'cuda-sm90a')",
+                where=n.loc)
 
 
 def render(p: Plan) -> str:

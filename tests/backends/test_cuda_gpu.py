@@ -181,6 +181,7 @@ def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raste
     if backend.device_arch() != 90:
         pytest.skip("wgmma and the TMA kernel are sm_90a: this GPU is not a Hopper")
     torch = pytest.importorskip("torch")
+    from ml_dtypes import bfloat16 as BF16
     from torsh_jit import compiler
     from torsh_jit.schedule.gpu import GpuConfig
     cfg = GpuConfig(threads=128 * (bm // 64 + 1), tile_m=bm, tile_n=bn, tile_k=64, stages=stages,
@@ -195,7 +196,8 @@ def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raste
               np.maximum(a_ @ b_ + bias_, 0)),
              ("a @ b.T", lambda a, bt: a @ bt.T, (a, bt), a_ @ bt_.T),
              ("batched, B broadcast", lambda c, d: c @ d, (c, d), c_ @ d_),
-             ("batched", lambda c, e: c @ e, (c, e), c_ @ e_)]
+             ("batched", lambda c, e: c @ e, (c, e), c_ @ e_),
+             ("bfloat16 out", lambda a, b: (a @ b).astype(BF16), (a, b), a_ @ b_)]
     for what, fn, args, want in cases:
         k = tj.kernel(fn).to("cuda")
         specs = k._specs_of(args)

@@ -199,3 +199,18 @@ def test_tma_schedules_the_tuner_may_pick_compile(monkeypatch):
         p = compiler.plan(low.plan.graph, low.plan.specs, low.target, configs=(c,))
         ptx, log = backend.compile_ptx(compiler.render(p), low.target)
         assert b"cp.async.bulk.tensor" in ptx, c
+
+
+@pytest.mark.parametrize("dt", ["float16", "bfloat16"])
+def test_casts_to_16_bit_floats_round_in_the_epilogue(dt):
+    # (a @ b).astype(bfloat16): the matmul's float32 accumulators rounded to nearest even
+    # in the fused epilogue (cvt.rn), a 16-bit output; the GPU run compares with ml_dtypes
+    import ml_dtypes
+    a = np.ones((256, 256), ml_dtypes.bfloat16)
+    want = ml_dtypes.bfloat16 if dt == "bfloat16" else np.float16
+    low = tj.kernel(lambda a, b: (a @ b).astype(want) * 2).lower(a, a, target="cuda-sm90a")
+    assert low.n_kernels == 1
+    assert low.plan.part.buffers.outputs == (((256, 256), dt),)
+    ptx, log = backend.compile_ptx(low.source, low.target)
+    assert log == ""
+    assert f"cvt.rn.{'bf16' if dt == 'bfloat16' else 'f16'}.f32" in ptx.decode()

@@ -29,17 +29,24 @@ def is_float(dtype: str) -> bool:
     return family(dtype) == "f"
 
 
-def from_numpy(dt, *, where: str | None = None, what: str | None = None) -> str:
+HALF_DTYPES = ("float16", "bfloat16")
+
+
+def from_numpy(dt, *, where: str | None = None, what: str | None = None,
+               half: bool = False) -> str:
     """The torsh-jit dtype name of a numpy dtype, or a DTypeError naming what works.
 
-    what: the value the dtype belongs to, for the message ("argument 0 ('x')")."""
+    what: the value the dtype belongs to, for the message ("argument 0 ('x')"). half: the
+    16-bit floats are accepted too (casts inside a kernel; the target is checked at planning)."""
+    if half and isinstance(dt, str) and dt in HALF_DTYPES:
+        return dt
     try:
         dt = np.dtype(dt)
     except TypeError:
         raise DTypeError(f"{dt!r} is not a dtype",
                          hint="use one of " + ", ".join(sorted(CPU_DTYPES)), where=where) from None
     name = dt.name
-    if name in CPU_DTYPES:
+    if name in CPU_DTYPES or (half and name in HALF_DTYPES):
         return name
     if dt.kind == "c":
         instead = "pass the real and imaginary parts as two float arrays (x.real, x.imag)"

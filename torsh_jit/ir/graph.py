@@ -112,9 +112,10 @@ def normalize_axes(axis, ndim: int, *, where=None) -> tuple[int, ...]:
 
 def _check_result_dtype(op: str, in_dtypes, out_dt: str, loc) -> None:
     """numpy's result dtype must be one torsh-jit has: exp(bool) is float16 and bool // bool
-    is int8 in numpy. Half floats are only accepted when an input already is one."""
-    if out_dt in dt.CPU_DTYPES or (out_dt in dt.DTYPES and any(d not in dt.CPU_DTYPES
-                                                               for d in in_dtypes)):
+    is int8 in numpy. Half floats are only accepted when an input already is one, or from
+    an explicit cast (whose target is checked when the function is planned for a target)."""
+    if out_dt in dt.CPU_DTYPES or (out_dt in dt.DTYPES and (op == "cast" or any(
+            d not in dt.CPU_DTYPES for d in in_dtypes))):
         return
     want = "float32" if dt.family(out_dt) == "f" else "int32"
     raise E.DTypeError(

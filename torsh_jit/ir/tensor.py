@@ -309,7 +309,9 @@ def where(cond, a, b):
 
 
 def astype(x, dtype):
-    d = dt.from_numpy(dtype, where=E.user_frame())
+    """Cast to a numpy dtype; float16 and bfloat16 (ml_dtypes.bfloat16, or the names) on the
+    targets that hold them (CUDA), rounded to nearest even as numpy and ml_dtypes round."""
+    d = dt.from_numpy(dtype, where=E.user_frame(), half=True)
     if isinstance(x, Tensor) and x._b.nodes[x._id].dtype == d:
         return x
     return _op("cast", x, dtype=d)
