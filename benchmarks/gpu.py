@@ -130,6 +130,11 @@ def matmul(a, b):
     return a @ b
 
 
+def matmul_to_bf16(a, b):
+    import ml_dtypes
+    return (a @ b).astype(ml_dtypes.bfloat16)
+
+
 def linear_relu(x, w, b):
     return tj.relu(x @ w + b)
 
@@ -498,13 +503,24 @@ def main(argv=None):
                 got = k(a, b)
                 check(f"gemm {dt} {size}", got, (a.float() @ b.float()), 1e-2)
                 flops = 2 * size ** 3
-                res = compare({"torsh-jit": lambda: k(a, b),
-                               "cuBLAS (torch.matmul)": lambda: torch.matmul(a, b)}, R, rounds=3)
+                fns = {"torsh-jit": lambda: k(a, b),
+                       "cuBLAS (torch.matmul)": lambda: torch.matmul(a, b)}
+                outs = {"torsh-jit": str(got.dtype)[6:], "cuBLAS (torch.matmul)": str(dt)[6:]}
+                if dt == torch.bfloat16:
+                    # numpy's bfloat16 @ bfloat16 is float32; the cast gives cuBLAS's output dtype
+                    k16 = tj.kernel(matmul_to_bf16).to("cuda")
+                    check(f"gemm {dt} {size} bf16 out", k16(a, b), (a.float() @ b.float()), 1e-2)
+                    fns["torsh-jit, .astype(bfloat16)"] = lambda: k16(a, b)
+                    outs["torsh-jit, .astype(bfloat16)"] = "bfloat16"
+                res = compare(fns, R, rounds=3)
                 for name, ms in res.items():
                     record(f"gemm {str(dt)[6:]} {size}", name, ms, TFLOPs=flops / ms / 1e9,
-                           out_dtype=str(got.dtype)[6:] if name == "torsh-jit" else str(dt)[6:])
+                           out_dtype=outs[name])
                 record(f"gemm {str(dt)[6:]} {size}", "ratio torsh-jit/cuBLAS",
                        res["cuBLAS (torch.matmul)"] / res["torsh-jit"])
+                if dt == torch.bfloat16:
+                    record(f"gemm {str(dt)[6:]} {size}", "ratio torsh-jit bf16 out/cuBLAS",
+                           res["cuBLAS (torch.matmul)"] / res["torsh-jit, .astype(bfloat16)"])
                 summary["gemm"][f"{dt} {size}"] = res
                 del a, b, got
         size = 4096
