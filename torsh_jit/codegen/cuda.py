@@ -458,10 +458,14 @@ def tma_registers(CW: int) -> tuple[int, int]:
     return prod, cons
 
 
+TMA_STAGING = 64 * 40 * 4      # bytes per consumer warpgroup: 64 rows x 32 columns of float32, padded
+
+
 def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback: str,
                       target) -> tuple[str, Launch]:
     nb, batch, M, N, K, A, B = _mm_common(group, scalars)
-    em = CEmitter(LANG, group, V=2, index=_index_type(group), scalar_bufs=scalars)
+    # the epilogue runs on 4 columns a thread (N is a multiple of 8: mma_eligible)
+    em = CEmitter(LANG, group, V=4, index=_index_type(group), scalar_bufs=scalars)
     BM, BN = cfg.tile_m, cfg.tile_n
     CW = BM // 64
     if cfg.tile_k != 64 or BM % 64 or not 1 <= CW <= 3 or BN % 64 or not 64 <= BN <= 256 or \
@@ -471,7 +475,7 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
                                  "of 64, inflight 0 or 1, stages >= 2 + inflight")
     b_row = B.strides[nb + 1] == 1          # B contiguous along N (x @ w); else along K (x @ w.T)
     kind = "bf16" if A.dtype == "bfloat16" else "f16"
-    smem = cfg.stages * (BM + BN) * 128 + 1024
+    smem = cfg.stages * (BM + BN) * 128 + CW * TMA_STAGING + 1024
     limit = target.limit("max_shared_memory_per_block", 0)
     if limit and smem + 1024 > limit:          # + the barriers (static, 1 KiB-aligned)
         raise E.TargetError(f"TMA schedule {cfg} needs {smem} B of shared memory per block, "
@@ -482,7 +486,7 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         raise E.TargetError(f"TMA schedule {cfg}: the operands' batch dims do not collapse into "
                             "one axis", hint="a wgmma schedule without tma")
     reg_p, reg_c = tma_registers(CW)
-    epi = _epilogue(em, "cv[v]", 2)
+    epi = _epilogue(em, "cv[v]", 4)
     raster = max(1, cfg.raster or 1)
     src = template("cuda/matmul_tma.cu.j2").render(
         name=name, T=128 * (CW + 1), CW=CW, BM=BM, BN=BN, STAGES=cfg.stages, INFLIGHT=cfg.inflight,

@@ -197,18 +197,19 @@ def matmul_tune_space(group, target, default: GpuConfig) -> list[GpuConfig]:
                                  inflight=inf))
     if default.tma:
         # matmul_tma.cu.j2: tile_m / 64 consumer warpgroups (1 to 3) and a producer, BN a
-        # multiple of 64 up to 256, STAGES x (BM + BN) x 128 bytes + 2 KiB of shared memory,
+        # multiple of 64 up to 256, STAGES x (BM + BN) x 128 bytes, the epilogue's staging
+        # (codegen.cuda.TMA_STAGING per consumer) and 2 KiB of shared memory,
         # a consumer's BN / 2 accumulators plus ~40 other registers within what setmaxnreg
         # gives it (codegen.cuda.tma_registers), block-rows grouped by 1, 8 or 16, a block
         # per tile or a persistent grid
-        from ..codegen.cuda import tma_registers
+        from ..codegen.cuda import TMA_STAGING, tma_registers
         smem_max = target.limit("max_shared_memory_per_block", 49152)
         for bm, bn, st, inf, r, pe in itertools.product((64, 128, 192), (64, 128, 192, 256),
                                                         (2, 3, 4, 5, 6), (0, 1), (1, 8, 16),
                                                         (False, True)):
             if bm > cap_m or bn > cap_n or st < 2 + inf:
                 continue
-            if st * (bm + bn) * 128 + 2048 > smem_max or \
+            if st * (bm + bn) * 128 + (bm // 64) * TMA_STAGING + 2048 > smem_max or \
                     bn // 2 + 40 > tma_registers(bm // 64)[1]:
                 continue
             out.append(GpuConfig(threads=128 * (bm // 64 + 1), tile_m=bm, tile_n=bn, tile_k=64,
