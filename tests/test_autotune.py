@@ -224,6 +224,12 @@ def test_cuda_event_timing_logic_without_a_gpu():
     ts = event_times(launch, 2, Ev, Ev, lambda: None, warmup=3, min_runs=10, max_runs=50, min_s=0.0)
     assert launched[:3] == [0, 1, 0] and len(ts) == 10
     assert sorted(set(round(t, 6) for t in ts)) == [0.001, 0.002]
+    # the GPU is held before each batch of launches, so their host overhead is not timed
+    holds = []
+    launched.clear()
+    ts = event_times(launch, 2, Ev, Ev, lambda: None, warmup=1, min_runs=25, max_runs=50, min_s=0.0,
+                     hold=lambda: holds.append(len(launched)))
+    assert len(ts) == 25 and holds == [1, 11, 21]
 
 
 # -- search -------------------------------------------------------------------------------------
