@@ -128,12 +128,10 @@ def matmul_config(group, target) -> GpuConfig:
     if tma_eligible(group, target) and M >= 128 and N >= 128:
         # warp-specialised (matmul_tma.cu.j2): a TMA producer warpgroup and two consumer
         # warpgroups of 64 x BN accumulators, three 48 KiB stages, a persistent grid. Measured
-        # on an H100 (bf16 4096^3): benchmarks/gpu.py --only sweep-gemm (the same inputs each
-        # call) 128x256 persistent with block-rows in groups of 16: 717 TFLOP/s with 3 stages,
-        # 722 with 4; a block per tile 699 (groups of 8: 685, none: 651); 128x192 596, 128x128
-        # 545; the best schedule without the TMA (wgmma 256x128, cp.async) 585; cuBLAS 788.
-        # The tuner (inputs rotated past the L2): 3 stages 0.208 ms, 4 stages 0.220, a block
-        # per tile 0.212: 3 stages are at the top either way
+        # on an H100, bf16 4096^3 (benchmarks/results/gpu-h100.txt, tune-h100.txt): 741 TFLOP/s
+        # (cuBLAS 795); the tuner's 44 candidates around it within 1% (4 stages, groups of 8,
+        # no wgmma left in flight), a block per tile 1-2% slower, 128x192 11% and 64x256 8%
+        # slower; the cp.async wgmma kernel 585 TFLOP/s
         return GpuConfig(threads=384, tile_m=128, tile_n=256 if N >= 256 else 128, tile_k=64,
                          stages=3 if N >= 256 else 6, wgmma=True, inflight=1, tma=True, raster=16,
                          persistent=True)
