@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import errors as E
+from ..ir.dtypes import HALF_DTYPES  # noqa: F401 (kernels may cast to both: compiler._check_half)
 from ..ir.tracer import ArgSpec, contiguous_strides, spec_of as host_spec_of
 from . import take_buffers
 
@@ -347,7 +348,6 @@ def module_options(p) -> tuple[str, ...]:
 _TORCH_DTYPES = {"float32": "float32", "float64": "float64", "float16": "float16",
                  "bfloat16": "bfloat16", "int32": "int32", "int64": "int64", "bool": "bool"}
 SUPPORTED = ("bool", "int32", "int64", "float32", "float64", "float16", "bfloat16")
-HALF_DTYPES = ("float16", "bfloat16")        # values a kernel may hold (casts), besides arguments
 
 
 def _np_dtype_name(dt) -> str | None:
