@@ -210,3 +210,22 @@ def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raste
         f.call(args, out, single)
         np.testing.assert_allclose(out.double().cpu().numpy(), want, rtol=1e-2, atol=5e-2,
                                    err_msg=f"{label}: {what}")
+
+
+def test_matmul_operands_off_16_bytes_run_the_fallback(rng):
+    # The tensor maps (and cp.async) need 16-byte-aligned operands; a view that starts one
+    # element in has the same layout, so the same plan, and must run the CUDA-core fallback
+    # of that module, with numpy's result.
+    torch = pytest.importorskip("torch")
+    M = N = K = 256
+    base = torch.from_numpy(rng.uniform(-1, 1, M * K + 1).astype(np.float32)).to("cuda", torch.bfloat16)
+    a_ok = base[:M * K].view(M, K)
+    a_off = base[1:].view(M, K)                        # data_ptr 2 bytes past a 16-byte boundary
+    b = torch.from_numpy(rng.uniform(-1, 1, (K, N)).astype(np.float32)).to("cuda", torch.bfloat16)
+    k = tj.kernel(lambda a, b: a @ b).to("cuda")
+    for a in (a_ok, a_off):
+        want = a.double().cpu().numpy() @ b.double().cpu().numpy()
+        np.testing.assert_allclose(k(a, b).double().cpu().numpy(), want, rtol=1e-3, atol=1e-3)
+    low = k.lower(a_ok, b)
+    if backend.device_arch() == 90:
+        assert low.plan.configs[0].tma, "the default on a Hopper is the TMA kernel"
