@@ -25,7 +25,7 @@ import numpy as np
 from .. import errors as E
 from ..ir.dtypes import HALF_DTYPES  # noqa: F401 (kernels may cast to both: compiler._check_half)
 from ..ir.tracer import ArgSpec, contiguous_strides, spec_of as host_spec_of
-from . import take_buffers
+from . import take_buffers, tma
 
 _lock = threading.Lock()
 STATS = {"compiles": 0, "compile_ms": 0.0}
@@ -541,8 +541,7 @@ class CudaFunction:
         take_buffers(self, plan)
         self._streams: dict = {}
         if any(l.tmaps for l in launches):
-            from .tma import MapCache
-            self._maps = MapCache()
+            self._maps = tma.MapCache()
 
     def _load(self, cubin, launches):
         """(module, {kernel name: (function, KernelInfo)}) of a cubin."""
@@ -742,7 +741,6 @@ class CudaFunction:
             if grid is None:
                 continue
             if l.tmaps:
-                from . import tma
                 maps = [self._maps.get(bufs[spec[0]], spec) for spec in l.tmaps]
                 tma.launch(fn.ptr, grid, info.block, l.smem, stream.ptr, maps,
                            [bufs[b] for b, _, _ in l.params])
