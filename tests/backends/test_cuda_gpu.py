@@ -160,24 +160,29 @@ def test_elementwise_misaligned_views_run_a_variant_compiled_once(rng):
 
 
 
-_TMA_CASES = [  # (label, tile_m, tile_n, stages, inflight, raster, persistent)
-    ("128x256 s4 i1 r8", 128, 256, 4, 1, 8, False),
-    ("64x128 s2 i0 r1", 64, 128, 2, 0, 1, False),
-    ("192x192 s3 i1 r4", 192, 192, 3, 1, 4, False),
-    ("128x64 s6 i1 r16", 128, 64, 6, 1, 16, False),
-    ("128x256 s4 i1 r16 persistent", 128, 256, 4, 1, 16, True),
-    ("64x64 s3 i0 r8 persistent", 64, 64, 3, 0, 8, True),
+_TMA_CASES = [  # (label, tile_m, tile_n, stages, inflight, raster, persistent, cluster)
+    ("128x256 s4 i1 r8", 128, 256, 4, 1, 8, False, 0),
+    ("64x128 s2 i0 r1", 64, 128, 2, 0, 1, False, 0),
+    ("192x192 s3 i1 r4", 192, 192, 3, 1, 4, False, 0),
+    ("128x64 s6 i1 r16", 128, 64, 6, 1, 16, False, 0),
+    ("128x256 s4 i1 r16 persistent", 128, 256, 4, 1, 16, True, 0),
+    ("64x64 s3 i0 r8 persistent", 64, 64, 3, 0, 8, True, 0),
+    ("128x256 s4 i1 r8 cluster 2", 128, 256, 4, 1, 8, False, 2),
+    ("128x128 s4 i0 r1 cluster 2 persistent", 128, 128, 4, 0, 1, True, 2),
+    ("64x256 s3 i1 r16 cluster 2 persistent", 64, 256, 3, 1, 16, True, 2),
 ]
 
 
-@pytest.mark.parametrize("label,bm,bn,stages,inflight,raster,persistent", _TMA_CASES,
+@pytest.mark.parametrize("label,bm,bn,stages,inflight,raster,persistent,cluster", _TMA_CASES,
                          ids=[c[0] for c in _TMA_CASES])
-def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raster, persistent, rng):
+def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raster, persistent,
+                                          cluster, rng):
     # The warp-specialised kernel fed by the TMA, under schedules the tuner may pick: M, N
     # and K past the tiles (the TMA's zero fill, the epilogue's checks), B along N and along
     # K, a batch with B broadcast and one without, a fused epilogue; a block per tile, or a
     # persistent grid whose blocks take several (batch, tile) items each, the slots refilled
-    # across them. Outputs start as NaN.
+    # across them; clusters of two blocks sharing B by multicast, with 333 rows giving a
+    # cluster whose second tile lies wholly past M. Outputs start as NaN.
     if backend.device_arch() != 90:
         pytest.skip("wgmma and the TMA kernel are sm_90a: this GPU is not a Hopper")
     torch = pytest.importorskip("torch")
@@ -185,7 +190,8 @@ def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raste
     from torsh_jit import compiler
     from torsh_jit.schedule.gpu import GpuConfig
     cfg = GpuConfig(threads=128 * (bm // 64 + 1), tile_m=bm, tile_n=bn, tile_k=64, stages=stages,
-                    wgmma=True, inflight=inflight, tma=True, raster=raster, persistent=persistent)
+                    wgmma=True, inflight=inflight, tma=True, raster=raster, persistent=persistent,
+                    cluster=cluster)
 
     def u(*shape):
         x = torch.from_numpy(rng.uniform(-1, 1, shape).astype(np.float32)).to("cuda", torch.bfloat16)

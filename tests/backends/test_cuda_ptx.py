@@ -201,6 +201,39 @@ def test_tma_schedules_the_tuner_may_pick_compile(monkeypatch):
         assert b"cp.async.bulk.tensor" in ptx, c
 
 
+@pytest.mark.parametrize("b_layout", ["x @ w", "x @ w.T"])
+def test_tma_clusters_of_two_share_b_by_multicast(b_layout):
+    # a cluster schedule: two blocks (__cluster_dims__) take tiles stacked along M; each copies
+    # half of the shared B tile to both (multicast), and releases slots in both blocks; the
+    # grid is whole clusters
+    import ml_dtypes
+    from torsh_jit import compiler
+    from torsh_jit.codegen.cuda import render_plan
+    a = np.ones((1000, 640), ml_dtypes.bfloat16)
+    w = np.ones((640, 512), ml_dtypes.bfloat16)
+    fn, wt = (lambda x, w: x @ w, w) if b_layout == "x @ w" else (lambda x, w: x @ w.T, w.T.copy())
+    low = tj.kernel(fn).lower(a, wt, target="cuda-sm90a")
+    cfg = low.plan.configs[0].replace(cluster=2)
+    p = compiler.plan(low.plan.graph, low.plan.specs, low.target, configs=(cfg,))
+    ptx, log = backend.compile_ptx(compiler.render(p), low.target)
+    ptx = ptx.decode()
+    assert log == "", log
+    for instr in (".reqnctapercluster 2, 1, 1", "%cluster_ctarank", "mapa.shared::cluster.u32",
+                  "mbarrier.arrive.shared::cluster.b64", "barrier.cluster.wait.acquire.aligned",
+                  "complete_tx::bytes.multicast::cluster"):
+        assert instr in ptx, instr
+    main = [l for l in render_plan(p)[1] if not l.standby][0]
+    # 1000 rows: 4 clusters of 2 x 128 rows (the last one's second tile past M), 2 column tiles
+    assert main.cluster == 2 and main.grid == ("persistent", 2 * 4 * 2)
+    # B along K: each block's box is half the tile's 256 rows
+    assert main.tmaps[1][4] == ((64, 64, 1) if b_layout == "x @ w" else (64, 128, 1))
+    assert "clusters of 2 blocks" in main.describe()
+    with pytest.raises(tj.TorshJitError, match="cluster"):     # half a 64-column box each
+        bad = compiler.plan(low.plan.graph, low.plan.specs, low.target,
+                            configs=(cfg.replace(tile_n=192),))
+        compiler.render(bad)
+
+
 @pytest.mark.parametrize("dt", ["float16", "bfloat16"])
 def test_casts_to_16_bit_floats_round_in_the_epilogue(dt):
     # (a @ b).astype(bfloat16): the matmul's float32 accumulators rounded to nearest even

@@ -565,7 +565,13 @@ class CudaFunction:
             if bps < 1:
                 raise E.InternalError(f"{l.name} cannot run on {self.dev.name}: {regs} registers, "
                                       f"{static + l.smem} B shared memory for {block} threads")
-            info = KernelInfo(l, regs, static, local, maxt, block, bps, bps * self.dev.sms)
+            cap = bps * self.dev.sms
+            if l.cluster > 1:
+                # a cluster's blocks run on one GPC at once: the driver counts the clusters
+                # that fit (its own answer, else SMs / cluster, rounded to whole clusters)
+                clusters = tma.max_active_clusters(fn.ptr, block, l.smem, l.cluster, self.dev.sms)
+                cap = (clusters * l.cluster) if clusters else cap // l.cluster * l.cluster
+            info = KernelInfo(l, regs, static, local, maxt, block, bps, cap)
             kernels[l.name] = (fn, info)
         return module, kernels
 

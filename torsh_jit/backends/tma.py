@@ -114,6 +114,30 @@ class MapCache:
         return m
 
 
+class _LaunchConfig(ctypes.Structure):
+    """CUlaunchConfig (cuda.h)."""
+    _fields_ = [("grid_x", ctypes.c_uint), ("grid_y", ctypes.c_uint), ("grid_z", ctypes.c_uint),
+                ("block_x", ctypes.c_uint), ("block_y", ctypes.c_uint), ("block_z", ctypes.c_uint),
+                ("smem", ctypes.c_uint), ("stream", ctypes.c_void_p), ("attrs", ctypes.c_void_p),
+                ("num_attrs", ctypes.c_uint)]
+
+
+def max_active_clusters(fn_ptr: int, block: int, smem: int, cluster: int, sms: int) -> int:
+    """Clusters of a kernel compiled with __cluster_dims__(cluster) that the device runs at
+    once (cuOccupancyMaxActiveClusters: blocks of a cluster share a GPC, so this can be fewer
+    than SMs / cluster). 0 when the driver does not say."""
+    lib = _libcuda()
+    occ = getattr(lib, "cuOccupancyMaxActiveClusters", None)
+    if occ is None:
+        return 0
+    occ.restype = ctypes.c_int
+    occ.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_void_p, ctypes.POINTER(_LaunchConfig)]
+    cfg = _LaunchConfig(cluster * sms, 1, 1, block, 1, 1, smem, None, None, 0)
+    n = ctypes.c_int(0)
+    rc = occ(ctypes.byref(n), fn_ptr, ctypes.byref(cfg))
+    return n.value if rc == 0 else 0
+
+
 def launch(fn_ptr: int, grid, block: int, smem: int, stream_ptr: int, maps, args) -> None:
     """cuLaunchKernel with the tensor maps first (by value), then args: ints as 64-bit
     pointers, numpy scalars as their own type."""

@@ -79,6 +79,8 @@ class Launch:
     tmaps: tuple = ()              # tensor maps passed first, by value: ((buffer, offset, dims,
                                    # strides, box), ...) in elements, innermost first; the
                                    # backend encodes them for each call's pointers
+    cluster: int = 1               # blocks per thread-block cluster (compiled in: __cluster_dims__);
+                                   # the grid's blocks are a multiple of it
 
     def describe(self) -> str:
         g = self.grid
@@ -92,6 +94,8 @@ class Launch:
             grid = f"{g[1]} tiles on a persistent grid (launch: SMs x resident blocks, at most {g[1]})"
         else:
             grid = f"{g[1]}x{g[2]}x{g[3]} tiles"
+        if self.cluster > 1:
+            grid += f" in clusters of {self.cluster} blocks"
         extra = f", {self.smem} B dynamic shared memory" if self.smem else ""
         if self.tmaps:
             extra += f", {len(self.tmaps)} tensor maps (TMA boxes " + \
@@ -467,12 +471,14 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
     # the epilogue runs on 4 columns a thread (N is a multiple of 8: mma_eligible)
     em = CEmitter(LANG, group, V=4, index=_index_type(group), scalar_bufs=scalars)
     BM, BN = cfg.tile_m, cfg.tile_n
-    CW = BM // 64
+    CW, C = BM // 64, max(1, cfg.cluster)
     if cfg.tile_k != 64 or BM % 64 or not 1 <= CW <= 3 or BN % 64 or not 64 <= BN <= 256 or \
-            cfg.stages < 2 + cfg.inflight or cfg.inflight > 1:
+            cfg.stages < 2 + cfg.inflight or cfg.inflight > 1 or C not in (1, 2) or \
+            (BN // 64) % C:
         raise E.TargetError(f"TMA schedule {cfg} is not one the template lays out",
                             hint="tile_k 64, tile_m 64..192 in steps of 64, tile_n 64..256 in steps "
-                                 "of 64, inflight 0 or 1, stages >= 2 + inflight")
+                                 "of 64, inflight 0 or 1, stages >= 2 + inflight, cluster 0, 1 or "
+                                 "2 (2: tile_n 128 or 256)")
     b_row = B.strides[nb + 1] == 1          # B contiguous along N (x @ w); else along K (x @ w.T)
     kind = "bf16" if A.dtype == "bfloat16" else "f16"
     smem = cfg.stages * (BM + BN) * 128 + CW * TMA_STAGING + 1024
@@ -491,7 +497,7 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
     src = template("cuda/matmul_tma.cu.j2").render(
         name=name, T=128 * (CW + 1), CW=CW, BM=BM, BN=BN, STAGES=cfg.stages, INFLIGHT=cfg.inflight,
         RASTER=raster, REG_P=reg_p, REG_C=reg_c, M=M, N=N, K=K, kind=kind, b_row=b_row,
-        a_z=bool(za), b_z=bool(zb), Z=Z, PERSIST=cfg.persistent,
+        a_z=bool(za), b_z=bool(zb), Z=Z, PERSIST=cfg.persistent, CLUSTER=C,
         params=", ".join(em.params()), epi=epi, I=em.I, indent=_indent)
 
     def tmap(acc, inner, inner_n, outer, outer_n, z, box):
@@ -503,13 +509,13 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
     if b_row:
         b_map = tmap(B, 1, N, B.strides[nb + 2], K, zb, (64, 64, 1))
     else:
-        b_map = tmap(B, 1, K, B.strides[nb + 1], N, zb, (64, BN, 1))
+        b_map = tmap(B, 1, K, B.strides[nb + 1], N, zb, (64, BN // C, 1))
     align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
                          {(b, al) for _, b, al in em.vector_accesses()}))
-    work = -(-N // BN) * -(-M // BM) * Z
-    grid = ("persistent", work) if cfg.persistent else ("tiles", work, 1, 1)
+    blocks = -(-N // BN) * -(-M // (BM * C)) * Z * C         # C blocks to each work item
+    grid = ("persistent", blocks) if cfg.persistent else ("tiles", blocks, 1, 1)
     return src, Launch(name, "matmul", 128 * (CW + 1), _params(em, scalars), grid,
-                       smem=smem, align=align, fallback=fallback, tmaps=(a_map, b_map))
+                       smem=smem, align=align, fallback=fallback, tmaps=(a_map, b_map), cluster=C)
 
 
 # -- the module --------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ class GpuConfig:
     raster: int = 0             # tma: block-rows per group in the block order (tiles shared in L2)
     persistent: bool = False    # tma: one block per SM looping over the tiles (the next tile's copies
                                 # overlap the epilogue)
+    cluster: int = 0            # tma: blocks per thread-block cluster (2: two tiles stacked along M,
+                                # each block multicasting half of their shared B tile; 0: none)
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v}
@@ -127,14 +129,15 @@ def matmul_config(group, target) -> GpuConfig:
     batch, (M, N) = group.domain[:-2], group.domain[-2:]
     if tma_eligible(group, target) and M >= 128 and N >= 128:
         # warp-specialised (matmul_tma.cu.j2): a TMA producer warpgroup and two consumer
-        # warpgroups of 64 x BN accumulators, three 48 KiB stages, a persistent grid. Measured
-        # on an H100, bf16 4096^3 (benchmarks/results/gpu-h100.txt, tune-h100.txt): 741 TFLOP/s
-        # (cuBLAS 795); the tuner's 44 candidates around it within 1% (4 stages, groups of 8,
-        # no wgmma left in flight), a block per tile 1-2% slower, 128x192 11% and 64x256 8%
-        # slower; the cp.async wgmma kernel 585 TFLOP/s
+        # warpgroups of 64 x BN accumulators, four 48 KiB stages with no wgmma left in flight,
+        # a persistent grid. Measured on an H100, bf16 4096^3 (benchmarks/results/gpu-h100.txt,
+        # tune-h100.txt): 741 TFLOP/s (cuBLAS 795); the tuner's candidates around it within 1%
+        # (3 stages with one wgmma group in flight 0.2-1.3% slower, groups of 8, clusters of
+        # two sharing B), a block per tile 1-2% slower, 128x192 11% and 64x256 8% slower; the
+        # cp.async wgmma kernel 585 TFLOP/s
         return GpuConfig(threads=384, tile_m=128, tile_n=256 if N >= 256 else 128, tile_k=64,
-                         stages=3 if N >= 256 else 6, wgmma=True, inflight=1, tma=True, raster=16,
-                         persistent=True)
+                         stages=4 if N >= 256 else 6, wgmma=True, inflight=0 if N >= 256 else 1,
+                         tma=True, raster=16, persistent=True)
     if wgmma_eligible(group, target) and M >= 128 and N >= 128:
         # warpgroups of 64 x BN accumulators; four 48 KiB stages, two of them being copied while
         # the tensor cores work on a third. Measured on an H100 (bf16 4096^3, benchmarks/gpu.py
@@ -199,20 +202,23 @@ def matmul_tune_space(group, target, default: GpuConfig) -> list[GpuConfig]:
         # (codegen.cuda.TMA_STAGING per consumer) and 2 KiB of shared memory,
         # a consumer's BN / 2 accumulators plus ~40 other registers within what setmaxnreg
         # gives it (codegen.cuda.tma_registers), block-rows grouped by 1, 8 or 16, a block
-        # per tile or a persistent grid
+        # per tile or a persistent grid, no cluster or clusters of two blocks along M
+        # (tile_n 128 or 256: each block multicasts half of the B tile, whole 64-column boxes)
         from ..codegen.cuda import TMA_STAGING, tma_registers
         smem_max = target.limit("max_shared_memory_per_block", 49152)
-        for bm, bn, st, inf, r, pe in itertools.product((64, 128, 192), (64, 128, 192, 256),
-                                                        (2, 3, 4, 5, 6), (0, 1), (1, 8, 16),
-                                                        (False, True)):
+        for bm, bn, st, inf, r, pe, cl in itertools.product(
+                (64, 128, 192), (64, 128, 192, 256), (2, 3, 4, 5, 6), (0, 1), (1, 8, 16),
+                (False, True), (0, 2)):
             if bm > cap_m or bn > cap_n or st < 2 + inf:
                 continue
             if st * (bm + bn) * 128 + (bm // 64) * TMA_STAGING + 2048 > smem_max or \
                     bn // 2 + 40 > tma_registers(bm // 64)[1]:
                 continue
+            if cl and ((bn // 64) % cl or cl * bm > cap_m):
+                continue
             out.append(GpuConfig(threads=128 * (bm // 64 + 1), tile_m=bm, tile_n=bn, tile_k=64,
                                  stages=st, wgmma=True, inflight=inf, tma=True, raster=r,
-                                 persistent=pe))
+                                 persistent=pe, cluster=cl))
     if default.mma or default.wgmma:
         max_t = target.limit("max_threads_per_block", 1024)
         smem_max = target.limit("max_shared_memory_per_block", 49152)
@@ -250,7 +256,7 @@ def tune_space(group, target, default: GpuConfig):
     configs = tuple(matmul_tune_space(group, target, default))
     axes = {}
     for name in ("tile_m", "tile_n", "tile_k", "warps_m", "warps_n", "stages", "fragments",
-                 "wgmma", "inflight", "tma", "raster", "persistent"):
+                 "wgmma", "inflight", "tma", "raster", "persistent", "cluster"):
         vals = sorted({getattr(c, name) for c in configs})
         if len(vals) > 1:
             axes[name] = tuple(vals)
