@@ -156,6 +156,18 @@ GEMM_SWEEP = [  # (label, GpuConfig fields): the default first, then the schedul
     ("tma 128x256 s4 i1 r16 persistent", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=16,
                                               persistent=True)),
     ("tma 128x256 s4 i1 r16", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=16)),
+    ("tma 128x256 s3 i1 r16 persistent cluster 2", dict(_TMA, threads=384, tile_n=256, stages=3, inflight=1,
+                                                        raster=16, persistent=True, cluster=2)),
+    ("tma 128x256 s4 i1 r16 persistent cluster 2", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1,
+                                                        raster=16, persistent=True, cluster=2)),
+    ("tma 128x256 s4 i0 r16 persistent cluster 2", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=0,
+                                                        raster=16, persistent=True, cluster=2)),
+    ("tma 128x256 s4 i1 r8 persistent cluster 2", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1,
+                                                       raster=8, persistent=True, cluster=2)),
+    ("tma 128x256 s4 i1 r16 cluster 2", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=16,
+                                             cluster=2)),
+    ("tma 128x256 s4 i1 r8 cluster 2", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=8,
+                                            cluster=2)),
     ("wgmma 256x128 s4 i1", dict(_WG, threads=512, tile_m=256, tile_n=128, stages=4, inflight=1)),
     ("tma 128x256 s4 i1 r8", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=8)),
     ("tma 128x256 s4 i1 r8 persistent", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=8,
@@ -250,7 +262,7 @@ def wgsl_section(dev, R):
     driver) against our CUDA C path. wgpu times a submission of `repeat` runs, waited for by
     reading a buffer back (median of 7 such submissions); CUDA times each call by events."""
     from torsh_jit.backends import wgsl as wb
-    if wb._wgpu() is None:
+    if wb._gpu() is None:
         print("  wgsl: no wgpu adapter here (wgpu missing or no Vulkan driver): skipped", flush=True)
         return {}
     print(f"  wgsl adapter: {wb.adapter_description()}", flush=True)
