@@ -160,29 +160,33 @@ def test_elementwise_misaligned_views_run_a_variant_compiled_once(rng):
 
 
 
-_TMA_CASES = [  # (label, tile_m, tile_n, stages, inflight, raster, persistent, cluster)
-    ("128x256 s4 i1 r8", 128, 256, 4, 1, 8, False, 0),
-    ("64x128 s2 i0 r1", 64, 128, 2, 0, 1, False, 0),
-    ("192x192 s3 i1 r4", 192, 192, 3, 1, 4, False, 0),
-    ("128x64 s6 i1 r16", 128, 64, 6, 1, 16, False, 0),
-    ("128x256 s4 i1 r16 persistent", 128, 256, 4, 1, 16, True, 0),
-    ("64x64 s3 i0 r8 persistent", 64, 64, 3, 0, 8, True, 0),
-    ("128x256 s4 i1 r8 cluster 2", 128, 256, 4, 1, 8, False, 2),
-    ("128x128 s4 i0 r1 cluster 2 persistent", 128, 128, 4, 0, 1, True, 2),
-    ("64x256 s3 i1 r16 cluster 2 persistent", 64, 256, 3, 1, 16, True, 2),
+_TMA_CASES = [  # (label, tile_m, tile_n, stages, inflight, raster, persistent, cluster, tma_store)
+    ("128x256 s4 i1 r8", 128, 256, 4, 1, 8, False, 0, False),
+    ("64x128 s2 i0 r1", 64, 128, 2, 0, 1, False, 0, False),
+    ("192x192 s3 i1 r4", 192, 192, 3, 1, 4, False, 0, False),
+    ("128x64 s6 i1 r16", 128, 64, 6, 1, 16, False, 0, False),
+    ("128x256 s4 i1 r16 persistent", 128, 256, 4, 1, 16, True, 0, False),
+    ("64x64 s3 i0 r8 persistent", 64, 64, 3, 0, 8, True, 0, False),
+    ("128x256 s4 i1 r8 cluster 2", 128, 256, 4, 1, 8, False, 2, False),
+    ("128x128 s4 i0 r1 cluster 2 persistent", 128, 128, 4, 0, 1, True, 2, False),
+    ("64x256 s3 i1 r16 cluster 2 persistent", 64, 256, 3, 1, 16, True, 2, False),
+    ("128x256 s3 i0 r16 persistent tma store", 128, 256, 3, 0, 16, True, 0, True),
+    ("192x128 s3 i1 r8 tma store", 192, 128, 3, 1, 8, False, 0, True),
+    ("128x256 s3 i0 r16 cluster 2 persistent tma store", 128, 256, 3, 0, 16, True, 2, True),
 ]
 
 
-@pytest.mark.parametrize("label,bm,bn,stages,inflight,raster,persistent,cluster", _TMA_CASES,
-                         ids=[c[0] for c in _TMA_CASES])
+@pytest.mark.parametrize("label,bm,bn,stages,inflight,raster,persistent,cluster,tma_store",
+                         _TMA_CASES, ids=[c[0] for c in _TMA_CASES])
 def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raster, persistent,
-                                          cluster, rng):
+                                          cluster, tma_store, rng):
     # The warp-specialised kernel fed by the TMA, under schedules the tuner may pick: M, N
     # and K past the tiles (the TMA's zero fill, the epilogue's checks), B along N and along
     # K, a batch with B broadcast and one without, a fused epilogue; a block per tile, or a
     # persistent grid whose blocks take several (batch, tile) items each, the slots refilled
     # across them; clusters of two blocks sharing B by multicast, with 333 rows giving a
-    # cluster whose second tile lies wholly past M. Outputs start as NaN.
+    # cluster whose second tile lies wholly past M; 16-bit outputs written by the TMA from
+    # shared memory (it skips what lies outside the output). Outputs start as NaN.
     if backend.device_arch() != 90:
         pytest.skip("wgmma and the TMA kernel are sm_90a: this GPU is not a Hopper")
     torch = pytest.importorskip("torch")
@@ -191,7 +195,7 @@ def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raste
     from torsh_jit.schedule.gpu import GpuConfig
     cfg = GpuConfig(threads=128 * (bm // 64 + 1), tile_m=bm, tile_n=bn, tile_k=64, stages=stages,
                     wgmma=True, inflight=inflight, tma=True, raster=raster, persistent=persistent,
-                    cluster=cluster)
+                    cluster=cluster, tma_store=tma_store)
 
     def u(*shape):
         x = torch.from_numpy(rng.uniform(-1, 1, shape).astype(np.float32)).to("cuda", torch.bfloat16)
@@ -203,7 +207,12 @@ def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raste
              ("a @ b.T", lambda a, bt: a @ bt.T, (a, bt), a_ @ bt_.T),
              ("batched, B broadcast", lambda c, d: c @ d, (c, d), c_ @ d_),
              ("batched", lambda c, e: c @ e, (c, e), c_ @ e_),
-             ("bfloat16 out", lambda a, b: (a @ b).astype(BF16), (a, b), a_ @ b_)]
+             ("bfloat16 out", lambda a, b: (a @ b).astype(BF16), (a, b), a_ @ b_),
+             ("relu(a @ b.T + bias), bfloat16 out",
+              lambda a, bt, bias: tj.relu(a @ bt.T + bias).astype(BF16), (a, bt, bias),
+              np.maximum(a_ @ bt_.T + bias_, 0)),
+             ("batched, B broadcast, bfloat16 out", lambda c, d: (c @ d).astype(BF16), (c, d),
+              c_ @ d_)]
     for what, fn, args, want in cases:
         k = tj.kernel(fn).to("cuda")
         specs = k._specs_of(args)
@@ -211,11 +220,41 @@ def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raste
         p = compiler.plan(p0.graph, specs, p0.target, configs=(cfg,))
         f = compiler.build(p)
         assert f.launches[-1].tmaps, f"{what}: not the TMA kernel ({f.launches[-1].describe()})"
+        # the TMA writes 16-bit outputs under tma_store; float32 ones keep the epilogue's stores
+        want_maps = 3 if tma_store and "bfloat16 out" in what else 2
+        assert len(f.launches[-1].tmaps) == want_maps, (what, f.launches[-1].describe())
         (shape, dtype), = f.outputs
         out = torch.full(tuple(shape), float("nan"), dtype=getattr(torch, dtype), device="cuda")
         f.call(args, out, single)
         np.testing.assert_allclose(out.double().cpu().numpy(), want, rtol=1e-2, atol=5e-2,
                                    err_msg=f"{label}: {what}")
+
+
+def test_tma_store_output_off_16_bytes_runs_the_fallback(rng):
+    # The default for a bf16-out matmul on a Hopper writes through the TMA, whose tensor map
+    # needs a 16-byte-aligned output; an output view one element in must get the module's
+    # CUDA-core fallback, and both must match numpy
+    if backend.device_arch() != 90:
+        pytest.skip("the TMA kernel is sm_90a: this GPU is not a Hopper")
+    torch = pytest.importorskip("torch")
+    from ml_dtypes import bfloat16 as BF16
+    from torsh_jit import compiler
+    M, N, K = 384, 512, 320
+    a, b = (torch.from_numpy(rng.uniform(-1, 1, s).astype(np.float32)).to("cuda", torch.bfloat16)
+            for s in ((M, K), (K, N)))
+    want = a.double().cpu().numpy() @ b.double().cpu().numpy()
+    k = tj.kernel(lambda a, b: (a @ b).astype(BF16)).to("cuda")
+    specs = k._specs_of((a, b))
+    p, single = k._plan(specs)
+    assert p.configs[0].tma_store, p.configs[0]
+    f = compiler.build(p)
+    assert len(f.launches[-1].tmaps) == 3
+    for off in (0, 1):
+        base = torch.full((M * N + 1,), float("nan"), dtype=torch.bfloat16, device="cuda")
+        out = base[off:off + M * N].view(M, N)
+        f.call((a, b), out, single)
+        np.testing.assert_allclose(out.double().cpu().numpy(), want, rtol=1e-2, atol=2e-2,
+                                   err_msg=f"output {off * 2} bytes past 16")
 
 
 def test_matmul_operands_off_16_bytes_run_the_fallback(rng):

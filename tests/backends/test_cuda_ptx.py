@@ -234,6 +234,37 @@ def test_tma_clusters_of_two_share_b_by_multicast(b_layout):
         compiler.render(bad)
 
 
+def test_16_bit_outputs_go_out_through_the_tma():
+    # a bf16 matmul written as bf16: by default the TMA stores the tile from shared memory
+    # (a third tensor map, over the output); with other loads in the epilogue, or a float32
+    # output, the epilogue's own stores (a schedule asking for tma_store keeps them there)
+    import ml_dtypes
+    from torsh_jit import compiler
+    from torsh_jit.codegen.cuda import render_plan
+    BF = ml_dtypes.bfloat16
+    a, w, b = np.ones((640, 320), BF), np.ones((320, 768), BF), np.ones(768, BF)
+
+    def main_launch(fn, *args, **edit):
+        low = tj.kernel(fn).lower(*args, target="cuda-sm90a")
+        cfg = low.plan.configs[0].replace(**edit)
+        p = compiler.plan(low.plan.graph, low.plan.specs, low.target, configs=(cfg,))
+        ptx, log = backend.compile_ptx(compiler.render(p), low.target)
+        assert log == "", log
+        return cfg, [l for l in render_plan(p)[1] if not l.standby][0], ptx.decode()
+    cfg, main, ptx = main_launch(lambda x, w: (x @ w).astype(BF), a, w)
+    assert cfg.tma_store and cfg.stages == 3, cfg
+    assert len(main.tmaps) == 3 and main.tmaps[2][2] == (768, 640, 1)     # N, M, batch
+    assert (main.tmaps[2][0], 16) in main.align        # an unaligned output runs the fallback
+    for instr in ("cp.async.bulk.tensor.3d.global.shared::cta.bulk_group",
+                  "cp.async.bulk.commit_group", "cp.async.bulk.wait_group.read 0",
+                  "fence.proxy.async.shared::cta"):
+        assert instr in ptx, instr
+    cfg, main, ptx = main_launch(lambda x, w, b: tj.relu(x @ w + b).astype(BF), a, w, b)
+    assert not cfg.tma_store and len(main.tmaps) == 2
+    cfg, main, ptx = main_launch(lambda x, w: x @ w, a, w, tma_store=True, stages=3)
+    assert len(main.tmaps) == 2 and "bulk_group" not in ptx
+
+
 @pytest.mark.parametrize("dt", ["float16", "bfloat16"])
 def test_casts_to_16_bit_floats_round_in_the_epilogue(dt):
     # (a @ b).astype(bfloat16): the matmul's float32 accumulators rounded to nearest even

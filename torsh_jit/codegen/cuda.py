@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 
 from .. import errors as E
@@ -338,6 +339,27 @@ def tma_eligible(group: Group, target) -> bool:
     return all(s % 8 == 0 and 0 <= s * 2 < 2**40 for s in (za, zb, A.strides[nb], b_outer))
 
 
+def tma_store_map(group: Group) -> tuple | None:
+    """The tensor map spec (buffer, offset, dims, strides, box) of a matmul's output when the
+    TMA can write it (templates/cuda/matmul_tma.cu.j2, TMA_STORE): one output, float16 or
+    bfloat16, rows contiguous with a 16-byte multiple stride, batch dims in one axis; else
+    None. Boxes of 64 x 64, innermost first."""
+    if len(group.stores) != 1:
+        return None
+    nb, batch, M, N, K, A, B = _mm_common(group, None)
+    out = group.stores[0].access
+    st = out.strides
+    if out.dtype not in ("float16", "bfloat16") or len(st) != nb + 2 or st[nb + 1] != 1:
+        return None
+    Z = math.prod(batch) if batch else 1
+    zs = _batch_axis(st[:nb], batch)
+    if zs is None or (Z > 1 and zs == 0) or st[nb] % 8 or not 0 < st[nb] * 2 < 2**40 or \
+            zs % 8 or zs * 2 >= 2**40 or max(M, N, Z) >= 2**32:
+        return None
+    return (out.buf, out.offset, (N, M, Z if zs else 1), (st[nb], zs if zs else st[nb] * M),
+            (64, 64, 1))
+
+
 def _mm_common(group: Group, scalars):
     nb = len(group.domain) - 2
     batch = group.domain[:nb]
@@ -468,10 +490,13 @@ TMA_STAGING = 64 * 40 * 4      # bytes per consumer warpgroup: 64 rows x 32 colu
 def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback: str,
                       target) -> tuple[str, Launch]:
     nb, batch, M, N, K, A, B = _mm_common(group, scalars)
-    # the epilogue runs on 4 columns a thread (N is a multiple of 8: mma_eligible)
-    em = CEmitter(LANG, group, V=4, index=_index_type(group), scalar_bufs=scalars)
     BM, BN = cfg.tile_m, cfg.tile_n
     CW, C = BM // 64, max(1, cfg.cluster)
+    # tma_store where the output allows it (else the epilogue stores, as for any output)
+    c_map = tma_store_map(group) if cfg.tma_store else None
+    # the epilogue runs on 4 columns a thread through the staging buffer, or on a thread's
+    # pairs of accumulators in place for the TMA's stores (N is a multiple of 8: mma_eligible)
+    em = CEmitter(LANG, group, V=2 if c_map else 4, index=_index_type(group), scalar_bufs=scalars)
     if cfg.tile_k != 64 or BM % 64 or not 1 <= CW <= 3 or BN % 64 or not 64 <= BN <= 256 or \
             cfg.stages < 2 + cfg.inflight or cfg.inflight > 1 or C not in (1, 2) or \
             (BN // 64) % C:
@@ -481,23 +506,29 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
                                  "2 (2: tile_n 128 or 256)")
     b_row = B.strides[nb + 1] == 1          # B contiguous along N (x @ w); else along K (x @ w.T)
     kind = "bf16" if A.dtype == "bfloat16" else "f16"
-    smem = cfg.stages * (BM + BN) * 128 + CW * TMA_STAGING + 1024
+    smem = cfg.stages * (BM + BN) * 128 + CW * (64 * BN * 2 if c_map else TMA_STAGING) + 1024
     limit = target.limit("max_shared_memory_per_block", 0)
     if limit and smem + 1024 > limit:          # + the barriers (static, 1 KiB-aligned)
         raise E.TargetError(f"TMA schedule {cfg} needs {smem} B of shared memory per block, "
-                            f"{target.name} allows {limit}", hint="fewer stages or a smaller tile")
+                            f"{target.name} allows {limit}",
+                            hint="fewer stages or a smaller tile" +
+                                 (" (the TMA's stores hold a whole tile)" if c_map else ""))
     Z = math.prod(batch) if batch else 1
     za, zb = _batch_axis(A.strides[:nb], batch), _batch_axis(B.strides[:nb], batch)
     if za is None or zb is None:
         raise E.TargetError(f"TMA schedule {cfg}: the operands' batch dims do not collapse into "
                             "one axis", hint="a wgmma schedule without tma")
     reg_p, reg_c = tma_registers(CW)
-    epi = _epilogue(em, "cv[v]", 4)
+    epi = _epilogue(em, "cv[v]", 2 if c_map else 4)
+    if c_map:      # the TMA writes the output: no row offset of the store
+        epi["setup"] = "\n".join(l for l in epi["setup"].splitlines()
+                                 if not re.search(r"\bro_s\d+ =", l))
     raster = max(1, cfg.raster or 1)
     src = template("cuda/matmul_tma.cu.j2").render(
         name=name, T=128 * (CW + 1), CW=CW, BM=BM, BN=BN, STAGES=cfg.stages, INFLIGHT=cfg.inflight,
         RASTER=raster, REG_P=reg_p, REG_C=reg_c, M=M, N=N, K=K, kind=kind, b_row=b_row,
         a_z=bool(za), b_z=bool(zb), Z=Z, PERSIST=cfg.persistent, CLUSTER=C,
+        TMA_STORE=bool(c_map), out_var="s0",
         params=", ".join(em.params()), epi=epi, I=em.I, indent=_indent)
 
     def tmap(acc, inner, inner_n, outer, outer_n, z, box):
@@ -510,12 +541,13 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         b_map = tmap(B, 1, N, B.strides[nb + 2], K, zb, (64, 64, 1))
     else:
         b_map = tmap(B, 1, K, B.strides[nb + 1], N, zb, (64, BN // C, 1))
-    align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
+    align = tuple(sorted({(A.buf, 16), (B.buf, 16)} | ({(c_map[0], 16)} if c_map else set()) |
                          {(b, al) for _, b, al in em.vector_accesses()}))
     blocks = -(-N // BN) * -(-M // (BM * C)) * Z * C         # C blocks to each work item
     grid = ("persistent", blocks) if cfg.persistent else ("tiles", blocks, 1, 1)
     return src, Launch(name, "matmul", 128 * (CW + 1), _params(em, scalars), grid,
-                       smem=smem, align=align, fallback=fallback, tmaps=(a_map, b_map), cluster=C)
+                       smem=smem, align=align, fallback=fallback,
+                       tmaps=(a_map, b_map) + ((c_map,) if c_map else ()), cluster=C)
 
 
 # -- the module --------------------------------------------------------------------------------
