@@ -153,6 +153,8 @@ _MMA = dict(mma=True, tile_k=32, stages=4)
 _WG = dict(wgmma=True, tile_k=64, tile_m=128)
 _TMA = dict(_WG, tma=True)
 GEMM_SWEEP = [  # (label, GpuConfig fields): the default first, then the schedules around it
+    ("tma 128x256 s4 i0 r16 persistent", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=0, raster=16,
+                                              persistent=True)),
     ("tma 128x256 s4 i1 r16 persistent", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=16,
                                               persistent=True)),
     ("tma 128x256 s4 i1 r16", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=16)),
@@ -169,6 +171,17 @@ GEMM_SWEEP = [  # (label, GpuConfig fields): the default first, then the schedul
     ("tma 128x256 s4 i1 r8 cluster 2", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=8,
                                             cluster=2)),
     ("wgmma 256x128 s4 i1", dict(_WG, threads=512, tile_m=256, tile_n=128, stages=4, inflight=1)),
+    ("tma 128x256 s3 i0 r16 persistent tma-store", dict(_TMA, threads=384, tile_n=256, stages=3, inflight=0,
+                                                       raster=16, persistent=True, tma_store=True)),
+    ("tma 128x256 s3 i1 r16 persistent tma-store", dict(_TMA, threads=384, tile_n=256, stages=3, inflight=1,
+                                                       raster=16, persistent=True, tma_store=True)),
+    ("tma 128x256 s3 i0 r8 persistent tma-store", dict(_TMA, threads=384, tile_n=256, stages=3, inflight=0,
+                                                      raster=8, persistent=True, tma_store=True)),
+    ("tma 128x256 s3 i0 r16 persistent cluster 2 tma-store", dict(_TMA, threads=384, tile_n=256, stages=3,
+                                                                 inflight=0, raster=16, persistent=True,
+                                                                 cluster=2, tma_store=True)),
+    ("tma 128x256 s3 i0 r16 tma-store", dict(_TMA, threads=384, tile_n=256, stages=3, inflight=0, raster=16,
+                                             tma_store=True)),
     ("tma 128x256 s4 i1 r8", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=8)),
     ("tma 128x256 s4 i1 r8 persistent", dict(_TMA, threads=384, tile_n=256, stages=4, inflight=1, raster=8,
                                              persistent=True)),
@@ -193,10 +206,12 @@ ROW_SWEEP = [dict(threads=t, vec=4, tpr=t, cache=4096 // (4 * t)) for t in (64, 
 
 
 def sweep_gemm(dev, R):
-    """GEMM bf16 4096 and relu(x@w+b) f16 4096 under each tensor-core schedule of GEMM_SWEEP."""
+    """GEMM bf16 4096 (float32 and bf16 out) and relu(x@w+b) f16 4096 under each tensor-core
+    schedule of GEMM_SWEEP."""
     from torsh_jit.schedule.gpu import GpuConfig
     size = 4096
     for label, fn, dt, extra in (("gemm bf16 4096", matmul, torch.bfloat16, 0),
+                                 ("gemm bf16 4096 bf16 out", matmul_to_bf16, torch.bfloat16, 0),
                                  ("relu(x@w+b) f16 4096", linear_relu, torch.float16, 1)):
         a = torch.randn(size, size, device=dev, dtype=dt)
         b = torch.randn(size, size, device=dev, dtype=dt) / 64
