@@ -29,6 +29,13 @@ def mm(a, b):
     return a @ b
 
 
+def mm_to_bf16(a, b):
+    """a @ b written as bfloat16, as cuBLAS writes it (for `torsh-jit tune` on a GPU; numpy's
+    bf16 @ bf16 is float32)."""
+    import ml_dtypes
+    return (a @ b).astype(ml_dtypes.bfloat16)
+
+
 def softmax(x):
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
