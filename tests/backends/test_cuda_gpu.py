@@ -202,11 +202,13 @@ def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raste
         return x, x.double().cpu().numpy()
     (a, a_), (b, b_), (bias, bias_), (bt, bt_) = u(333, 328), u(328, 296), u(296), u(296, 328)
     (c, c_), (d, d_), (e, e_) = u(2, 3, 200, 136), u(136, 264), u(2, 3, 136, 264)
+    bb, bb_ = u(2, 3, 1, 264)
     cases = [("relu(a@b+bias)", lambda a, b, bias: tj.relu(a @ b + bias), (a, b, bias),
               np.maximum(a_ @ b_ + bias_, 0)),
              ("a @ b.T", lambda a, bt: a @ bt.T, (a, bt), a_ @ bt_.T),
              ("batched, B broadcast", lambda c, d: c @ d, (c, d), c_ @ d_),
              ("batched", lambda c, e: c @ e, (c, e), c_ @ e_),
+             ("batched, a bias per batch", lambda c, e, bb: c @ e + bb, (c, e, bb), c_ @ e_ + bb_),
              ("bfloat16 out", lambda a, b: (a @ b).astype(BF16), (a, b), a_ @ b_),
              ("relu(a @ b.T + bias), bfloat16 out",
               lambda a, bt, bias: tj.relu(a @ bt.T + bias).astype(BF16), (a, bt, bias),

@@ -232,6 +232,10 @@ def batch_offset(acc, batch, nb, var: str, wide: str | None = "long long") -> st
     return " + ".join(terms) or "0"
 
 
+# ops that give one of their operands, zero, or its sign flipped: exact in the operands' type
+_EXACT_OPS = frozenset({"neg", "abs", "relu", "maximum", "minimum", "where"})
+
+
 class Ctx:
     """How an element context reads loads: `load(li)` gives the C expression of load li."""
 
@@ -520,6 +524,10 @@ class CEmitter:
             raise E.DTypeError(f"{e.op} is not supported for {cdt} on {self.L.name} targets")
         text = self.L.fmt(spell, cdt, **dict(zip("abc", conv)))
         if (e.op in COMPARISONS or e.op in LOGICAL) and e.dtype == "bool":
+            return text
+        if e.op in _EXACT_OPS and cdt == e.dtype:
+            # the result is one of the operands (or 0, or a sign flip), already a value of the
+            # 16-bit type: no second rounding
             return text
         return self.L.rounded(text, e.dtype)
 

@@ -368,21 +368,38 @@ def _mm_common(group: Group, scalars):
     return nb, batch, M, N, group.k, A, B
 
 
-def _epilogue(em: CEmitter, acc_expr: str, V: int) -> dict:
-    """Code of the fused epilogue for V accumulators acc_expr(v) at row `row`, inner `k`."""
+def _epilogue(em: CEmitter, acc_expr: str, V: int, hoist: tuple = (), chunks: int = 0) -> dict:
+    """Code of the fused epilogue for V accumulators acc_expr(v) at row `row`, inner `k`.
+    hoist: loads that do not depend on the row within a tile (a bias along N), read before the
+    epilogue's chunks into pl<li>[chunk][v] (`pre`: for row `prow`, inner `k`, chunk `ch`)."""
     mdt = em.g.exprs[0].dtype
     seed = {0: em.L.cast(acc_expr, "float32" if family(mdt) == "f" and mdt not in ("float64",)
                          else mdt, mdt)}
-    lis = em.varying_loads()
-    ctx = Ctx(lambda li: f"lr{li}" if em.modes_of_load(li) == "invariant" else f"l{li}[v]", seed)
+    lis = [li for li in em.varying_loads() if li not in hoist]
+
+    def load(li):
+        if em.modes_of_load(li) == "invariant":
+            return f"lr{li}"
+        return f"pl{li}[ch][v]" if li in hoist else f"l{li}[v]"
+    ctx = Ctx(load, seed)
     names = {si: f"s{si}" for si in range(len(em.g.stores))}
     decl = "\n".join(f"{em.L.mem_types[em.g.stores[si].access.dtype]} s{si}[{V}];" for si in names)
+    setup = em.row_setup("row")
+    if hoist:     # their row offsets are the pre-loads' (ro_l<li>p), not the row's
+        setup = "\n".join(l for l in setup.splitlines()
+                          if not re.search(r"\bro_l(%s) =" % "|".join(map(str, hoist)), l))
+    pre_decl = "\n".join(f"{em.L.types[em.g.loads[li].dtype]} pl{li}[{chunks}][{V}];" for li in hoist)
+    pre = "\n".join([em.L.let.format(T=em.I, n=f"ro_l{li}p", x=em.row_offset(("l", li), "prow"))
+                     for li in hoist] +
+                    [em.load_group(li, "k", f"pl{li}[ch]", guard=None, vec="vec_ok", decl=False,
+                                   tag="p") for li in hoist])
     return dict(
-        setup=em.row_setup("row"),
+        setup=setup,
         loads="\n".join(em.load_group(li, "k", f"l{li}", guard=None, vec="vec_ok") for li in lis),
         decl=decl,
         compute=em.compute_stores(ctx, names),
         stores="\n".join(em.store_group(si, "k", n, guard=None, vec="vec_ok") for si, n in names.items()),
+        pre_decl=pre_decl, pre=pre,
     )
 
 
@@ -519,7 +536,11 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         raise E.TargetError(f"TMA schedule {cfg}: the operands' batch dims do not collapse into "
                             "one axis", hint="a wgmma schedule without tma")
     reg_p, reg_c = tma_registers(CW)
-    epi = _epilogue(em, "cv[v]", 2 if c_map else 4)
+    # loads that stay the same down a tile's rows (stride 0 along M, a bias along N) are read
+    # once a tile into registers by the staged epilogue, not once per row pass
+    hoist = () if c_map else tuple(li for li in em.varying_loads()
+                                   if em.g.loads[li].strides[nb] == 0)
+    epi = _epilogue(em, "cv[v]", 2 if c_map else 4, hoist=hoist, chunks=BN // 32)
     if c_map:      # the TMA writes the output: no row offset of the store
         epi["setup"] = "\n".join(l for l in epi["setup"].splitlines()
                                  if not re.search(r"\bro_s\d+ =", l))
