@@ -236,8 +236,8 @@ def test_tma_clusters_of_two_share_b_by_multicast(b_layout):
 
 def test_16_bit_outputs_go_out_through_the_tma():
     # a bf16 matmul written as bf16: by default the TMA stores the tile from shared memory
-    # (a third tensor map, over the output); with other loads in the epilogue, or a float32
-    # output, the epilogue's own stores (a schedule asking for tma_store keeps them there)
+    # (a third tensor map, over the output); with other loads in the epilogue the default is
+    # the epilogue's own stores
     import ml_dtypes
     from torsh_jit import compiler
     from torsh_jit.codegen.cuda import render_plan
@@ -261,7 +261,13 @@ def test_16_bit_outputs_go_out_through_the_tma():
         assert instr in ptx, instr
     cfg, main, ptx = main_launch(lambda x, w, b: tj.relu(x @ w + b).astype(BF), a, w, b)
     assert not cfg.tma_store and len(main.tmaps) == 2
+    # float32 goes out in two parts of 64 x 32-column boxes, when a schedule asks for it
     cfg, main, ptx = main_launch(lambda x, w: x @ w, a, w, tma_store=True, stages=3)
+    assert len(main.tmaps) == 3 and main.tmaps[2][4:] == ((32, 64, 1), 4), main.tmaps
+    assert "st.shared.v2.f32" in ptx and "bulk_group" in ptx
+    # two outputs: the epilogue's own stores under any schedule
+    cfg, main, ptx = main_launch(lambda x, w: (x @ w, tj.relu(x @ w)), a, w, tma_store=True,
+                                 stages=3)
     assert len(main.tmaps) == 2 and "bulk_group" not in ptx
 
 

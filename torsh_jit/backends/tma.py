@@ -21,6 +21,7 @@ from .. import errors as E
 
 # CUtensorMap enums (cuda.h): fixed by the driver API
 _UINT16 = 1                 # CU_TENSOR_MAP_DATA_TYPE_UINT16: 16-bit floats are copied as bits
+_UINT32 = 2                 # CU_TENSOR_MAP_DATA_TYPE_UINT32: float32, as bits too
 _INTERLEAVE_NONE = 0
 _SWIZZLE_128B = 3
 _L2_PROMOTION_256B = 3
@@ -85,7 +86,7 @@ def encode(ptr: int, offset: int, dims, strides, box, itemsize: int = 2) -> Tens
     bdim = (ctypes.c_uint32 * rank)(*box)
     estride = (ctypes.c_uint32 * rank)(*([1] * rank))
     rc = _libcuda().cuTensorMapEncodeTiled(
-        m.addr, _UINT16, rank, ptr + offset * itemsize, gdim, gstride, bdim, estride,
+        m.addr, {2: _UINT16, 4: _UINT32}[itemsize], rank, ptr + offset * itemsize, gdim, gstride, bdim, estride,
         _INTERLEAVE_NONE, _SWIZZLE_128B, _L2_PROMOTION_256B, _OOB_FILL_ZERO)
     if rc != 0:
         raise E.InternalError(f"the driver refused a tensor map (cuTensorMapEncodeTiled: "
@@ -105,8 +106,8 @@ class MapCache:
         key = (ptr, spec)
         m = self._maps.get(key)
         if m is None:
-            _, offset, dims, strides, box = spec
-            m = encode(ptr, offset, dims, strides, box)
+            _, offset, dims, strides, box, itemsize = spec
+            m = encode(ptr, offset, dims, strides, box, itemsize)
             with self._lock:
                 if len(self._maps) >= _MAX_MAPS:
                     self._maps.clear()

@@ -78,8 +78,8 @@ class Launch:
                                    # aligned=False, built on first need)
     standby: bool = False          # a fallback: launched only in place of another kernel
     tmaps: tuple = ()              # tensor maps passed first, by value: ((buffer, offset, dims,
-                                   # strides, box), ...) in elements, innermost first; the
-                                   # backend encodes them for each call's pointers
+                                   # strides, box, element bytes), ...) in elements, innermost
+                                   # first; the backend encodes them for each call's pointers
     cluster: int = 1               # blocks per thread-block cluster (compiled in: __cluster_dims__);
                                    # the grid's blocks are a multiple of it
 
@@ -341,23 +341,24 @@ def tma_eligible(group: Group, target) -> bool:
 
 def tma_store_map(group: Group) -> tuple | None:
     """The tensor map spec (buffer, offset, dims, strides, box) of a matmul's output when the
-    TMA can write it (templates/cuda/matmul_tma.cu.j2, TMA_STORE): one output, float16 or
-    bfloat16, rows contiguous with a 16-byte multiple stride, batch dims in one axis; else
-    None. Boxes of 64 x 64, innermost first."""
+    TMA can write it (templates/cuda/matmul_tma.cu.j2, TMA_STORE): one output, float16,
+    bfloat16 or float32, rows contiguous with a 16-byte multiple stride, batch dims in one
+    axis; else None. Boxes of 64 rows of 128 bytes, innermost first."""
     if len(group.stores) != 1:
         return None
     nb, batch, M, N, K, A, B = _mm_common(group, None)
     out = group.stores[0].access
     st = out.strides
-    if out.dtype not in ("float16", "bfloat16") or len(st) != nb + 2 or st[nb + 1] != 1:
+    if out.dtype not in ("float16", "bfloat16", "float32") or len(st) != nb + 2 or st[nb + 1] != 1:
         return None
+    es = ITEMSIZE[out.dtype]
     Z = math.prod(batch) if batch else 1
     zs = _batch_axis(st[:nb], batch)
-    if zs is None or (Z > 1 and zs == 0) or st[nb] % 8 or not 0 < st[nb] * 2 < 2**40 or \
-            zs % 8 or zs * 2 >= 2**40 or max(M, N, Z) >= 2**32:
+    if zs is None or (Z > 1 and zs == 0) or st[nb] * es % 16 or not 0 < st[nb] * es < 2**40 or \
+            zs * es % 16 or zs * es >= 2**40 or max(M, N, Z) >= 2**32:
         return None
     return (out.buf, out.offset, (N, M, Z if zs else 1), (st[nb], zs if zs else st[nb] * M),
-            (64, 64, 1))
+            (128 // es, 64, 1), es)
 
 
 def _mm_common(group: Group, scalars):
@@ -550,13 +551,14 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         RASTER=raster, REG_P=reg_p, REG_C=reg_c, M=M, N=N, K=K, kind=kind, b_row=b_row,
         a_z=bool(za), b_z=bool(zb), Z=Z, PERSIST=cfg.persistent, CLUSTER=C,
         TMA_STORE=bool(c_map), out_var="s0",
+        OUT_BYTES=ITEMSIZE[group.stores[0].access.dtype] if c_map else 0,
         params=", ".join(em.params()), epi=epi, I=em.I, indent=_indent)
 
     def tmap(acc, inner, inner_n, outer, outer_n, z, box):
         # innermost first: (inner, outer, batch); a batch of one (or a broadcast operand)
         # gets one z slice whose stride is never used, any multiple of 16 bytes
         zs = z if z else outer * outer_n
-        return (acc.buf, acc.offset, (inner_n, outer_n, Z if z else 1), (outer, zs), box)
+        return (acc.buf, acc.offset, (inner_n, outer_n, Z if z else 1), (outer, zs), box, 2)
     a_map = tmap(A, 1, K, A.strides[nb], M, za, (64, BM, 1))
     if b_row:
         b_map = tmap(B, 1, N, B.strides[nb + 2], K, zb, (64, 64, 1))

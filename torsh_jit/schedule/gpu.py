@@ -41,9 +41,10 @@ class GpuConfig:
                                 # overlap the epilogue)
     cluster: int = 0            # tma: blocks per thread-block cluster (2: two tiles stacked along M,
                                 # each block multicasting half of their shared B tile; 0: none)
-    tma_store: bool = False     # tma: a 16-bit output written by the TMA from a whole tile in shared
-                                # memory, drained while the next tile runs (where the output allows:
-                                # codegen.cuda.tma_store_map; else the epilogue's own stores)
+    tma_store: bool = False     # tma: the output written by the TMA from shared memory, drained while
+                                # the next tile runs (16-bit: the whole tile; float32: two halves);
+                                # where the output allows (codegen.cuda.tma_store_map), else the
+                                # epilogue's own stores
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v}
@@ -131,13 +132,15 @@ def matmul_config(group, target) -> GpuConfig:
     from ..codegen.cuda import mma_eligible, tma_eligible, tma_store_map, wgmma_eligible
     batch, (M, N) = group.domain[:-2], group.domain[-2:]
     if tma_eligible(group, target) and M >= 128 and N >= 256 and not group.loads and \
-            tma_store_map(group) is not None:
+            tma_store_map(group) is not None and group.stores[0].access.dtype != "float32":
         # as below, with a 16-bit output that the TMA writes from a whole tile in shared memory
         # while the next tile runs (which leaves room for three stages). Measured on an H100
         # at 4096^3: bf16 out 0.1786 ms against 0.1820 for the epilogue's own stores, f16 out
         # 0.1841 against 0.1878 (cuBLAS 0.1746, 0.1818). Not with other loads in the epilogue:
         # relu(x @ w + b) f16 out, 0.1955 against 0.1920 ms (the bias loads are per thread
-        # pair there; the staged epilogue reads it once a tile, 4 columns a load)
+        # pair there; the staged epilogue reads it once a tile, 4 columns a load). Nor for
+        # float32, which goes out in two parts (the buffer holds half): bf16 4096 with
+        # float32 out 0.1825 against 0.1820 ms, a tie
         return GpuConfig(threads=384, tile_m=128, tile_n=256, tile_k=64, stages=3, wgmma=True,
                          inflight=0, tma=True, raster=16, persistent=True, tma_store=True)
     if tma_eligible(group, target) and M >= 128 and N >= 128:
@@ -218,7 +221,8 @@ def matmul_tune_space(group, target, default: GpuConfig) -> list[GpuConfig]:
         # per tile or a persistent grid, no cluster or clusters of two blocks along M
         # (tile_n 128 or 256: each block multicasts half of the B tile, whole 64-column boxes),
         # and for an output the TMA can write (codegen.cuda.tma_store_map) its stores from a
-        # whole tile in shared memory (BM x BN x 2 bytes in place of the staging)
+        # tile in shared memory (BM x BN x 2 bytes in place of the staging: a 16-bit tile, or
+        # half of a float32 one at a time)
         from ..codegen.cuda import TMA_STAGING, tma_registers, tma_store_map
         smem_max = target.limit("max_shared_memory_per_block", 49152)
         stores = (False, True) if tma_store_map(group) is not None else (False,)
