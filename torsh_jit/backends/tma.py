@@ -85,8 +85,9 @@ def encode(ptr: int, offset: int, dims, strides, box, itemsize: int = 2) -> Tens
     gstride = (ctypes.c_uint64 * (rank - 1))(*(s * itemsize for s in strides))
     bdim = (ctypes.c_uint32 * rank)(*box)
     estride = (ctypes.c_uint32 * rank)(*([1] * rank))
+    dtype = {2: _UINT16, 4: _UINT32}[itemsize]
     rc = _libcuda().cuTensorMapEncodeTiled(
-        m.addr, {2: _UINT16, 4: _UINT32}[itemsize], rank, ptr + offset * itemsize, gdim, gstride, bdim, estride,
+        m.addr, dtype, rank, ptr + offset * itemsize, gdim, gstride, bdim, estride,
         _INTERLEAVE_NONE, _SWIZZLE_128B, _L2_PROMOTION_256B, _OOB_FILL_ZERO)
     if rc != 0:
         raise E.InternalError(f"the driver refused a tensor map (cuTensorMapEncodeTiled: "

@@ -340,10 +340,10 @@ def tma_eligible(group: Group, target) -> bool:
 
 
 def tma_store_map(group: Group) -> tuple | None:
-    """The tensor map spec (buffer, offset, dims, strides, box) of a matmul's output when the
-    TMA can write it (templates/cuda/matmul_tma.cu.j2, TMA_STORE): one output, float16,
-    bfloat16 or float32, rows contiguous with a 16-byte multiple stride, batch dims in one
-    axis; else None. Boxes of 64 rows of 128 bytes, innermost first."""
+    """The tensor map spec (buffer, offset, dims, strides, box, element bytes) of a matmul's
+    output when the TMA can write it (templates/cuda/matmul_tma.cu.j2, TMA_STORE): one
+    output, float16, bfloat16 or float32, rows contiguous with a 16-byte multiple stride,
+    batch dims in one axis; else None. Boxes of 64 rows of 128 bytes, innermost first."""
     if len(group.stores) != 1:
         return None
     nb, batch, M, N, K, A, B = _mm_common(group, None)
