@@ -389,13 +389,14 @@ class CEmitter:
             cur = f"({cur} / {inner[d]})"
         return "(" + " + ".join(terms or ["0"]) + ")"
 
-    def row_setup(self, o: str, tag: str = "") -> str:
-        """Row offsets of every access and the row-invariant loads, for row `o`."""
+    def row_setup(self, o: str, tag: str = "", skip=()) -> str:
+        """Row offsets of every access and the row-invariant loads, for row `o`; none for the
+        access keys in `skip` (accesses the template addresses another way)."""
         lines = []
         keys = [("l", i) for i in range(len(self.g.loads))] + [("s", i) for i in range(len(self.g.stores))]
         for key in keys:
             acc = self.access(key)
-            if acc.buf in self.scalar_bufs:
+            if acc.buf in self.scalar_bufs or key in skip:
                 continue
             if key[0] == "l" and self.modes[key][0] == "invariant" and not self._load_used(key[1]):
                 continue

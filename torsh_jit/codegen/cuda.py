@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass
 
 from .. import errors as E
@@ -369,10 +368,12 @@ def _mm_common(group: Group, scalars):
     return nb, batch, M, N, group.k, A, B
 
 
-def _epilogue(em: CEmitter, acc_expr: str, V: int, hoist: tuple = (), chunks: int = 0) -> dict:
+def _epilogue(em: CEmitter, acc_expr: str, V: int, hoist: tuple = (), chunks: int = 0,
+              stored_by_tma: bool = False) -> dict:
     """Code of the fused epilogue for V accumulators acc_expr(v) at row `row`, inner `k`.
     hoist: loads that do not depend on the row within a tile (a bias along N), read before the
-    epilogue's chunks into pl<li>[chunk][v] (`pre`: for row `prow`, inner `k`, chunk `ch`)."""
+    epilogue's chunks into pl<li>[chunk][v] (`pre`: for row `prow`, inner `k`, chunk `ch`).
+    stored_by_tma: the template writes the stores' values (s<si>) itself: no store offsets."""
     mdt = em.g.exprs[0].dtype
     seed = {0: em.L.cast(acc_expr, "float32" if family(mdt) == "f" and mdt not in ("float64",)
                          else mdt, mdt)}
@@ -385,10 +386,10 @@ def _epilogue(em: CEmitter, acc_expr: str, V: int, hoist: tuple = (), chunks: in
     ctx = Ctx(load, seed)
     names = {si: f"s{si}" for si in range(len(em.g.stores))}
     decl = "\n".join(f"{em.L.mem_types[em.g.stores[si].access.dtype]} s{si}[{V}];" for si in names)
-    setup = em.row_setup("row")
-    if hoist:     # their row offsets are the pre-loads' (ro_l<li>p), not the row's
-        setup = "\n".join(l for l in setup.splitlines()
-                          if not re.search(r"\bro_l(%s) =" % "|".join(map(str, hoist)), l))
+    # hoisted loads have the pre-loads' row offsets (ro_l<li>p), not the row's
+    skip = {("l", li) for li in hoist} | \
+        ({("s", si) for si in names} if stored_by_tma else set())
+    setup = em.row_setup("row", skip=skip)
     pre_decl = "\n".join(f"{em.L.types[em.g.loads[li].dtype]} pl{li}[{chunks}][{V}];" for li in hoist)
     pre = "\n".join([em.L.let.format(T=em.I, n=f"ro_l{li}p", x=em.row_offset(("l", li), "prow"))
                      for li in hoist] +
@@ -541,10 +542,8 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
     # once a tile into registers by the staged epilogue, not once per row pass
     hoist = () if c_map else tuple(li for li in em.varying_loads()
                                    if em.g.loads[li].strides[nb] == 0)
-    epi = _epilogue(em, "cv[v]", 2 if c_map else 4, hoist=hoist, chunks=BN // 32)
-    if c_map:      # the TMA writes the output: no row offset of the store
-        epi["setup"] = "\n".join(l for l in epi["setup"].splitlines()
-                                 if not re.search(r"\bro_s\d+ =", l))
+    epi = _epilogue(em, "cv[v]", 2 if c_map else 4, hoist=hoist, chunks=BN // 32,
+                    stored_by_tma=bool(c_map))
     raster = max(1, cfg.raster or 1)
     src = template("cuda/matmul_tma.cu.j2").render(
         name=name, T=128 * (CW + 1), CW=CW, BM=BM, BN=BN, STAGES=cfg.stages, INFLIGHT=cfg.inflight,
