@@ -178,7 +178,13 @@ class _UF:
 
 
 class _Analysis:
-    """Axis classes, reduced classes and levels of one candidate group."""
+    """Axis classes, reduced classes and levels of one candidate group.
+
+    Every axis of size > 1 of a node is one variable. A matmul operand (always read from
+    memory) gets fresh variables at its use instead, since `x @ x` reads the same buffer
+    as M x K and as K x N: sharing the node's variables would merge M, N and K. Other
+    reads of one node share its variables, which is what ties the reduced axes of a
+    softmax's two reductions of x together."""
 
     def __init__(self, g: Graph, members: set[int]):
         self.g, self.members = g, members
@@ -186,8 +192,10 @@ class _Analysis:
         self.reduced: dict[int, frozenset] = {}
         nodes = g.nodes
 
-        def var(n, j):
-            return (n, j) if nodes[n].shape[j] != 1 else None
+        def var(n, j, user=None, slot=None):
+            if nodes[n].shape[j] == 1:
+                return None
+            return (n, j) if user is None else (n, j, user, slot)
 
         def unify(a, b):
             if a is not None and b is not None:
@@ -222,32 +230,57 @@ class _Analysis:
                     unify((p, x), (m, y))
             elif n.kind == MATMUL:
                 a, b = n.inputs
-                sa, sb = nodes[a].shape, nodes[b].shape
                 nb = len(n.shape) - 2
                 for j in range(nb):
-                    unify(var(a, j), var(m, j))
-                    unify(var(b, j), var(m, j))
-                unify(var(a, nb), var(m, nb))
-                unify(var(b, nb + 1), var(m, nb + 1))
-                unify(var(a, nb + 1), var(b, nb))
+                    unify(var(a, j, m, 0), var(m, j))
+                    unify(var(b, j, m, 1), var(m, j))
+                unify(var(a, nb, m, 0), var(m, nb))
+                unify(var(b, nb + 1, m, 1), var(m, nb + 1))
+                unify(var(a, nb + 1, m, 0), var(b, nb, m, 1))
         self.uf = uf
-        self.R: set | None = set()
         self.reduce_sets = []
         for m in members:
             n = nodes[m]
             if n.kind == REDUCE:
-                p = n.inputs[0]
-                cs = frozenset(uf.find((p, j)) for j in n.attr("axis") if nodes[p].shape[j] != 1)
-                self.reduce_sets.append(cs)
+                cs = self.classes(n.inputs[0], m, 0)
+                self.reduce_sets.append(frozenset(cs[j] for j in n.attr("axis") if cs[j] is not None))
             elif n.kind == MATMUL:
                 a = n.inputs[0]
-                k = len(nodes[a].shape) - 1
-                self.reduce_sets.append(frozenset([uf.find((a, k))]) if nodes[a].shape[k] != 1
-                                        else frozenset())
+                k = self.classes(a, m, 0)[-1]
+                self.reduce_sets.append(frozenset([k]) if k is not None else frozenset())
         self.R = set().union(*self.reduce_sets) if self.reduce_sets else set()
 
-    def classes(self, nid: int) -> list:
-        return [self.uf.find((nid, j)) if s != 1 else None for j, s in enumerate(self.g.nodes[nid].shape)]
+    def classes(self, nid: int, user: int | None = None, slot: int | None = None) -> list:
+        """The axis classes of node nid; of its read as operand `slot` of matmul `user`."""
+        key = (lambda j: (nid, j)) if user is None or self.g.nodes[user].kind != MATMUL \
+            else (lambda j: (nid, j, user, slot))
+        return [self.uf.find(key(j)) if s != 1 else None for j, s in enumerate(self.g.nodes[nid].shape)]
+
+    def all_classes(self) -> set:
+        return {self.uf.find(v) for v in list(self.uf.p)}
+
+    def self_consistent(self) -> bool:
+        """No member has two axes in one class: such a value would be computed only on the
+        diagonal of the two (y.T + y, y[:, None] + y over a fused y), so it must be stored
+        and read back instead."""
+        for m in self.members:
+            cs = [c for c in self.classes(m) if c is not None]
+            if len(cs) != len(set(cs)):
+                return False
+        return True
+
+    def covering_reductions(self) -> bool:
+        """Every reduction iterates the group's whole space: a reduction whose input lacks
+        one of the group's axes (`a - b.mean()`, `x.sum(1, keepdims=True) * z` with z wider)
+        would be recomputed at every point of the missing axes. It runs as its own group."""
+        everything = self.all_classes()
+        for m in self.members:
+            n = self.g.nodes[m]
+            if n.kind == REDUCE:
+                mine = {c for c in self.classes(n.inputs[0], m, 0) if c is not None}
+                if mine != everything:
+                    return False
+        return True
 
 
 def _legal(g: Graph, members: set[int]) -> bool:
@@ -265,7 +298,7 @@ def _legal(g: Graph, members: set[int]) -> bool:
             if crossed and p in members:
                 return False
     a = _Analysis(g, members)
-    if len(set(a.reduce_sets)) > 1:
+    if len(set(a.reduce_sets)) > 1 or not a.self_consistent():
         return False
     if n_mm:
         mm = next(m for m in members if nodes[m].kind == MATMUL)
@@ -276,17 +309,22 @@ def _legal(g: Graph, members: set[int]) -> bool:
             cs = set(c for c in a.classes(m) if c is not None)
             if not cs <= out_cls:
                 return False
-        # the matmul's operands must come from memory (no prologue fusion)
+        # the matmul's operands must come from memory (no prologue fusion), and every
+        # other member is its epilogue: the kernel computes values only on its output tile
         if any(i in members for i in nodes[mm].inputs):
             return False
-        return True
+        after = {mm}
+        for m in sorted(members):
+            if any(p in after for p in nodes[m].inputs):
+                after.add(m)
+        return after == members
     if a.R:
         # a reduction's output may not be unified with a reduced axis, and the
         # number of passes is bounded
         for m in members:
             if nodes[m].kind == REDUCE and set(c for c in a.classes(m) if c is not None) & a.R:
                 return False
-        if _levels(g, members) > MAX_LEVELS:
+        if _levels(g, members) > MAX_LEVELS or not a.covering_reductions():
             return False
     return True
 
@@ -511,7 +549,7 @@ def _build(g: Graph, specs, groups: list[set[int]], users) -> Partition:
         for m in sorted(gs):
             if nodes[m].kind == VIEW or m in stored:
                 continue
-            for u in users[m] + _view_users(g, m, users):
+            for u in _consumers(g, m, users):
                 if member_group.get(u) != k:
                     stored[m] = n_in + len(outputs) + len(temps)
                     temps.append((nodes[m].shape, nodes[m].dtype))
@@ -530,14 +568,18 @@ def _build(g: Graph, specs, groups: list[set[int]], users) -> Partition:
     return Partition(built, BufferPlan(n_in, tuple(outputs), tuple(temps)))
 
 
-def _view_users(g: Graph, m: int, users) -> list[int]:
-    """Consumers reached through views that are not free (they read the stored buffer)."""
+def _consumers(g: Graph, m: int, users) -> list[int]:
+    """The computing nodes that read m, directly or through any chain of views; -1 for a
+    read through a view that is not free (it reads m's stored buffer). A consumer behind
+    a free view that belongs to m's group is still outside it when it is elsewhere."""
     out = []
     for u in users[m]:
-        if g.nodes[u].kind == VIEW:
-            out += users[u] if not _is_free_view(g, u) else _view_users(g, u, users)
-            if not _is_free_view(g, u):
-                out.append(-1)
+        if g.nodes[u].kind != VIEW:
+            out.append(u)
+        elif _is_free_view(g, u):
+            out += _consumers(g, u, users)
+        else:
+            out.append(-1)
     return out
 
 
@@ -599,9 +641,9 @@ def _make_group(g: Graph, specs, members: set[int], stored: dict[int, int]) -> G
     size.update({c: 1 for c in order if isinstance(c, tuple) and c[0] == "one"})
     domain = tuple(size[c] for c in dom_classes)
 
-    def domain_strides(nid, strides):
+    def domain_strides(nid, strides, user=None, slot=None):
         out = [0] * len(domain)
-        for c, st in zip(a.classes(nid), strides):
+        for c, st in zip(a.classes(nid, user, slot), strides):
             if c is not None and c in pos:     # a matmul's K axis is not a domain axis
                 out[pos[c]] += st
         return tuple(out)
@@ -654,11 +696,11 @@ def _make_group(g: Graph, specs, members: set[int], stored: dict[int, int]) -> G
         nb = len(nodes[mm].shape) - 2
         k = nodes[ia].shape[-1]
 
-        def mm_strides(nid, st, kaxis):
-            dom = domain_strides(nid, [0 if j == kaxis else s for j, s in enumerate(st)])
+        def mm_strides(nid, st, kaxis, slot):
+            dom = domain_strides(nid, [0 if j == kaxis else s for j, s in enumerate(st)], mm, slot)
             return dom + (st[kaxis] if nodes[nid].shape[kaxis] != 1 else 0,)
-        mm_info = (Access(ra[0], ra[1], mm_strides(ia, ra[2], nb + 1), nodes[ia].dtype),
-                   Access(rb[0], rb[1], mm_strides(ib, rb[2], nb), nodes[ib].dtype))
+        mm_info = (Access(ra[0], ra[1], mm_strides(ia, ra[2], nb + 1, 0), nodes[ia].dtype),
+                   Access(rb[0], rb[1], mm_strides(ib, rb[2], nb, 1), nodes[ib].dtype))
         exprs.append(Expr("matmul", (), (), nodes[mm].dtype, False, 0))
         eid[mm] = 0
     for m in compute:

@@ -411,6 +411,16 @@ class KernelEmitter:
         v = self.splat(lines, scalar, dtype)
         return "\n".join("  " + l for l in lines), v
 
+    def code_from_memory(self, val: str, dtype: str, lanes: int | None = None) -> tuple[str, str]:
+        """A value as loaded from memory, in its register type: bools are stored as i8 and
+        computed as i1 (lanes=None: a scalar, else a vector of that many lanes)."""
+        if dtype != "bool":
+            return "", val
+        b = self.fresh("mb")
+        ty = MEMTYPE[dtype] if lanes is None else f"<{lanes} x {MEMTYPE[dtype]}>"
+        zero = "0" if lanes is None else "zeroinitializer"
+        return f"  %{b} = icmp ne {ty} {val}, {zero}", f"%{b}"
+
     def code_convert(self, val: str, src: str, dst: str) -> tuple[str, str]:
         lines: list[str] = []
         v = self.convert(lines, val, src, dst)

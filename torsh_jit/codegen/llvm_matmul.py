@@ -29,7 +29,7 @@ def matmul_units(group: Group, config: Config) -> int:
 
 
 def render_matmul(group: Group, config: Config, name: str, module) -> str:
-    from .llvm import KernelEmitter, template, MEMTYPE, vty, vsuffix, SCALAR
+    from .llvm import KernelEmitter, template, MEMTYPE, SUFFIX, vty, vsuffix, SCALAR
     em = KernelEmitter(group, config, name, module)
     batch, M, N, K = matmul_dims(group)
     W, MR, NR = config.lanes, config.mr, config.nr
@@ -50,5 +50,7 @@ def render_matmul(group: Group, config: Config, name: str, module) -> str:
         batch=batch, a_b=a_b, a_m=a_m, a_k=a_k, b_b=b_b, b_n=b_n, b_k=b_k,
         A=A, B=B, acc_dt=acc_dt, TA=MEMTYPE[A.dtype], TB=MEMTYPE[B.dtype],
         VT=vty(acc_dt, W), S=SCALAR[acc_dt], isz=ITEMSIZE[acc_dt],
-        tiles_m=-(-M // MR), fma=fma, vsuf=vsuffix(acc_dt, W), sufB=vsuffix(B.dtype, W),
-        VB=vty(B.dtype, W), size_t=f"i{module.target.pointer_bits}")
+        tiles_m=-(-M // MR), fma=fma, vsuf=vsuffix(acc_dt, W),
+        # B is loaded in its memory type (bool: i8) and at its own alignment
+        sufB=f"v{W}{SUFFIX[MEMTYPE[B.dtype]]}", VB=f"<{W} x {MEMTYPE[B.dtype]}>",
+        iszB=ITEMSIZE[B.dtype], size_t=f"i{module.target.pointer_bits}")
