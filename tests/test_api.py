@@ -93,3 +93,44 @@ def test_large_inputs_use_threads_and_agree(rng):
     y = rng.standard_normal((2049, 1031)).astype(np.float32)
     np.testing.assert_allclose(tj.kernel(lambda a: a * 3 - 1)(x), x * np.float32(3) - 1, rtol=1e-6)
     np.testing.assert_allclose(tj.kernel(lambda a: a.max(axis=1))(y), y.max(axis=1))
+
+
+# -- out= that overlaps an input, and ndarray subclasses ----------------------------------------
+@pytest.mark.parametrize("fn", [lambda x: x.T + 1, lambda x: x[::-1, :] * 2,
+                                lambda x: x - x.sum(axis=1, keepdims=True),
+                                lambda x: x @ x, lambda x: np.exp(x) + x.T])
+def test_out_overlapping_an_input_gives_numpys_result(fn, rng):
+    """numpy computes as if the inputs were copied first when out= overlaps them."""
+    x = rng.standard_normal((6, 6))
+    want = fn(x.copy())
+    got = tj.kernel(fn)(x, out=x)
+    assert got is x
+    np.testing.assert_allclose(x, want, rtol=1e-12, atol=1e-12)
+
+
+def test_out_that_is_the_input_itself_elementwise_stays_in_place(rng):
+    x = rng.standard_normal(1000)
+    want = x * 2 + 1
+    k = tj.kernel(lambda x: x * 2 + 1)
+    assert k(x, out=x) is x
+    np.testing.assert_allclose(x, want)
+    buf = rng.standard_normal(2000)
+    a, o = buf[:1000], buf[500:1500]               # partial overlap: must not run in place
+    want = a * 2 + 1
+    k(a, out=o)
+    np.testing.assert_allclose(o, want)
+
+
+@pytest.mark.parametrize("make,fix", [(lambda v: np.matrix(v.reshape(2, 3)), "np.asarray"),
+                                      (lambda v: np.ma.array(v, mask=v > 0), "filled")])
+def test_array_subclasses_that_change_arithmetic_are_refused(make, fix, rng):
+    v = rng.standard_normal(6)
+    with pytest.raises(tj.ArgumentError, match=fix):
+        tj.kernel(lambda x: x * x)(make(v))
+
+
+def test_plain_ndarray_subclasses_are_read_as_numpy_reads_them(tmp_path, rng):
+    mm = np.memmap(tmp_path / "m.bin", dtype=np.float32, mode="w+", shape=(7, 5))
+    mm[:] = rng.standard_normal((7, 5))
+    np.testing.assert_allclose(tj.kernel(lambda x: x * 2 + x.sum(axis=0))(mm),
+                               np.asarray(mm) * 2 + np.asarray(mm).sum(axis=0), rtol=1e-6)

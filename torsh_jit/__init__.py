@@ -14,8 +14,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import (TorshJitError, TraceError, UnsupportedOpError, DTypeError, ShapeError,
-                     ArgumentError, TargetError, RunnerError, CompileError, CacheError, TuneError,
-                     InternalError)
+                     ArgumentError, DomainError, TargetError, RunnerError, CompileError, CacheError,
+                     TuneError, InternalError)
 from .ir.tensor import (Tensor, exp, exp2, log, log2, log1p, expm1, sqrt, rsqrt, sin, cos, tan,
                         tanh, sigmoid, erf, floor, ceil, round, sign, relu, abs, neg, negative,
                         logical_not, add, sub, mul, truediv, floordiv, mod, pow, maximum, minimum,

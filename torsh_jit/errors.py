@@ -46,6 +46,11 @@ class ArgumentError(TorshJitError):
     """A kernel was called with the wrong number, kind or dtype of arguments."""
 
 
+class DomainError(TorshJitError, ValueError):
+    """A value numpy refuses for an operation (an integer raised to a negative integer
+    power). A ValueError too, as numpy's own error is."""
+
+
 class TargetError(TorshJitError):
     """An unknown target name, or a target that cannot run on this machine."""
 

@@ -15,6 +15,7 @@ import numpy as np
 from . import errors as E
 from .compiler import Plan, build, plan, render
 from .ir.graph import Graph
+from .ir.ops import VIEW
 from .ir.tracer import ArgSpec, check_arity, param_names, spec_of, trace
 from .target import ALIASES, Target, parse as parse_target
 
@@ -95,12 +96,15 @@ class Lowered:
 class _Entry:
     """One specialisation: the built function and how to lay out its buffers."""
     __slots__ = ("fn", "specs", "scalar_pos", "outs", "temps", "single", "zero_d", "int_bounds",
-                 "simple", "run", "out_shape", "out_dtype", "device", "big_out")
+                 "exponents", "inplace", "simple", "run", "out_shape", "out_dtype", "device",
+                 "big_out")
 
     def __init__(self, fn, p: Plan, single: bool):
         self.fn = fn
         self.specs = p.specs
         self.device = getattr(fn, "device", False)   # a GPU function: it places its own buffers
+        self.exponents = _int_exponent_args(p)
+        self.inplace = _inplace_pairs(p)
         if self.device:
             self.int_bounds = _weak_int_bounds(p)
             self.single, self.simple = single, False
@@ -114,10 +118,51 @@ class _Entry:
         self.zero_d = tuple(len(s) == 0 for s, _ in b.outputs)
         # the common case gets a short path: arrays in, one array out, nothing to convert
         self.simple = (single and not self.scalar_pos and not self.int_bounds and not self.temps
-                       and not self.zero_d[0])
+                       and not self.zero_d[0] and not self.exponents)
         self.out_shape, self.out_dtype = self.outs[0] if self.outs else ((), None)
         self.big_out = bool(self.outs) and _nbytes(self.out_shape, self.out_dtype) >= _ALIGN_FROM
         self.run = getattr(fn, "fast_run", None) or fn.run
+
+
+def _inplace_pairs(p: Plan) -> frozenset:
+    """(input, output) pairs that may be the very same array under out=: one elementwise
+    kernel whose every read of that input is at the element it writes. Any other overlap
+    of an input with an out= array is computed into a fresh array, then copied, as numpy
+    does when operands overlap."""
+    groups = p.part.groups
+    if len(groups) != 1 or groups[0].kind != "elementwise":
+        return frozenset()
+    g = groups[0]
+    n_in = p.part.buffers.n_inputs
+    pairs = set()
+    for st in g.stores:
+        k = st.access.buf - n_in
+        for i in range(n_in):
+            reads = [a for a in g.loads if a.buf == i]
+            if reads and all((a.offset, a.strides) == (st.access.offset, st.access.strides)
+                             for a in reads):
+                pairs.add((i, k))
+    return frozenset(pairs)
+
+
+def _same_layout(a: np.ndarray, b: np.ndarray) -> bool:
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype)
+
+
+def _int_exponent_args(p: Plan) -> tuple[int, ...]:
+    """Arguments used as the exponent of an integer power: numpy raises ValueError when one
+    is negative, so every call checks them (graph.py refuses computed exponents)."""
+    g = p.graph
+    out = set()
+    for n in g.nodes:
+        if n.op == "pow" and n.dtype.startswith("int"):
+            e = n.inputs[1]
+            while g.nodes[e].kind == VIEW:
+                e = g.nodes[e].inputs[0]
+            if g.nodes[e].op == "input":
+                out.add(g.nodes[e].attr("index"))
+    return tuple(sorted(out))
 
 
 def _weak_int_bounds(p: Plan) -> tuple:
@@ -237,18 +282,34 @@ class Kernel:
                                       f"bounds for {name}, the dtype it combines with (numpy raises "
                                       "OverflowError too)",
                                       hint="pass a value that fits, or np.int64(v) with a wider array")
+        for i in entry.exponents:
+            if np.any(np.asarray(args[i]) < 0):
+                raise E.DomainError(f"{self.name}: argument {i} is an integer exponent with a negative "
+                                    "value: Integers to negative integer powers are not allowed "
+                                    "(numpy raises ValueError too)",
+                                    hint="use non-negative exponents, or compute in floats "
+                                         "(x.astype(np.float64) ** e)", where=E.user_frame())
         if entry.device:
             return entry.fn.call(args, out, entry.single)
         for i in entry.scalar_pos:
             bufs[i] = np.asarray(bufs[i], dtype=entry.specs[i].dtype)
+        copy_back = ()
         if out is None:
             outs = [_aligned_empty(s, d) for s, d in entry.outs]
         else:
             outs = self._check_out(entry, out)
+            copy_back = _overlapping(entry, args, outs)
+            for k in copy_back:
+                outs[k] = np.empty_like(outs[k])
         bufs += outs
         if entry.temps:
             bufs += [np.empty(s, d) for s, d in entry.temps]
         entry.fn.run(tuple(bufs))
+        if copy_back:
+            given = list(out) if isinstance(out, (tuple, list)) else [out]
+            for k in copy_back:
+                np.copyto(given[k], outs[k])
+                outs[k] = given[k]
         if entry.single:
             o = outs[0]
             return o[()] if entry.zero_d[0] and out is None else o
@@ -343,6 +404,22 @@ class Kernel:
         specs = self._specs_of(args, target)
         p, _ = self._plan(specs, target=target, dump=True, measure=False)
         return Lowered(p, render(p))
+
+
+def _overlapping(entry: _Entry, args, outs) -> list[int]:
+    """Outputs that share memory with an input (or another output) other than as an
+    exact in-place pair: they are written through a fresh array."""
+    bad = []
+    for k, o in enumerate(outs):
+        for i, a in enumerate(args):
+            if isinstance(a, np.ndarray) and np.may_share_memory(a, o) and not (
+                    (i, k) in entry.inplace and _same_layout(a, o)):
+                bad.append(k)
+                break
+        else:
+            if any(np.may_share_memory(o, other) for other in outs[:k]):
+                bad.append(k)
+    return bad
 
 
 def _builds_here(t: Target) -> bool:

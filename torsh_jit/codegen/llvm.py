@@ -465,11 +465,31 @@ class KernelEmitter:
             return acc, acc, None
         if e.op in ("any", "all"):
             return "bool", "bool", "false" if e.op == "any" else "true"
+        if self.exact_prod(i):
+            return "float64", "float64", "1.0"
         acc = e.dtype
         wide = "float64" if (e.op == "sum" and family(acc) == "f") else acc
         fam = family(acc)
         ident = T.REDUCTIONS[e.op][fam][0]
         return acc, wide, ident
+
+    def exact_prod(self, i: int) -> bool:
+        """A float product, accumulated as a double mantissa and an i64 exponent (PROD_RENORM)."""
+        e = self.g.exprs[i]
+        return e.op == "prod" and family(e.dtype) == "f"
+
+    def _renorm(self, lines, val: str, w: int) -> tuple[str, str]:
+        """(mantissa, exponent) of a <w x double> product: PROD_RENORM."""
+        saved, self.W = self.W, w
+        m = self.snippet(lines, T.PROD_RENORM, "float64", a=val)
+        self.W = saved
+        return m, f"{m}.de"
+
+    def _ldexp(self, lines, val: str, exp: str, w: int) -> str:
+        saved, self.W = self.W, w
+        r = self.snippet(lines, T.PROD_LDEXP, "float64", a=val, b=exp)
+        self.W = saved
+        return r
 
     def identity(self, op: str, dtype: str, ident) -> str:
         if ident in ("MIN", "MAX"):
@@ -494,6 +514,9 @@ class KernelEmitter:
                 if self.g.exprs[i].op in ("argmax", "argmin"):
                     out.append(f"  %aix{i}.{u} = alloca <{self.W} x i64>, align 64")
             out.append(f"  %wide{i} = alloca {vty(wide, 1)}, align 16")
+            if self.exact_prod(i):
+                out += [f"  %pe{i}.{u} = alloca <{self.W} x i64>, align 64" for u in range(U)]
+                out.append(f"  %pwe{i} = alloca <1 x i64>, align 16")
             if self.g.exprs[i].op in ("argmax", "argmin"):
                 out.append(f"  %wix{i} = alloca <1 x i64>, align 16")
         return "\n".join(out)
@@ -520,8 +543,12 @@ class KernelEmitter:
             if which == "block":
                 for u in range(self.cfg.unroll):
                     out.append(f"  store {self.ty(acc)} {self.identity(e.op, acc, ident)}, ptr %acc{i}.{u}")
+                    if self.exact_prod(i):
+                        out.append(f"  store <{self.W} x i64> zeroinitializer, ptr %pe{i}.{u}")
             else:
                 out.append(f"  store {vty(wide, 1)} {self._scalar_ident(wide, ident, e.op)}, ptr %wide{i}")
+                if self.exact_prod(i):
+                    out.append(f"  store <1 x i64> zeroinitializer, ptr %pwe{i}")
         return "\n".join(out)
 
     def _scalar_ident(self, dtype, ident, op=""):
@@ -577,6 +604,16 @@ class KernelEmitter:
                 lines.append(f"%{s} = select <{self.W} x i1> {m}, {self.ty(acc)} {v}, {self.ty(acc)} "
                              f"{self.identity(e.op, acc, ident)}")
                 v = f"%{s}"
+            if self.exact_prod(i):
+                p = self.fresh("pm")
+                lines.append(f"%{p} = fmul {self.ty(acc)} %{a}, {v}")
+                mant, d = self._renorm(lines, f"%{p}", self.W)
+                pe = self.fresh("pe")
+                lines.append(f"%{pe} = load <{self.W} x i64>, ptr %pe{i}.{u}")
+                lines.append(f"%{pe}.n = add <{self.W} x i64> %{pe}, {d}")
+                lines.append(f"store <{self.W} x i64> %{pe}.n, ptr %pe{i}.{u}")
+                lines.append(f"store {self.ty(acc)} {mant}, ptr %acc{i}.{u}")
+                continue
             fam = family(acc)
             r = self.snippet(lines, T.REDUCTIONS[e.op][fam][1], acc, a=f"%{a}", b=v)
             lines.append(f"store {self.ty(acc)} {r}, ptr %acc{i}.{u}")
@@ -625,6 +662,9 @@ class KernelEmitter:
             if e.op in ("argmax", "argmin"):
                 self._fold_arg(lines, i, e, acc)
                 continue
+            if self.exact_prod(i):
+                self._fold_exact_prod(lines, i)
+                continue
             fam = family(acc)
             comb = T.REDUCTIONS[e.op][fam][1]
             cur = self.fresh("c")
@@ -659,6 +699,39 @@ class KernelEmitter:
             self.W = saved
             lines.append(f"store {vty(wide, 1)} {r}, ptr %wide{i}")
         return "\n".join("  " + l for l in lines)
+
+    def _fold_exact_prod(self, lines, i):
+        """Exact-range product: multiply the U block mantissas and the W lanes, renormalising
+        and adding exponents at each step (mantissas in [0.5, 1): no step can overflow)."""
+        W, vt = self.W, self.ty("float64")
+        cur, ex = self.fresh("c"), self.fresh("ce")
+        lines.append(f"%{cur} = load {vt}, ptr %acc{i}.0")
+        lines.append(f"%{ex} = load <{W} x i64>, ptr %pe{i}.0")
+        cur, ex = f"%{cur}", f"%{ex}"
+        for u in range(1, self.cfg.unroll):
+            o, oe = self.fresh("c"), self.fresh("ce")
+            lines.append(f"%{o} = load {vt}, ptr %acc{i}.{u}")
+            lines.append(f"%{oe} = load <{W} x i64>, ptr %pe{i}.{u}")
+            lines.append(f"%{o}.p = fmul {vt} {cur}, %{o}")
+            cur, d = self._renorm(lines, f"%{o}.p", W)
+            lines.append(f"%{oe}.s = add <{W} x i64> {ex}, %{oe}")
+            lines.append(f"%{oe}.t = add <{W} x i64> %{oe}.s, {d}")
+            ex = f"%{oe}.t"
+        h = self.fresh("h")
+        lines.append(f"%{h} = call double @llvm.vector.reduce.fmul.{vsuffix('float64', W)}("
+                     f"double 1.0, {vt} {cur})")
+        lines.append(f"%{h}.e = call i64 @llvm.vector.reduce.add.v{W}i64(<{W} x i64> {ex})")
+        lines.append(f"%{h}.v = insertelement <1 x double> poison, double %{h}, i64 0")
+        w0 = self.fresh("w")
+        lines.append(f"%{w0} = load <1 x double>, ptr %wide{i}")
+        lines.append(f"%{w0}.p = fmul <1 x double> %{w0}, %{h}.v")
+        m, d = self._renorm(lines, f"%{w0}.p", 1)
+        lines.append(f"%{w0}.e = load <1 x i64>, ptr %pwe{i}")
+        lines.append(f"%{w0}.ev = insertelement <1 x i64> poison, i64 %{h}.e, i64 0")
+        lines.append(f"%{w0}.e1 = add <1 x i64> %{w0}.e, %{w0}.ev")
+        lines.append(f"%{w0}.e2 = add <1 x i64> %{w0}.e1, {d}")
+        lines.append(f"store <1 x i64> %{w0}.e2, ptr %pwe{i}")
+        lines.append(f"store <1 x double> {m}, ptr %wide{i}")
 
     def _fold_arg(self, lines, i, e, acc):
         """argmax/argmin: walk every lane of every accumulator (scalar; once per block)."""
@@ -725,7 +798,11 @@ class KernelEmitter:
                 self.row_memo[i] = f"%{x}"
                 continue
             lines.append(f"%{x} = load {self.ty(acc)}, ptr %acc{i}.{u}")
-            self.row_memo[i] = self.convert(lines, f"%{x}", acc, e.dtype)
+            val = f"%{x}"
+            if self.exact_prod(i):
+                lines.append(f"%{x}.e = load <{self.W} x i64>, ptr %pe{i}.{u}")
+                val = self._ldexp(lines, val, f"%{x}.e", self.W)
+            self.row_memo[i] = self.convert(lines, val, acc, e.dtype)
         return "\n".join("  " + l for l in lines)
 
     def finish_pass(self, level: int) -> str:
@@ -744,6 +821,9 @@ class KernelEmitter:
             x = self.fresh("r")
             lines.append(f"%{x}.v = load {vty(wide, 1)}, ptr %wide{i}")
             val = f"%{x}.v"
+            if self.exact_prod(i):
+                lines.append(f"%{x}.e = load <1 x i64>, ptr %pwe{i}")
+                val = self._ldexp(lines, val, f"%{x}.e", 1)
             if wide != e.dtype:
                 saved = self.W
                 self.W = 1

@@ -160,3 +160,39 @@ REDUCTIONS = {
 # none (SSE4.2, wasm SIMD128), instead of llvm.fma's libm call per lane there.
 MULADD = {"f": "%{t} = call {T} @llvm.fmuladd.{VT}({T} {a}, {T} {b}, {T} {c})",
           "i": "%{t}.m = mul {T} {a}, {b}\n%{t} = add {T} %{t}.m, {c}"}
+
+# Exact-range float products (prod): the accumulator is a double mantissa in [0.5, 1) and
+# an i64 exponent, so no partial product over- or underflows where the true product does
+# not (reordered lanes could otherwise give inf * 0 = NaN for a finite product). {a}: a
+# <W x double> to renormalise; %{t} its mantissa, %{t}.de the exponent taken out. Zeros,
+# subnormals, infinities and NaNs are left as they are (exponent 0): they are the product.
+PROD_RENORM = """%{t}.b = bitcast {T} {a} to <{W} x i64>
+%{t}.f = lshr <{W} x i64> %{t}.b, splat (i64 52)
+%{t}.e = and <{W} x i64> %{t}.f, splat (i64 2047)
+%{t}.z = icmp eq <{W} x i64> %{t}.e, zeroinitializer
+%{t}.x = icmp eq <{W} x i64> %{t}.e, splat (i64 2047)
+%{t}.s = or <{W} x i1> %{t}.z, %{t}.x
+%{t}.m = and <{W} x i64> %{t}.b, splat (i64 -9218868437227405313)
+%{t}.n = or <{W} x i64> %{t}.m, splat (i64 4602678819172646912)
+%{t}.nb = select <{W} x i1> %{t}.s, <{W} x i64> %{t}.b, <{W} x i64> %{t}.n
+%{t} = bitcast <{W} x i64> %{t}.nb to {T}
+%{t}.d = sub <{W} x i64> %{t}.e, splat (i64 1022)
+%{t}.de = select <{W} x i1> %{t}.s, <{W} x i64> zeroinitializer, <{W} x i64> %{t}.d"""
+
+# {a} * 2^{b} ({a} <W x double>, {b} <W x i64>), rounded once: the exponent, clamped to
+# +-3000 (past which every double over- or underflows anyway), is applied as three powers
+# of two of its sign, each a normal double, so only the last multiply can round.
+PROD_LDEXP = "\n".join(
+    ["%{t}.c1 = call <{W} x i64> @llvm.smax.v{W}i64(<{W} x i64> {b}, <{W} x i64> splat (i64 -3000))",
+     "%{t}.c = call <{W} x i64> @llvm.smin.v{W}i64(<{W} x i64> %{t}.c1, <{W} x i64> splat (i64 3000))",
+     "%{t}.e1 = sdiv <{W} x i64> %{t}.c, splat (i64 3)",
+     "%{t}.r1 = sub <{W} x i64> %{t}.c, %{t}.e1",
+     "%{t}.e2 = sdiv <{W} x i64> %{t}.r1, splat (i64 2)",
+     "%{t}.e3 = sub <{W} x i64> %{t}.r1, %{t}.e2"]
+    + [line for k in (1, 2, 3) for line in (
+        f"%{{t}}.q{k} = add <{{W}} x i64> %{{t}}.e{k}, splat (i64 1023)",
+        f"%{{t}}.s{k} = shl <{{W}} x i64> %{{t}}.q{k}, splat (i64 52)",
+        f"%{{t}}.p{k} = bitcast <{{W}} x i64> %{{t}}.s{k} to {{T}}")]
+    + ["%{t}.m1 = fmul {T} {a}, %{t}.p1",
+       "%{t}.m2 = fmul {T} %{t}.m1, %{t}.p2",
+       "%{t} = fmul {T} %{t}.m2, %{t}.p3"])

@@ -146,6 +146,34 @@ def _check_weak_ints(op: str, nodes, loc) -> None:
         raise E.DTypeError(f"{op}: {e} (numpy raises OverflowError too)",
                            hint="use a value that fits, or cast the array to a wider dtype first "
                                 "(x.astype(np.int64))", where=loc) from None
+    except ValueError as e:
+        raise E.DomainError(f"{op}: {e} (numpy raises ValueError too)",
+                            hint="use a non-negative exponent, or compute in floats "
+                                 "(x.astype(np.float64) ** e)", where=loc) from None
+
+
+def _check_int_power(nodes: list[Node], ins, out_dt: str, loc) -> None:
+    """numpy raises ValueError for an integer to a negative integer power. A constant
+    exponent is checked here, an argument at every call (kernel.py); a computed one
+    could only be checked inside the kernel, which cannot raise, so it is refused."""
+    if dt.family(out_dt) != "i":
+        return
+    e = ins[1]
+    while nodes[e].kind == VIEW:
+        e = nodes[e].inputs[0]
+    n = nodes[e]
+    if n.op == "const":
+        if n.attr("value") < 0:
+            raise E.DomainError("pow: Integers to negative integer powers are not allowed "
+                                "(numpy raises ValueError too)",
+                                hint="use a non-negative exponent, or compute in floats "
+                                     "(x.astype(np.float64) ** e)", where=loc)
+    elif n.op != "input":
+        raise E.UnsupportedOpError(
+            "an integer power whose exponent is computed inside the kernel: numpy raises "
+            "ValueError for a negative exponent, which a kernel cannot check as it runs",
+            hint="pass the exponent as an argument (checked at every call), or compute in "
+                 "floats (x.astype(np.float64) ** e)", where=loc)
 
 
 class GraphBuilder:
@@ -227,6 +255,8 @@ class GraphBuilder:
             at = _attrs(ct=ct, **attrs)
         elif not weak and op != "cast":
             _check_weak_ints(op, nodes, loc)
+        if op == "pow":
+            _check_int_power(self.nodes, ins, out_dt, loc)
         return self._push(Node(op, tuple(ins), at, shape, out_dt, weak=weak, loc=loc))
 
     # -- reductions -----------------------------------------------------

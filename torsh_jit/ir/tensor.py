@@ -153,6 +153,7 @@ class Tensor:
     def all(self, axis=None, keepdims=False): return all(self, axis, keepdims)
     def squeeze(self, axis=None): return squeeze(self, axis)
     def clip(self, lo=None, hi=None): return clip(self, lo, hi)
+    def round(self, decimals=0): return _np_round(self, decimals)
 
     def __getitem__(self, idx):
         return _getitem(self, idx)
@@ -559,7 +560,8 @@ _ARRAY_FUNCTIONS = {
     np.broadcast_to: lambda a, shape, **k: broadcast_to(a, shape),
     np.expand_dims: expand_dims, np.squeeze: lambda a, axis=None: squeeze(a, axis),
     np.clip: lambda a, a_min=None, a_max=None, **k: clip(a, a_min, a_max),
-    np.round: lambda a, decimals=0, out=None: _op("round", a) if decimals == 0 else _raise_round(),
+    np.round: lambda a, decimals=0, out=None: _np_round(a, decimals),
+    np.around: lambda a, decimals=0, out=None: _np_round(a, decimals),
     np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim, np.size: lambda a, axis=None: a.size,
 }
 
@@ -567,6 +569,20 @@ _ARRAY_FUNCTIONS = {
 def _raise_where1():
     raise E.UnsupportedOpError("np.where(cond) with one argument (it returns indices)",
                                hint="use np.where(cond, a, b)", where=E.user_frame())
+
+
+def _np_round(a, decimals):
+    """np.round: half to even; integers are returned as they are (numpy keeps their dtype)."""
+    if decimals != 0:
+        _raise_round()
+    d = a.dtype if isinstance(a, Tensor) else np.asarray(a).dtype
+    if d == np.bool_:
+        raise E.DTypeError("np.round of bool values gives float16 in numpy, a dtype torsh-jit "
+                           "does not compute on CPUs", hint="cast first: np.round(x.astype(np.float32))",
+                           where=E.user_frame())
+    if d.kind in "iu":
+        return a
+    return _op("round", a)
 
 
 def _raise_round():

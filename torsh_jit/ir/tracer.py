@@ -50,6 +50,8 @@ def spec_of(arg, *, index: int = 0, name: str | None = None, where: str | None =
         return ArgSpec("scalar", (), dt.python_scalar_dtype(arg), weak=True)
     if isinstance(arg, np.generic):
         return ArgSpec("scalar", (), dt.from_numpy(arg.dtype, where=where, what=what))
+    if isinstance(arg, np.ndarray) and type(arg) is not np.ndarray:
+        _check_subclass(arg, what, where)
     if isinstance(arg, np.ndarray):
         d = dt.from_numpy(arg.dtype, where=where, what=what)
         if arg.ndim == 0:
@@ -76,6 +78,27 @@ def spec_of(arg, *, index: int = 0, name: str | None = None, where: str | None =
                                + (" (convert text first, e.g. float(s))"
                                   if isinstance(arg, str) else ""),
                           where=where)
+
+
+def _check_subclass(arg: np.ndarray, what: str, where) -> None:
+    """An ndarray subclass is read as its plain data only when that is what numpy would
+    compute with: np.matrix (* is a matrix product), masked arrays (masked values are left
+    out) and any subclass with its own __array_ufunc__ / __array_function__ (units,
+    lazy arrays) change the arithmetic, so they are refused rather than read wrong."""
+    t = type(arg)
+    if isinstance(arg, np.matrix):
+        why, hint = ("np.matrix, whose * and ** are matrix operations",
+                     "pass np.asarray(x) and write x @ y for the matrix product")
+    elif isinstance(arg, np.ma.MaskedArray):
+        why, hint = ("a masked array; torsh-jit would compute on the masked values too",
+                     "pass x.filled(value) (or np.ma.getdata(x) to use the data as it is)")
+    elif (t.__array_ufunc__ is not np.ndarray.__array_ufunc__
+          or t.__array_function__ is not np.ndarray.__array_function__):
+        why, hint = (f"a {t.__name__}, an ndarray subclass that overrides numpy's operations",
+                     "pass np.asarray(x) to compute on the plain data")
+    else:
+        return
+    raise E.ArgumentError(f"{what} is {why}", hint=hint, where=where)
 
 
 def _short_repr(v) -> str:
