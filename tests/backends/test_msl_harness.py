@@ -134,6 +134,29 @@ def test_python_floats_meet_float32_as_numpy_does(rng):
     np.testing.assert_array_equal(got, x * (1.0 / 3.0) + 0.1)
 
 
+def test_python_floats_compare_with_ints_exactly(rng):
+    """numpy compares x_int32 with 16777216.5 in float64; Metal has no double, and float would
+    round both sides (16777217 > 16777216.5 came out false): compared by value instead."""
+    x = rng.integers(-2**31, 2**31, 513, dtype=np.int64).astype(np.int32)
+    x[:6] = [16777216, 16777217, -16777217, 2**31 - 1, -2**31, 0]
+    b = rng.random(513) < 0.5
+
+    def f(x, b):
+        return (x > 16777216.5, x == 16777217.0, x < 2147483647.5, x >= -2147483648.5,
+                x != np.nan, b >= 1e-50, b < 1 - 1e-10, b == 1, x < 2**31)
+    got = tj.kernel(f, target="metal")(x, b)
+    for g, w in zip(got, f(x, b)):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+
+
+def test_int_array_against_a_python_float_argument_is_a_clear_error():
+    k = tj.kernel(lambda x, s: x > s, target="metal")
+    with pytest.raises(E.DTypeError) as err:
+        k(np.arange(8, dtype=np.int32), 0.5)
+    assert "float64" in str(err.value) and "constant" in err.value.hint
+
+
 def test_explain_shows_the_msl_and_its_dispatch():
     r = subprocess.run([sys.executable, "-m", "torsh_jit.cli", "explain", "examples/softmax.py:softmax",
                         "--arg", "f32[4,4096]", "--target", "metal"], capture_output=True, text=True,

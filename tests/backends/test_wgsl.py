@@ -52,6 +52,44 @@ def test_bool_and_scalar_arguments(rng):
         np.testing.assert_array_equal(g, w)
 
 
+def test_python_numbers_compare_by_value_without_64_bit_types(rng):
+    """numpy compares x_int32 with 0.5 in float64 and with 2**31 by value; WGSL has neither
+    type, and the comparison is made by value in i32 (it was a KeyError)."""
+    x = rng.integers(-2**31, 2**31, 513, dtype=np.int64).astype(np.int32)
+    x[:6] = [0, 1, -1, 2**31 - 1, -2**31, 16777217]
+    a = rng.standard_normal(513).astype(np.float32)
+    a[:4] = [np.nan, np.inf, -0.0, 0.5]
+
+    def f(x, a):
+        return (np.where(a > 0.5, a, 0), a == np.nan, x != 2**31, x == 2**31, x < 2**31,
+                x >= -2**31 - 1, x > 0.5, x <= -0.5, x == 16777217.0, 2.5 < x, x != np.nan)
+    got = tj.kernel(f).to("wgsl")(x, a)
+    for g, w in zip(got, f(x, a)):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+
+
+def test_bools_are_ordered_as_numpy_orders_them(rng):
+    """False < True; WGSL has no ordering on bool (wgpu rejected b < c)."""
+    b, c = rng.random(301) < 0.5, rng.random(301) < 0.5
+
+    def f(b, c):
+        return b > b, b < c, b <= c, b > c, b >= c, b == c, b != c, b == 1, b > 0.5
+    got = tj.kernel(f).to("wgsl")(b, c)
+    for g, w in zip(got, f(b, c)):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+
+
+def test_int_array_against_a_python_float_argument_is_a_clear_error():
+    """x_int32 > s compares in float64 in numpy; s arrives here as a float32: refused, saying
+    what works (a constant in the kernel is compared exactly)."""
+    k = tj.kernel(lambda x, s: x > s).to("wgsl")
+    with pytest.raises(E.DTypeError) as err:
+        k(np.arange(8, dtype=np.int32), 0.5)
+    assert "float64" in str(err.value) and "wgsl" in str(err.value) and "constant" in err.value.hint
+
+
 def test_more_rows_than_one_dispatch_dimension(rng):
     """70000 rows: more workgroups than maxComputeWorkgroupsPerDimension (65535) on lavapipe;
     the kernel takes the rest in its grid-stride loop over rows."""

@@ -269,8 +269,52 @@ def _matmuls(wide="float64"):
                 ("relu(a@b+bias)", "a @ b.T", f"batched {wide}", "int32"))
 
 
+# Python numbers against arrays: numpy compares an int with an int32 array by value (x < 2**31
+# is true everywhere), a float with an int32 or bool array exactly in float64 (x > 0.5), and a
+# float with a float32 array in float32 (NEP 50); x == nan is false everywhere
+_INT_NUMBERS = (0.5, -0.5, 3.0, -0.0, math.nan, math.inf, -math.inf, 1e-50, 16777216.5, 16777217.0,
+                2147483647.5, 2147483648.0, -2147483648.5, 1e40, 2**31, 2**31 - 1, -2**31,
+                -2**31 - 1, 2**40, 7)
+_BOOL_NUMBERS = (0.5, -0.5, 1e-50, 1 - 1e-10, 1.0, 0.0, -0.0, math.nan, math.inf, 0, 1, 2, -1, 2**31)
+_FLOAT_NUMBERS = (0.5, 0.1, -0.0, math.nan, math.inf, -math.inf, 1e40, -1e40, 1e-50, 1e-45,
+                  3.4028235e38, 16777217, 2**31, -7)
+
+
+def _compare_numbers():
+    ops = ("lt", "le", "gt", "ge", "eq", "ne")
+    cmp = {"lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "gt": lambda a, b: a > b,
+           "ge": lambda a, b: a >= b, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b}
+
+    def bits(x, c):
+        """The 12 comparisons x OP c and c OP x as bits of one int32."""
+        out = 0
+        for k, op in enumerate(ops):
+            out = out + cmp[op](x, c).astype(np.int32) * (1 << k) \
+                + cmp[op](c, x).astype(np.int32) * (1 << (k + 6))
+        return out
+
+    def fn(F):
+        def f(x, b, c, y):
+            return (tuple(bits(x, n) for n in _INT_NUMBERS) + tuple(bits(b, n) for n in _BOOL_NUMBERS)
+                    + tuple(bits(y, n) for n in _FLOAT_NUMBERS)
+                    + (bits(b, c), bits(b, b), F.where(y > 0.5, y, 0), F.where(x > 0.5, x, 0)))
+        return f
+
+    def make(rng):
+        x = values(rng, "int32", 97)
+        x[-12:] = [16777216, 16777217, -16777217, 2**31 - 1, -2**31, -2**31 + 1, 3, 0, -1, 7, 8, 6]
+        rng.shuffle(x)
+        b, c = rng.random(97) < 0.5, rng.random(97) < 0.5
+        return x, b, c, values(rng, "float32", 97)
+    labels = tuple(f"int32 vs {n!r}" for n in _INT_NUMBERS) + \
+        tuple(f"bool vs {n!r}" for n in _BOOL_NUMBERS) + \
+        tuple(f"float32 vs {n!r}" for n in _FLOAT_NUMBERS) + \
+        ("bool vs bool", "bool vs itself", "where(y > 0.5, y, 0)", "where(x > 0.5, x, 0)")
+    return Case("compare-python-numbers", fn, make, (), labels)
+
+
 CASES = [_unary("float32"), _unary("float64"), _binary("float32"), _binary("float64"),
-         _ints("int32"), _ints("int64"), _views(), _reductions(), _matmuls()]
+         _ints("int32"), _ints("int64"), _views(), _reductions(), _matmuls(), _compare_numbers()]
 # the same ops for targets without 64-bit types, in their place
 NARROW_CASES = [_ints("int32", wide="float32"), _ints("int64", wide="float32"), _matmuls(wide="float32"),
                 _reductions(int_sum=False)]

@@ -30,6 +30,14 @@ from .layout import plan_axes, inner_mode, AxisPlan   # axis collapsing is the s
 ARG_REDUCTIONS = ("argmax", "argmin")
 INT_LIMITS = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
 
+# x OP c with c the other way round: c OP x is x SWAPPED[OP] c
+_SWAPPED = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
+# an integer x against a number c by value: x < c is x < ceil(c), x <= c is x <= floor(c)...
+_INT_BOUND = {"lt": math.ceil, "ge": math.ceil, "le": math.floor, "gt": math.floor}
+# x OP k for every x of an integer range: (k above the range, k below it)
+_OUTSIDE = {"lt": (True, False), "le": (True, False), "gt": (False, True), "ge": (False, True),
+            "eq": (False, False), "ne": (True, True)}
+
 
 
 class CStyleLanguage:
@@ -50,6 +58,9 @@ class CStyleLanguage:
     shuffle_bool = ""                  # the same for a bool (shuffled as an int)
     types = {"bool": "bool", "int32": "int", "int64": "long long", "float32": "float",
              "float64": "double", "float16": "float", "bfloat16": "float"}
+    # dtypes in `types` only for weak Python constants, spelled in a narrower register: a
+    # comparison numpy makes in one of them is made by value instead (CEmitter.compare_by_value)
+    narrowed: frozenset = frozenset()
     mem_types = {"bool": "unsigned char", "int32": "int", "int64": "long long",
                  "float32": "float", "float64": "double", "float16": "unsigned short",
                  "bfloat16": "unsigned short"}
@@ -154,8 +165,8 @@ class CStyleLanguage:
         if f == "b":
             return "true" if value else "false"
         if f == "i":
-            v = int(value)
             lo, hi = INT_LIMITS[dtype]
+            v = (int(value) - lo) % (hi - lo + 1) + lo     # wraps, as numpy's int casts do
             if v == lo:   # -2147483648 is a negated literal in C: spell it without overflow
                 return self.convert.format(T=self.types[dtype],
                                            x=f"{v + 1}{self.literal_suffix[dtype]} - 1")
@@ -181,6 +192,10 @@ class CStyleLanguage:
             import ml_dtypes
             return float(np.asarray(v, dtype=np.float32).astype(ml_dtypes.bfloat16).astype(np.float32))
         return v
+
+    def holds(self, dtype: str) -> bool:
+        """Values of dtype live in registers of their own width here."""
+        return dtype in self.types and dtype not in self.narrowed
 
     def identity(self, ident: str, dtype: str) -> str:
         if ident in ("MIN", "MAX"):
@@ -509,7 +524,7 @@ class CEmitter:
             raise E.InternalError(f"reduction %{eid} used before its pass finished")
         if e.op == "cast":
             a = e.args[0]
-            text = self.L.cast(self.value(lines, a, ctx, memo), self.g.exprs[a].dtype, e.dtype)
+            text = self.operand(self.value(lines, a, ctx, memo), a, e.dtype)
         else:
             text = self.apply(e, [self.value(lines, a, ctx, memo) for a in e.args])
         t = self.fresh()
@@ -517,9 +532,19 @@ class CEmitter:
         memo[eid] = t
         return t
 
+    def operand(self, v: str, a: int, dst: str) -> str:
+        """Expr a (written v) converted to dst. A Python int meets a float as its value (a
+        register of the int's own dtype may not hold it: 2**31 on a target without int64)."""
+        x = self.g.exprs[a]
+        if x.op == "const" and family(dst) == "f" and family(x.dtype) == "i":
+            return self.L.literal(dict(x.attrs)["value"], dst)
+        return self.L.cast(v, x.dtype, dst)
+
     def apply(self, e: Expr, vals: list[str]) -> str:
         cts, cdt = operand_dtypes(e.op, dict(e.attrs), e.dtype, len(vals))
-        conv = [self.L.cast(v, self.g.exprs[a].dtype, ct) for v, a, ct in zip(vals, e.args, cts)]
+        if e.op in COMPARISONS and not self.L.holds(cdt):
+            return self.compare_by_value(e, vals, cdt)
+        conv = [self.operand(v, a, ct) for v, a, ct in zip(vals, e.args, cts)]
         spell = self.L.code_for_op.get(e.op, {}).get(family(cdt))
         if spell is None:
             raise E.DTypeError(f"{e.op} is not supported for {cdt} on {self.L.name} targets")
@@ -531,6 +556,62 @@ class CEmitter:
             # 16-bit type: no second rounding
             return text
         return self.L.rounded(text, e.dtype)
+
+    def compare(self, op: str, dtype: str, a: str, b: str) -> str:
+        """a OP b, both already of dtype."""
+        return self.L.fmt(self.L.code_for_op[op][family(dtype)], dtype, a=a, b=b)
+
+    def compare_by_value(self, e: Expr, vals: list[str], ct: str) -> str:
+        """A comparison numpy makes in a dtype this language lacks (float64, int64): a weak
+        Python number against an int32 or bool array (x_int32 > 0.5, x == 2**31, b == 1).
+        numpy compares such a number by value, so against a constant the comparison becomes
+        one in the array's own dtype with an integer bound (x > 0.5 is x > 0; x < 2**31 is
+        true everywhere; x == nan is false everywhere)."""
+        args = [self.g.exprs[a] for a in e.args]
+        consts = [i for i, x in enumerate(args) if x.op == "const"]
+        if len(consts) == 2:      # not folded: numpy's own answer
+            import numpy as np
+            with np.errstate(all="ignore"):
+                got = getattr(np, {"lt": "less", "le": "less_equal", "gt": "greater",
+                                   "ge": "greater_equal", "eq": "equal", "ne": "not_equal"}[e.op])(
+                    *(dict(x.attrs)["value"] for x in args))
+            return self.L.literal(bool(got), "bool")
+        if len(consts) == 1:
+            j = consts[0]
+            op = e.op if j == 1 else _SWAPPED[e.op]
+            x, xv, c = args[1 - j], vals[1 - j], dict(args[j].attrs)["value"]
+            if family(x.dtype) == "f":
+                # a Python float argument, held in this float dtype: numbers meet it there
+                return self.compare(op, x.dtype, xv, self.L.literal(c, x.dtype))
+            lo, hi = (0, 1) if x.dtype == "bool" else INT_LIMITS[x.dtype]
+            dt = "int32" if x.dtype == "bool" else x.dtype
+            if isinstance(c, float) and math.isnan(c):
+                return self.L.literal(op == "ne", "bool")
+            if isinstance(c, float) and not math.isinf(c):
+                if op in _INT_BOUND:
+                    c = _INT_BOUND[op](c)
+                elif c != math.floor(c):          # == a non-integer: never
+                    return self.L.literal(op == "ne", "bool")
+                else:
+                    c = int(c)
+            if not lo <= c <= hi:
+                return self.L.literal(_OUTSIDE[op][c < lo], "bool")
+            return self.compare(op, dt, self.L.cast(xv, x.dtype, dt), self.L.literal(int(c), dt))
+        # a Python number passed as an argument: its value is known at run time only
+        fam = family(ct)
+        held = [x.dtype for x in args if family(x.dtype) == fam and self.L.holds(x.dtype)]
+        if held and (fam == "i" or all(family(x.dtype) == "f" for x in args)):
+            # ints: the argument arrives as an int32 (out-of-range values are refused on the way
+            # in); floats: both sides are Python floats, which this target holds as float32
+            dt = max(held, key=lambda d: ITEMSIZE[d])
+            conv = [self.L.cast(v, x.dtype, dt) for v, x in zip(vals, args)]
+            return self.compare(e.op, dt, *conv)
+        kinds = " and ".join(sorted({x.dtype for x in args}))
+        raise E.DTypeError(
+            f"comparing {kinds} values needs {ct} (numpy compares a Python float with an "
+            f"integer or bool array exactly, in {ct}), which {self.L.name} targets do not have",
+            hint="write the number into the kernel as a constant (x > 0.5 is compared exactly), "
+                 "or convert a side first: x.astype(np.float32) > s compares in float32")
 
     def compute_stores(self, ctx: Ctx, dsts: dict[int, str], v: str = "v") -> str:
         """Per element: every varying store's value, converted to memory, into dsts[si][v]."""

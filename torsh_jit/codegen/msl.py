@@ -35,6 +35,7 @@ class MslLanguage(CStyleLanguage):
     # remains float64 are weak Python-float constants, which NEP 50 casts to float32 before
     # use, so they are written as float literals (rounded once, by the compiler)
     types = {"bool": "bool", "int32": "int", "int64": "long", "float32": "float", "float64": "float"}
+    narrowed = frozenset({"float64"})
     mem_types = {"bool": "uchar", "int32": "int", "int64": "long", "float32": "float"}
     unsigned = {"int32": "uint", "int64": "ulong"}
     math_suffix = {"float32": "", "float64": ""}       # metal:: functions are overloaded

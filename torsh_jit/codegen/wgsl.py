@@ -73,6 +73,10 @@ class WgslLanguage(CStyleLanguage):
         "maximum": {"f": "tj_fmax({a}, {b})", "i": "max({a}, {b})", "b": "({a} || {b})"},
         "minimum": {"f": "tj_fmin({a}, {b})", "i": "min({a}, {b})", "b": "({a} && {b})"},
         "ne": {k: "(!({a} == {b}))" for k in "fib"},
+        # WGSL orders no bools; numpy's False < True, spelled in logic
+        **{op: {**CStyleLanguage.code_for_op[op], "b": b} for op, b in (
+            ("lt", "(!({a}) && {b})"), ("le", "(!({a}) || {b})"),
+            ("gt", "({a} && !({b}))"), ("ge", "({a} || !({b}))"))},
         "where": {k: "select({c}, {b}, {a})" for k in "fib"},
         "sigmoid": {"f": "tj_sigmoid({a})"},
         "tanh": {"f": "tj_tanh({a})"},
