@@ -166,23 +166,30 @@ def _int_exponent_args(p: Plan) -> tuple[int, ...]:
 
 
 def _weak_int_bounds(p: Plan) -> tuple:
-    """(argument, lo, hi, dtype) for Python int arguments that an op converts to a narrower
-    integer dtype (NEP 50: x_int32 + n takes n as int32; numpy's ufuncs raise when it does
-    not fit). Comparisons compare by value; casts and np.where wrap, as in numpy."""
+    """(argument, lo, hi, dtype, why) for Python int arguments that an op converts to a
+    narrower integer dtype (NEP 50: x_int32 + n takes n as int32; numpy's ufuncs raise when
+    it does not fit). Comparisons compare by value, in int64 where the value may not fit;
+    a target without int64 (WGSL) cannot, so there they must fit int32 too. Casts and
+    np.where wrap, as in numpy."""
     from .ir.ops import COMPARISONS, LOGICAL
     g = p.optimized
     users = g.users()
+    compares_by_value = p.target.supports("int64")
     out = []
     for k, nid in enumerate(g.inputs):
         n = g.nodes[nid]
         if not (n.weak and n.dtype == "int64"):
             continue
-        narrow = [g.nodes[u].dtype for u in users[nid]
-                  if g.nodes[u].op not in COMPARISONS | LOGICAL | {"cast", "where"}
-                  and g.nodes[u].dtype in ("int32",)]
-        if narrow:
-            info = np.iinfo(narrow[0])
-            out.append((k, int(info.min), int(info.max), narrow[0]))
+        uses = [g.nodes[u] for u in users[nid] if g.nodes[u].op not in LOGICAL | {"cast", "where"}]
+        if any(u.op not in COMPARISONS and u.dtype == "int32" for u in uses):
+            out.append((k, -2**31, 2**31 - 1, "int32",
+                        "the dtype it combines with (numpy raises OverflowError too)"))
+        elif not compares_by_value and any(u.op in COMPARISONS and u.attr("ct") == "int64"
+                                           for u in uses):
+            out.append((k, -2**31, 2**31 - 1, "int32",
+                        f"the widest integer target {p.target.name} holds, and it is compared "
+                        "there (numpy compares it by value; pass it as a constant in the kernel "
+                        "body, or compute on a target with int64)"))
     return tuple(out)
 
 
@@ -276,11 +283,10 @@ class Kernel:
             entry.run(args + (o,))
             return o
         bufs = list(args)
-        for i, lo, hi, name in entry.int_bounds:
+        for i, lo, hi, name, why in entry.int_bounds:
             if not lo <= args[i] <= hi:
                 raise E.ArgumentError(f"{self.name}: argument {i} (Python integer {args[i]}) is out of "
-                                      f"bounds for {name}, the dtype it combines with (numpy raises "
-                                      "OverflowError too)",
+                                      f"bounds for {name}, {why}",
                                       hint="pass a value that fits, or np.int64(v) with a wider array")
         for i in entry.exponents:
             if np.any(np.asarray(args[i]) < 0):

@@ -90,6 +90,19 @@ def test_int_array_against_a_python_float_argument_is_a_clear_error():
     assert "float64" in str(err.value) and "wgsl" in str(err.value) and "constant" in err.value.hint
 
 
+def test_python_int_argument_compared_beyond_int32_is_refused_not_wrapped(rng):
+    """numpy compares x_int32 < n by value for any Python int n; WGSL compares in i32, where
+    2**31 would wrap to -2**31 (all False instead of all True): refused, in-range values run."""
+    x = rng.integers(-1000, 1000, 65).astype(np.int32)
+    k = tj.kernel(lambda x, n: (x < n, x == n)).to("wgsl")
+    for n in (0, 7, -2**31, 2**31 - 1):
+        for g, w in zip(k(x, n), (x < n, x == n)):
+            np.testing.assert_array_equal(g, w)
+    for n in (2**31, -2**31 - 1, 2**40):
+        with pytest.raises(E.ArgumentError, match="out of bounds for int32.*wgsl"):
+            k(x, n)
+
+
 def test_more_rows_than_one_dispatch_dimension(rng):
     """70000 rows: more workgroups than maxComputeWorkgroupsPerDimension (65535) on lavapipe;
     the kernel takes the rest in its grid-stride loop over rows."""
