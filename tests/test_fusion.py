@@ -341,3 +341,12 @@ def test_reduction_broadcast_into_larger_work_is_its_own_kernel(fn, rng):
     # the reduce kernel iterates b's elements only: no axis of a in its domain
     assert np.prod(red[0].domain) == b.size
     np.testing.assert_allclose(k(a, b), fn(a, b), rtol=1e-4, atol=1e-4)
+
+
+def test_matmul_operand_that_folds_to_a_constant(rng):
+    """argmax over a size-1 axis folds to 0: the matmul still reads it from a buffer (it was
+    'node (const) is read from memory but never stored')."""
+    x = rng.random((2, 1)).astype(np.float32)
+    y = rng.standard_normal((2, 3))
+    for f in (lambda x, y: x.argmax(axis=1) @ y, lambda x, y: y.T @ x.argmin(axis=1, keepdims=True)):
+        close(tj.kernel(f)(x, y), f(x, y), np.float64)

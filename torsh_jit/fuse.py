@@ -345,7 +345,7 @@ def _levels(g: Graph, members: set[int]) -> int:
 
 # -- the greedy partition --------------------------------------------------------------
 def partition(g: Graph, specs: tuple[ArgSpec, ...]) -> Partition:
-    g = _materialize_outputs(_copy_for_views(g, specs))
+    g = _materialize_outputs(_materialize_matmul_operands(_copy_for_views(g, specs)))
     nodes = g.nodes
     users = g.users()
     group_of: dict[int, int] = {}
@@ -514,6 +514,31 @@ def _copy_for_views(g: Graph, specs) -> Graph:
         new_id[i] = len(nodes) - 1
     if len(nodes) == len(g.nodes):
         return g
+    return Graph(tuple(nodes), tuple(new_id[i] for i in g.inputs), tuple(new_id[o] for o in g.outputs))
+
+
+def _materialize_matmul_operands(g: Graph) -> Graph:
+    """A matmul reads its operands from memory: an operand that folded to a constant (an
+    argmax over a size-1 axis, a broadcast scalar) is computed into a buffer first."""
+    from .ir.graph import _attrs
+    if not any(n.kind == MATMUL and any(g.nodes[_base(g, i)].op == "const" for i in n.inputs)
+               for n in g.nodes):
+        return g
+    nodes: list[Node] = []
+    new_id: dict[int, int] = {}
+    for i, n in enumerate(g.nodes):
+        ins = tuple(new_id[j] for j in n.inputs)
+        if n.kind == MATMUL:
+            fixed = []
+            for j, x in zip(n.inputs, ins):
+                if g.nodes[_base(g, j)].op == "const":
+                    s = nodes[x]
+                    nodes.append(Node("cast", (x,), _attrs(dtype=s.dtype), s.shape, s.dtype, s.weak, n.loc))
+                    x = len(nodes) - 1
+                fixed.append(x)
+            ins = tuple(fixed)
+        nodes.append(Node(n.op, ins, n.attrs, n.shape, n.dtype, n.weak, n.loc))
+        new_id[i] = len(nodes) - 1
     return Graph(tuple(nodes), tuple(new_id[i] for i in g.inputs), tuple(new_id[o] for o in g.outputs))
 
 

@@ -17,8 +17,10 @@ import torsh_jit as tj
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "targets"))
 from target_configs import require_target  # noqa: E402
+from numpy_reference import exact_prod, wide_range_rows  # noqa: E402
 
-TARGETS = ["host", "aarch64-neon"]
+TARGETS = ["host", "aarch64-neon", "wgsl", "metal"]
+NO_FLOAT64 = {"wgsl", "metal"}     # float32 is their widest float
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
@@ -57,56 +59,66 @@ def test_integer_to_a_negative_power_raises_like_numpy(rng):
         tj.kernel(lambda x: x ** (x - 5))(x)
 
 
-def _exact_prod(x, axis):
-    """The product rounded once: mantissas and exponents kept apart (numpy's sequential
-    product overflows or underflows on the way where the true product is finite)."""
-    x = np.moveaxis(np.asarray(x, np.longdouble), axis, -1)
-    out = np.empty(x.shape[:-1], np.longdouble)
-    for idx in np.ndindex(out.shape):
-        m, e = np.longdouble(1.0), 0
-        for v in x[idx]:
-            mv, ev = np.frexp(v)
-            m, e2 = np.frexp(m * mv)
-            e += int(ev) + int(e2)
-        out[idx] = np.ldexp(m, e)
-    return out
+def _float_cases(targets, dtypes=(np.float32, np.float64)):
+    """(target, dtype) pairs: float64 only where the target computes in it."""
+    return [pytest.param(t, d, id=f"{t}-{np.dtype(d).name}") for t in targets for d in dtypes
+            if not (d == np.float64 and t in NO_FLOAT64)]
 
 
-@pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("target,dtype", _float_cases(TARGETS))
 def test_prod_with_a_wide_dynamic_range_is_not_nan(target, dtype, rng):
-    """Alternating huge and tiny factors: a product reordered across vector lanes put the
-    huge ones in one lane (inf) and the tiny ones in another (0), giving inf * 0 = NaN
-    where numpy's and the exact product are finite."""
+    """Alternating huge and tiny factors: a product reordered across vector lanes (or GPU
+    threads, warps and workgroups) put the huge ones in one partial (inf) and the tiny ones
+    in another (0), giving inf * 0 = NaN where numpy's and the exact product are finite."""
     require_target(target)
-    big = 1e30 if dtype == np.float32 else 1e250
-    rows, n = 6, 64
-    x = rng.uniform(0.5, 2.0, (rows, n)) * np.where(np.arange(n) % 2 == 0, big, 1 / big)
-    x *= rng.choice([-1.0, 1.0], x.shape)
-    x = x.astype(dtype)
+    x = wide_range_rows(rng, dtype, 6, 64)
     # rows, columns of a C-ordered array (the column-mode reduction), and everything
     f = tj.kernel(lambda x, xt: (x.prod(axis=1), xt.prod(axis=0), x.prod()), target=target)
-    want_rows = _exact_prod(x, 1).astype(dtype)
+    want_rows = exact_prod(x, 1).astype(dtype)
     assert np.all(np.isfinite(want_rows))
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     got_rows, got_cols, got_all = f(x, np.ascontiguousarray(x.T))
     np.testing.assert_allclose(got_rows, want_rows, rtol=rtol)
     np.testing.assert_allclose(got_cols, want_rows, rtol=rtol)     # column mode
-    np.testing.assert_allclose(got_all, _exact_prod(x.ravel(), 0).astype(dtype), rtol=rtol)
+    np.testing.assert_allclose(got_all, exact_prod(x.ravel(), 0).astype(dtype), rtol=rtol)
     with np.errstate(all="ignore"):
         np.testing.assert_allclose(got_rows, np.prod(x, axis=1), rtol=rtol)
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_prod_special_values_and_true_overflow(target, rng):
+@pytest.mark.parametrize("target,dtype", _float_cases(TARGETS))
+def test_prod_special_values_and_true_overflow(target, dtype, rng):
     require_target(target)
     f = tj.kernel(lambda x: x.prod(axis=-1), target=target)
-    x = rng.uniform(0.5, 2, (5, 9))
+    x = rng.uniform(0.5, 2, (6, 9))
     x[0, 3], x[1, 2], x[2, 4], x[3, 1], x[3, 7] = 0.0, np.inf, np.nan, np.inf, 0.0
-    x[4] = 1e200                                     # the true product overflows: inf
+    x[4] = 1e200 if dtype == np.float64 else 1e30   # the true product overflows: inf
+    x[5, :3] = [-0.0, -np.inf, 2.0]                    # the signs of zeros and infinities
+    x = x.astype(dtype)
     with np.errstate(all="ignore"):
         want = np.prod(x, axis=-1)
-    np.testing.assert_allclose(f(x), want, rtol=1e-12)
-    assert np.isnan(f(x)[3]) and np.isinf(f(x)[4])
+    got = f(x)
+    np.testing.assert_allclose(got, want, rtol=1e-12 if dtype == np.float64 else 1e-5)
+    assert np.isnan(got[3]) and np.isinf(got[4]) and np.isnan(got[5])
     tiny = np.full((2, 40), 1e-20, np.float32)      # the true product underflows: 0
     assert np.all(tj.kernel(lambda t: t.prod(axis=1), target=target)(tiny) == 0)
+
+
+@pytest.mark.parametrize("target,dtype", _float_cases(TARGETS))
+def test_prod_of_subnormals_and_a_subnormal_result(target, dtype, rng):
+    """Subnormal factors and products are taken apart exactly (by their bits: a GPU that
+    flushes subnormal operands would lose them), and a subnormal result is rounded once."""
+    require_target(target)
+    fi = np.finfo(dtype)
+    tiny = float(fi.smallest_subnormal)
+    x = rng.uniform(0.5, 2.0, (4, 33))
+    x[0, ::2], x[0, 1::2] = tiny * 3, 1 / (tiny * 4)          # subnormal * huge, alternating
+    x[1, :] = 1.0
+    x[1, 5], x[1, 6] = tiny * 5, 0.75                          # a subnormal result
+    x[2, ::3] = float(fi.tiny) / 3                             # subnormal partials
+    x[2, 1::3] = 1 / float(fi.tiny)
+    x = x.astype(dtype)
+    got = tj.kernel(lambda x: x.prod(axis=1), target=target)(x)
+    want = exact_prod(x, 1).astype(dtype)
+    assert np.all(np.isfinite(want)) and want[1] != 0
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert got[1] == want[1]

@@ -106,7 +106,7 @@ class Tensor:
     def __gt__(self, o): return _bin("gt", self, o)
     def __ge__(self, o): return _bin("ge", self, o)
     def __neg__(self): return _un("neg", self)
-    def __pos__(self): return self
+    def __pos__(self): return _positive(self)
     def __abs__(self): return _un("abs", self)
     def __and__(self, o): return _logical("logical_and", "&", self, o)
     def __rand__(self, o): return _logical("logical_and", "&", o, self)
@@ -510,11 +510,20 @@ _UFUNC_OPS = {
     "ceil": "ceil", "rint": "round", "sign": "sign",
 }
 _UFUNC_SPECIAL = {
-    "positive": lambda x: x,
+    "positive": lambda x: _positive(x),
     "square": lambda x: _op("mul", _no_bool("square", x), x),
     "reciprocal": lambda x: _reciprocal(_no_bool("reciprocal", x)),
     "matmul": lambda a, b: matmul(a, b),
 }
+def _positive(x):
+    """+x is x, except that numpy has no positive of bool (a TypeError there too)."""
+    if isinstance(x, Tensor) and x.dtype == np.bool_:
+        raise E.DTypeError("np.positive (unary +) is not defined for bool values (numpy raises "
+                           "UFuncTypeError too)", hint="use the bool array as it is, or "
+                           "x.astype(np.int32)", where=E.user_frame())
+    return x
+
+
 def _no_bool(name, x):
     """square and reciprocal of bool are int8 in numpy, a dtype torsh-jit lacks."""
     if isinstance(x, Tensor) and x.dtype == np.bool_:
