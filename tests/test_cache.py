@@ -96,7 +96,8 @@ def test_round_trip(cache, tmp_path):
     assert path.is_file()
     assert os.listdir(path.parent) == [key + ".tjc"]
     assert cache.keys("kernel") == [key] and cache.keys("tuning") == []
-    assert cache.stats == {"hits": 2, "misses": 1, "writes": 1, "corrupt": 0, "write_errors": 0}
+    assert cache.stats == {"hits": 2, "misses": 1, "writes": 1, "corrupt": 0, "mismatched": 0,
+                           "write_errors": 0}
     # A second Cache on the same root (another process, later) reads it back.
     assert Cache(tmp_path / "c").get("kernel", key) == payload
 
@@ -247,6 +248,29 @@ def test_meta_must_be_a_json_object_naming_the_entry(cache):
     shutil.copy(cache.path("kernel", other), path)
     assert cache.get("kernel", key) is None and cache.stats["corrupt"] == 2
     assert cache.get("kernel", other) == b"x"
+
+
+def test_expect_names_meta_an_entry_must_carry(cache, caplog):
+    key = key_of("expect")
+    cache.put("kernel", key, b"of plan a", {"plan": "a", "target": "t"})
+    assert cache.get("kernel", key, expect={"plan": "a"}) == b"of plan a"
+    with caplog.at_level("WARNING", logger="torsh_jit"):
+        assert cache.get("kernel", key, expect={"plan": "b"}) is None
+        assert cache.get("kernel", key, expect={"plan": "a", "tools": "x"}) is None  # field absent
+    assert "made from something else" in caplog.text and "expected 'b'" in caplog.text
+    assert cache.stats["mismatched"] == 2 and cache.stats["corrupt"] == 0
+    # A sound entry of something else is not deleted by a read (a caller that only asks
+    # whether it exists must not lose it); the rebuild below overwrites it.
+    assert cache.get("kernel", key) == b"of plan a"
+    made = []
+    out = cache.get_or_make("kernel", key, lambda: made.append(1) or b"of plan b", {"target": "t"},
+                            expect={"plan": "b"})
+    assert out == b"of plan b" and made == [1]
+    payload, meta = cache.get_entry("kernel", key)
+    assert payload == b"of plan b" and meta["plan"] == "b" and meta["target"] == "t"
+    assert cache.get_or_make("kernel", key, lambda: 1 / 0, expect={"plan": "b"}) == b"of plan b"
+    assert NullCache().get("kernel", key, expect={"plan": "b"}) is None
+    assert NullCache().get_or_make("kernel", key, lambda: b"z", expect={"plan": "b"}) == b"z"
 
 
 # ---------------------------------------------------------------------------- fixtures

@@ -11,7 +11,7 @@
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .errors import (TorshJitError, TraceError, UnsupportedOpError, DTypeError, ShapeError,
                      ArgumentError, DomainError, TargetError, RunnerError, CompileError, CacheError,

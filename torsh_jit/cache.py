@@ -2,7 +2,7 @@
 
 One key, written out in one place (`make_key`): callers put everything that can change an
 artifact into one dict (canonical Group, Config, Target with CPU features, package version,
-template hash, toolchain versions) and get a sha256 back. The store maps (kind, key) to
+code hash, toolchain versions) and get a sha256 back. The store maps (kind, key) to
 bytes plus a small JSON meta dict. The byte layout of an entry is specified in
 `cache/FORMAT.md` at the repository root; fixtures of it (and of the older v0 layout) sit
 beside it and are loaded by `tests/test_cache.py`.
@@ -15,6 +15,11 @@ Guarantees, and how they are kept:
 * A corrupt entry (bad magic, wrong lengths, checksum mismatch, meta that is not a JSON
   object) reads as a miss and is deleted, so the caller rebuilds it. Nothing is ever
   unpickled or evaluated: the payload is opaque bytes, the meta is JSON.
+* An entry is trusted by more than its key: a caller that knows what the artifact must be
+  made from passes `expect=` (meta fields and their values, e.g. the plan's identity); the
+  fields are written with the entry and compared on every read, and an entry that names
+  something else reads as a miss (logged on the "torsh_jit" logger), so it is rebuilt and
+  overwritten rather than run.
 * One `FORMAT_VERSION` is part of the directory name, so a bump leaves old entries unread
   (tinygrad's trick); `prune` and `clear` remove them.
 * The cache is an optimisation, never a reason to fail: an unwritable directory warns once
@@ -25,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import struct
@@ -32,7 +38,6 @@ import tempfile
 import threading
 import time
 import warnings
-from functools import lru_cache
 from pathlib import Path
 
 import filelock
@@ -68,6 +73,8 @@ _VERSION_DIR_RE = re.compile(r"v(\d+)")
 ENV_DIR = "TORSH_JIT_CACHE_DIR"
 ENV_ENABLE = "TORSH_JIT_CACHE"
 _DISABLED_VALUES = {"0", "false", "off", "no"}
+
+log = logging.getLogger("torsh_jit")
 
 
 class CacheWarning(UserWarning):
@@ -177,15 +184,20 @@ def decode_entry(data: bytes) -> tuple[dict, bytes]:
     return meta, bytes(body[meta_len:])
 
 
-@lru_cache(maxsize=1)
-def _package_version() -> str | None:
-    """The installed torsh-jit version, recorded in each entry's meta for `cache info` and
-    debugging (the key itself must already include it; the caller puts it in the key parts)."""
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-        return version("torsh-jit")
-    except (ImportError, PackageNotFoundError):
-        return None
+def _package_version() -> str:
+    """The torsh-jit version, recorded in each entry's meta for `cache info` and debugging
+    (the key itself must already include it; the caller puts it in the key parts). From the
+    source, not the installed metadata, which an editable install leaves behind."""
+    from .version import __version__
+    return __version__
+
+
+def _mismatch(meta: dict, expect: dict | None) -> str:
+    """What differs between an entry's meta and what the caller expects ("" when nothing)."""
+    if not expect:
+        return ""
+    return ", ".join(f"{k} is {meta.get(k)!r}, expected {v!r}" for k, v in sorted(expect.items())
+                     if meta.get(k) != v)
 
 
 def _check_name(kind: str, key: str) -> None:
@@ -227,7 +239,7 @@ def _default_root() -> Path:
 
 
 def _new_stats() -> dict:
-    return {"hits": 0, "misses": 0, "writes": 0, "corrupt": 0, "write_errors": 0}
+    return {"hits": 0, "misses": 0, "writes": 0, "corrupt": 0, "mismatched": 0, "write_errors": 0}
 
 
 class _CacheLock:
@@ -304,12 +316,13 @@ class Cache:
 
     # reading
 
-    def get(self, kind: str, key: str) -> bytes | None:
-        """The payload stored under (kind, key), or None (missing, corrupt or another version)."""
-        entry = self.get_entry(kind, key)
+    def get(self, kind: str, key: str, expect: dict | None = None) -> bytes | None:
+        """The payload stored under (kind, key), or None (missing, corrupt, another version,
+        or its meta differs from `expect` in a field `expect` names)."""
+        entry = self.get_entry(kind, key, expect)
         return None if entry is None else entry[0]
 
-    def get_entry(self, kind: str, key: str) -> tuple[bytes, dict] | None:
+    def get_entry(self, kind: str, key: str, expect: dict | None = None) -> tuple[bytes, dict] | None:
         """(payload, meta) stored under (kind, key), or None; see `get`."""
         path = self.path(kind, key)
         try:
@@ -332,6 +345,16 @@ class Cache:
             self.stats["misses"] += 1
             self.stats["corrupt"] += 1
             self._discard_if_unchanged(path, st)
+            return None
+        wrong = _mismatch(meta, expect)
+        if wrong:
+            # A sound file holding some other artifact: a key that missed an input, or a
+            # writer that stored under the wrong key. Left in place: the caller's rebuild
+            # overwrites it (and a caller that only asks whether it exists must not delete).
+            self.stats["misses"] += 1
+            self.stats["mismatched"] += 1
+            log.warning("torsh-jit cache: %s/%s was made from something else (%s); rebuilding it",
+                        kind, key, wrong)
             return None
         self.stats["hits"] += 1
         # mtime is the "last used" time that prune's LRU order reads; best effort, because a
@@ -373,17 +396,16 @@ class Cache:
         """Store `payload` under (kind, key), atomically.
 
         `meta` (JSON-serialisable) is stored beside it, with "kind", "key" and "created" set
-        here and "package_version" added when the caller gives none and torsh-jit is
-        installed. No fsync: a crash may lose a fresh entry or leave a short file, and the
-        reader's length and checksum checks turn either into a miss.
+        here and "package_version" added when the caller gives none. No fsync: a crash may
+        lose a fresh entry or leave a short file, and the reader's length and checksum
+        checks turn either into a miss.
         """
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise TypeError(f"cache payload must be bytes, not {type(payload).__name__}")
         path = self.path(kind, key)
         full_meta = dict(meta or {})
         full_meta.update(kind=kind, key=key, created=time.time())
-        if "package_version" not in full_meta and _package_version() is not None:
-            full_meta["package_version"] = _package_version()
+        full_meta.setdefault("package_version", _package_version())
         data = encode_entry(full_meta, bytes(payload))   # TypeError for bad meta: a caller bug
         tmp = None
         try:
@@ -412,16 +434,18 @@ class Cache:
                 f"Set {ENV_DIR} to a writable directory, or {ENV_ENABLE}=0 to turn the cache off.",
                 CacheWarning, stacklevel=3)
 
-    def get_or_make(self, kind: str, key: str, make, meta: dict | None = None) -> bytes:
+    def get_or_make(self, kind: str, key: str, make, meta: dict | None = None,
+                    expect: dict | None = None) -> bytes:
         """The payload under (kind, key); on a miss `make()` builds it under the entry's lock
-        (one process builds, the others wait and then read it) and it is stored with `meta`."""
-        payload = self.get(kind, key)
+        (one process builds, the others wait and then read it) and it is stored with `meta`
+        and `expect`, the fields every later read checks (see `get`)."""
+        payload = self.get(kind, key, expect)
         if payload is None:
             with self.lock(kind, key):
-                payload = self.get(kind, key)
+                payload = self.get(kind, key, expect)
                 if payload is None:
                     payload = make()
-                    self.put(kind, key, payload, meta)
+                    self.put(kind, key, payload, {**(meta or {}), **(expect or {})})
         return payload
 
     def lock(self, kind: str, key: str, timeout: float = _LOCK_TIMEOUT_S) -> _CacheLock:
@@ -576,12 +600,12 @@ class NullCache:
         _check_name(kind, key)
         return None
 
-    def get(self, kind: str, key: str) -> None:
+    def get(self, kind: str, key: str, expect: dict | None = None) -> None:
         _check_name(kind, key)
         self.stats["misses"] += 1
         return None
 
-    def get_entry(self, kind: str, key: str) -> None:
+    def get_entry(self, kind: str, key: str, expect: dict | None = None) -> None:
         return self.get(kind, key)
 
     def put(self, kind: str, key: str, payload: bytes, meta: dict | None = None) -> None:

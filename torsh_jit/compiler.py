@@ -7,9 +7,7 @@ asks to read the code.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
+import dataclasses
 from dataclasses import dataclass, field
 
 from . import errors as E
@@ -20,37 +18,7 @@ from .ir.passes import run_passes
 from .ir.tracer import ArgSpec
 from .schedule.config import Config, default_config
 from .target import Target
-
-__version__ = "0.1.0"
-
-
-@functools.lru_cache(maxsize=None)
-def code_hash() -> str:
-    """sha256 of the code that decides what is generated (fusion, codegen, templates)."""
-    from .target import data_dir
-    h = hashlib.sha256()
-    root = str(data_dir("templates"))
-    for rel in _files_under(root, ".j2"):           # os.walk, not pathlib: a first call's time
-        h.update(rel.encode())
-        with open(os.path.join(root, rel), "rb") as f:
-            h.update(f.read())
-    pkg = os.path.dirname(os.path.abspath(__file__))
-    for rel in ("fuse.py", "codegen", "schedule", os.path.join("ir", "passes.py")):
-        p = os.path.join(pkg, rel)
-        for f in ([os.path.join(p, r) for r in _files_under(p, ".py")] if os.path.isdir(p) else [p]):
-            with open(f, "rb") as fh:
-                h.update(fh.read())
-    return h.hexdigest()
-
-
-def _files_under(root: str, suffix: str) -> list[str]:
-    """Paths (relative, "/"-separated, sorted) of the files under root ending in suffix."""
-    out = []
-    for d, dirs, files in os.walk(root):
-        dirs[:] = [x for x in dirs if x != "__pycache__"]
-        rel = os.path.relpath(d, root)
-        out += [f if rel == "." else f"{rel}/{f}".replace(os.sep, "/") for f in files if f.endswith(suffix)]
-    return sorted(out)
+from .version import __version__, code_hash
 
 
 @dataclass(frozen=True)
@@ -63,6 +31,15 @@ class Plan:
     specs: tuple[ArgSpec, ...]
     key: str
     pass_dumps: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    # make_key of what the artifact is made from (groups, buffers, configs, target), without
+    # the versions: every stored artifact of the plan records it, and a load checks it
+    identity: str = ""
+
+    @property
+    def expect(self) -> dict:
+        """The meta an artifact of this plan is stored with and must carry when it is loaded
+        (cache.get's expect=): an object of other code under this key is a miss, not a run."""
+        return {"plan": self.identity}
 
     @property
     def module_name(self) -> str:
@@ -101,12 +78,13 @@ def plan(graph: Graph, specs: tuple[ArgSpec, ...], target: Target, *, configs=No
         be = for_language(target.language)
         choose = be.default_config if be is not None else default_config
         configs = tuple(choose(g, target) for g in part.groups)
-    key = make_key({
-        "groups": repr(part.groups), "buffers": repr(part.buffers), "configs": repr(configs),
-        "target": target.describe(), "package": __version__, "code": code_hash(),
-        "tools": toolchain_versions(target),
-    })
-    return Plan(graph, opt, part, tuple(configs), target, specs, key, tuple(dumps))
+    what = {"groups": repr(part.groups), "buffers": repr(part.buffers), "configs": repr(configs),
+            # every field, not describe(): a field added to Target is in the key by construction
+            "target": dataclasses.asdict(target)}
+    key = make_key({**what, "package": __version__, "code": code_hash(),
+                    "tools": toolchain_versions(target)})
+    return Plan(graph, opt, part, tuple(configs), target, specs, key, tuple(dumps),
+                identity=make_key(what))
 
 
 def _check_half(graph: Graph, target: Target) -> None:
@@ -179,14 +157,14 @@ def build(p: Plan, obj: bytes | None = None):
         _loaded[p.key] = fn
         return fn
     cache = get_cache()
+    meta = {"target": p.target.name, "kernels": len(p.part.groups)}
     if obj is not None:
         with cache.lock("obj", p.key):
-            if cache.get("obj", p.key) is None:
-                cache.put("obj", p.key, obj, {"target": p.target.name,
-                                              "kernels": len(p.part.groups)})
+            if cache.get("obj", p.key, expect=p.expect) is None:
+                cache.put("obj", p.key, obj, {**meta, **p.expect})
     else:
         obj = cache.get_or_make("obj", p.key, lambda: llvm_cpu.build_object(render(p), p.target),
-                                {"target": p.target.name, "kernels": len(p.part.groups)})
+                                meta, expect=p.expect)
     fn = llvm_cpu.CpuFunction(p, obj)
     _loaded[p.key] = fn
     return fn

@@ -13,7 +13,6 @@ Hopper's TMA take tensor maps by value and launch through the driver (backends/t
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import errors as E
+from ..once import once
 from ..ir.dtypes import HALF_DTYPES  # noqa: F401 (kernels may cast to both: compiler._check_half)
 from ..ir.tracer import ArgSpec, contiguous_strides, spec_of as host_spec_of
 from . import take_buffers, tma
@@ -36,7 +36,7 @@ _NO_GPU_HINT = ("name an architecture (target 'cuda-sm80' or 'cuda-sm90') to gen
                 "(pip install cupy-cuda13x), or use a CPU target such as 'host'")
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _cupy():
     try:
         import cupy
@@ -109,7 +109,7 @@ def can_run(target) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _nvrtc_bindings():
     try:
         from cuda.bindings import nvrtc
@@ -119,7 +119,7 @@ def _nvrtc_bindings():
         return None
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _nvrtc():
     """("cupy" | "bindings", module): the NVRTC to compile with. cupy's where cupy runs the
     kernels (it is loaded anyway; importing cuda-python's bindings as well cost a first call
@@ -131,7 +131,7 @@ def _nvrtc():
     return ("bindings", nv) if nv is not None else None
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _nvrtc_version_tuple() -> tuple:
     route = _nvrtc()
     if route is None:
@@ -210,19 +210,12 @@ _OPTIONAL = ("-minimal", "-no-cache", "-Ofc=min")
 _REJECTED: set = set()
 
 
-_started = threading.Event()
-
-
+@once
 def start_nvrtc() -> None:
     """Start NVRTC on a background thread, once per process. Its first compile in a process
     pays ~40 ms of start-up (an H100 host) that a second does not; the first call of a CUDA
     kernel starts it before tracing, so the start-up runs while Python traces, plans and
     renders. Errors are left to the real compile to report."""
-    with _lock:
-        if _started.is_set():
-            return
-        _started.set()
-
     def run():
         try:
             if _cupy() is not None:          # a GPU here: the compiles that follow run on it
@@ -329,7 +322,7 @@ def _cubin(p, arch: int, aligned: bool = True):
     cubin = get_cache().get_or_make(
         "cubin", key, lambda: compile_cuda(src, arch_flag(p.target, arch), name=f"{p.module_name}.cu",
                                            extra=extra)[0],
-        {"target": p.target.name, "arch": arch, "kernels": len(launches)})
+        {"target": p.target.name, "arch": arch, "kernels": len(launches)}, expect=p.expect)
     return cubin, launches
 
 
@@ -467,7 +460,7 @@ class DeviceInfo:
                 f"registers and {self.smem_per_sm // 1024} KiB shared memory per SM")
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def device_info(device: int) -> DeviceInfo:
     cp = _require_cupy("reading the GPU's properties")
     d = cp.cuda.Device(device)
@@ -936,7 +929,7 @@ extern "C" __global__ void tj_spin(long long cycles) {
 """
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _spin_kernel(device: int):
     """(the spin kernel, the device's clock in kHz: 2 GHz where the driver does not say)."""
     cp = _require_cupy("holding the GPU while launches are timed")

@@ -10,19 +10,19 @@ split across a persistent thread pool when the work is large.
 from __future__ import annotations
 
 import ctypes
-import functools
 import sys
 import threading
 
 import llvmlite.binding as llvm
 
 from .. import errors as E
+from ..once import once
 
 STATS = {"codegen": 0, "object_loads": 0}   # LLVM code generations / objects loaded this process
 _lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def init_llvm() -> None:
     for fn in ("initialize", ):
         # llvmlite >= 0.44 initialises the core itself; older releases need the call
@@ -40,13 +40,18 @@ def llvm_version() -> str:
     return ".".join(map(str, llvm.llvm_version_info))
 
 
-@functools.lru_cache(maxsize=None)
-def target_machine(triple: str, cpu: str, features: str, *, jit: bool = True):
+def _new_target_machine(triple: str, cpu: str, features: str, *, jit: bool):
     init_llvm()
     t = llvm.Target.from_triple(triple)
     return t.create_target_machine(cpu=cpu, features=features, opt=3,
                                    reloc="pic" if not jit else "default",
                                    codemodel="jitdefault" if jit else "small")
+
+
+@once
+def target_machine(triple: str, cpu: str, features: str, *, jit: bool = True):
+    """The target machine every build for these settings shares."""
+    return _new_target_machine(triple, cpu, features, jit=jit)
 
 
 def optimize(mod, tm) -> None:
@@ -99,8 +104,9 @@ class _Engine:
     """The process's MCJIT engine; objects are added to it and never removed."""
 
     def __init__(self):
-        init_llvm()
-        tm = target_machine(llvm.get_process_triple(), "", "", jit=True)
+        # a machine of its own: the engine takes ownership of it and frees it with itself,
+        # so a shared one from target_machine() would dangle if an engine were ever dropped
+        tm = _new_target_machine(llvm.get_process_triple(), "", "", jit=True)
         empty = llvm.parse_assembly("")
         self.ee = llvm.create_mcjit_compiler(empty, tm)
 
@@ -118,18 +124,19 @@ class _Engine:
             return out
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def engine() -> _Engine:
     return _Engine()
 
 
 # -- the runtime module: pointer reader and worker pool ------------------------------------
-@functools.lru_cache(maxsize=None)
+@once
 def runtime() -> dict[str, int]:
     """Addresses of the native runtime's functions (templates/llvm/runtime.ll.j2), built
     once and kept in the disk cache like a kernel, so a warm process does no codegen."""
     from ..cache import get_cache, make_key
     from ..target import Target, data_dir
+    from ..version import code_hash
     init_llvm()
     triple = llvm.get_process_triple()
     arch = triple.split("-")[0]
@@ -137,22 +144,25 @@ def runtime() -> dict[str, int]:
     pause = {"x86_64": "call void @llvm.x86.sse2.pause()",
              "aarch64": "call void @llvm.aarch64.hint(i32 1)"}.get(arch, "")
     text = (data_dir("templates") / "llvm" / "runtime.ll.j2").read_text()
-    key = make_key({"runtime": text, "triple": triple, "pause": pause, "llvm": llvm_version()})
+    what = {"runtime": text, "triple": triple, "pause": pause}
+    # code_hash: build_object's pipeline (this file) shapes the object as much as the template
+    key = make_key({**what, "llvm": llvm_version(), "code": code_hash()})
+    expect = {"plan": "runtime:" + make_key(what)}
     cache = get_cache()
-    obj = cache.get("obj", key)
+    obj = cache.get("obj", key, expect=expect)
     if obj is None:
         from ..codegen.llvm import template
         src = template("llvm/runtime.ll.j2").render(triple=triple, pause=pause, spin=2000)
         obj = build_object(src, Target("runtime", "llvm", triple, "", ()))
         with _lock:
             STATS["codegen"] -= 1      # runtime support, not a kernel
-        cache.put("obj", key, obj, {"what": "torsh-jit native runtime"})
+        cache.put("obj", key, obj, {"what": "torsh-jit native runtime", **expect})
     return engine().load(obj, ["tj_fill_pointers", "tj_pool_start", "tj_pool_launch"])
 
 
 # ctypes' own ways to get a data pointer (a.ctypes.data, __array_interface__) cost
 # ~0.5 us per array; tj_fill_pointers reads PyArrayObject->data from the tuple instead.
-@functools.lru_cache(maxsize=None)
+@once
 def pointer_reader():
     """The native pointer reader, or None where the object layouts it assumes do not hold
     (debug or free-threaded CPython, or a check against a.ctypes.data fails)."""

@@ -257,7 +257,7 @@ class Measurer:
             return {}
         cache = get_cache()
         need = [c for c in cands if plans[c].key not in compiler._loaded
-                and cache.get("obj", plans[c].key) is None]
+                and cache.get("obj", plans[c].key, expect=plans[c].expect) is None]
         jobs = []
         for c in need:
             try:

@@ -5,9 +5,10 @@
 
 A measurement is its own entry, so a changed search space finds every candidate it still
 holds already measured and measures only the new ones; nothing is ever invalidated by the
-space. `code` hashes what turns a config into machine code and launches it (templates,
-codegen, fusion, passes, backends, thread pool), not schedule/: editing a default or a
-space keeps measurements, editing a template retires them (they timed other code).
+space. `code` is the kernel cache's one code hash (version.code_hash: every file of the
+package, its templates and targets), so a measurement never outlives the code it timed;
+editing a default or a space retires measurements too, the price of a hash that no list
+has to keep up with.
 Payloads are canonical JSON (cache/FORMAT.md, "Tuning records").
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from .. import errors as E
 from ..cache import get_cache, make_key
+from ..version import code_hash
 
 RECORD_VERSION = 1
 MEASURE_KIND = "tuning"
@@ -63,25 +65,6 @@ def kernel_identity(fn) -> str:
         code = getattr(fn, "__code__", None)
         body = repr((code.co_code, code.co_consts, code.co_names)) if code else repr(fn)
     return name + ":" + hashlib.sha256(body.encode()).hexdigest()[:32]
-
-
-@functools.lru_cache(maxsize=None)
-def measure_code_hash() -> str:
-    """sha256 of the code a measurement depends on (see the module docstring)."""
-    from ..compiler import __version__
-    from ..target import data_dir
-    h = hashlib.sha256(__version__.encode())
-    root = data_dir("templates")
-    for f in sorted(root.rglob("*.j2")):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
-    pkg = Path(__file__).resolve().parent.parent
-    for rel in ("fuse.py", "codegen", "backends", "ir/passes.py", "runtime/threads.py"):
-        p = pkg / rel
-        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
-            h.update(str(f.relative_to(pkg)).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=None)
@@ -131,7 +114,7 @@ class Subject:
 
 def subject(fn, specs, target, exact: bool = False) -> Subject:
     return Subject(kernel_identity(fn), bucket_of(specs, exact), device_fingerprint(target),
-                   measure_code_hash())
+                   code_hash())
 
 
 # -- configs as JSON --------------------------------------------------------------------------

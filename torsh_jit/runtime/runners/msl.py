@@ -14,7 +14,6 @@ here, for time) is a correct execution of the same kernels.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from ... import errors as E
 from ...cache import get_cache, make_key
+from ...once import once
 from . import remove_files, scratch_dir, tool_version
 from .jobfile import JobFunction
 
@@ -36,7 +36,7 @@ MAX_GROUPS = 4          # threadgroups per dispatch here (grid-stride skeletons:
 _counter = itertools.count()
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _sources_hash() -> str:
     h = hashlib.sha256()
     for f in SOURCES:
@@ -45,7 +45,7 @@ def _sources_hash() -> str:
     return h.hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def compiler_version() -> str:
     return tool_version([CXX, "--version"]) if shutil.which(CXX) else ""
 
@@ -122,7 +122,8 @@ def build(plan):
         return compile_exe(src + thunks(launches, f"{plan.module_name}_main"),
                            f"{plan.module_name}_main", plan.target.name, scratch_dir())
     exe = get_cache().get_or_make("exe", key, make, {"target": plan.target.name,
-                                                    "kernels": len(plan.part.groups)})
+                                                    "kernels": len(plan.part.groups)},
+                                  expect=plan.expect)
     return MslHarnessFunction(plan, exe, key)
 
 

@@ -13,7 +13,6 @@ call, and the harness reads it back from the emulated CPU so a wrong setting fai
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from ... import errors as E
 from ...cache import get_cache, make_key
+from ...once import once
 from . import remove_files, scratch_dir, tool_version
 from .jobfile import JobFunction
 
@@ -30,12 +30,12 @@ _CFLAGS = ["-O2", "-static", "-s"]     # static: no loader or sysroot at run tim
 _counter = itertools.count()
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _harness_hash() -> str:
     return hashlib.sha256(HARNESS.read_bytes()).hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _cc_version(cc: str) -> str:
     return tool_version([cc, "--version"])
 
@@ -73,7 +73,7 @@ def build(plan):
     key = exe_key(plan)
     exe = get_cache().get_or_make(
         "exe", key, lambda: link(plan, build_object(render(plan), plan.target, jit=False), scratch_dir()),
-        {"target": plan.target.name, "kernels": len(plan.part.groups)})
+        {"target": plan.target.name, "kernels": len(plan.part.groups)}, expect=plan.expect)
     return QemuFunction(plan, exe, key)
 
 

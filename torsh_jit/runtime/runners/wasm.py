@@ -15,7 +15,6 @@ cannot address host memory, so those two copies are the least there can be.
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import itertools
 import os
@@ -28,13 +27,14 @@ import numpy as np
 
 from ... import errors as E
 from ...cache import get_cache, make_key
+from ...once import once
 from . import byte_span, remove_files, scratch_dir, tool_version
 
 _counter = itertools.count()
 _live: "weakref.WeakSet[WasmFunction]" = weakref.WeakSet()
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _at_exit() -> None:
     import atexit
     atexit.register(_close_all)
@@ -45,17 +45,19 @@ def _close_all() -> None:
     garbage collector, they are freed after its ffi is gone and print tracebacks)."""
     for fn in list(_live):
         fn.close()
-    if engine.cache_info().currsize:
+    if engine.built():
         engine().close()
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def engine():
+    """The process's one wasmtime Engine: a module compiled by one Engine cannot be
+    instantiated in a store of another."""
     import wasmtime
     return wasmtime.Engine()
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _libc_id(sysroot: str) -> str:
     h = hashlib.sha256()
     for name in ("libc.a", "libm.a"):
@@ -103,7 +105,7 @@ def build(plan):
         "wasm", wasm_key(plan),
         lambda: link(plan.target, build_object(render(plan), plan.target, jit=False),
                      [f"{plan.module_name}_main"]),
-        {"target": plan.target.name, "kernels": len(plan.part.groups)})
+        {"target": plan.target.name, "kernels": len(plan.part.groups)}, expect=plan.expect)
     return WasmFunction(plan, wasm)
 
 
