@@ -26,6 +26,18 @@ def pytest_report_header(config):
     return [f"torsh-jit: TORSH_JIT_TEST_SEED={SEED}, cache dir {os.environ['TORSH_JIT_CACHE_DIR']}"]
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Say, even under -q, which targets this machine cannot execute at all (no runner
+    exists for them here: AVX-512 code on a CPU without it). Their code is still built and
+    their instructions checked; only running them is left out."""
+    from torsh_jit.runtime.hardware import lacking_hardware
+    lacking = lacking_hardware()
+    if lacking:
+        terminalreporter.write_line("torsh-jit: NOT EXECUTED on this machine (built and "
+                                    "instruction-checked only): "
+                                    + "; ".join(f"{t}: {why}" for t, why in lacking))
+
+
 @pytest.fixture
 def rng(request):
     """A generator seeded from the session seed and the test's id (fresh data every run)."""

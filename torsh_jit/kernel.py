@@ -232,7 +232,7 @@ class Kernel:
             except E.TargetError as err:
                 raise E.located(err, E.user_frame()) from None
         self._specs: dict = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()     # held while a specialisation is built
 
     def __repr__(self):
         return f"<torsh_jit.Kernel {self.name} target={self._target_name}>"
@@ -368,20 +368,24 @@ class Kernel:
                 key = None
         except TypeError:
             key = None
-        specs = self._specs_of(args)
-        for other in self._variant_names:
-            # multi-versioned: build (or load) every variant, so all of them are kept
-            if other != self.target.name and (specs, other) not in self._variants:
-                op, _ = self._plan(specs, target=other)
-                self._variants[(specs, other)] = build(op) if _builds_here(op.target) else op
-        p, single = self._plan(specs)
-        fn = build(p)
-        self._variants[(specs, p.target.name)] = fn
-        entry = _Entry(fn, p, single)
-        if key is not None:
-            with self._lock:
+        # one build per specialisation: threads making the same first call wait for the one
+        # that builds it instead of each tracing and compiling it again
+        with self._lock:
+            if key is not None and key in self._specs:
+                return self._specs[key]
+            specs = self._specs_of(args)
+            for other in self._variant_names:
+                # multi-versioned: build (or load) every variant, so all of them are kept
+                if other != self.target.name and (specs, other) not in self._variants:
+                    op, _ = self._plan(specs, target=other)
+                    self._variants[(specs, other)] = build(op) if _builds_here(op.target) else op
+            p, single = self._plan(specs)
+            fn = build(p)
+            self._variants[(specs, p.target.name)] = fn
+            entry = _Entry(fn, p, single)
+            if key is not None:
                 self._specs[key] = entry
-        return entry
+            return entry
 
     def _plan(self, specs, *, target=None, dump=False, measure=True):
         try:

@@ -6,12 +6,12 @@ an unknown name is an error listing the known ones and the closest match.
 from __future__ import annotations
 
 import difflib
-import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TargetError
+from .once import once
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -99,7 +99,7 @@ class Target:
         return d
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def known_targets() -> dict[str, Target]:
     out = {}
     for f in sorted(data_dir("targets").glob("*.toml")):

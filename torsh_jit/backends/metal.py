@@ -12,12 +12,12 @@ it where Metal is importable and reports a device; say so when it fails.
 """
 from __future__ import annotations
 
-import functools
 import sys
 
 import numpy as np
 
 from .. import errors as E
+from ..once import once
 from ..ir.tracer import ArgSpec, spec_of as host_spec_of
 
 _DOUBLE_HINT = ("Metal has no double: cast to float32 (x.astype(np.float32)), or use a CPU "
@@ -103,7 +103,7 @@ def explain(p) -> str:
 
 
 # -- macOS: Metal through pyobjc (not run by the project) ---------------------------------------
-@functools.lru_cache(maxsize=None)
+@once
 def metal_device():
     """The system's default Metal device, or None (not macOS, no pyobjc Metal, no device)."""
     if sys.platform != "darwin":

@@ -12,12 +12,12 @@ Encoded maps are kept per (pointer, layout): a training loop calls with the same
 from __future__ import annotations
 
 import ctypes
-import functools
 import threading
 
 import numpy as np
 
 from .. import errors as E
+from ..once import once
 
 # CUtensorMap enums (cuda.h): fixed by the driver API
 _UINT16 = 1                 # CU_TENSOR_MAP_DATA_TYPE_UINT16: 16-bit floats are copied as bits
@@ -30,7 +30,7 @@ MAP_BYTES = 128
 _MAX_MAPS = 256             # encoded maps kept per function
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _libcuda():
     try:
         lib = ctypes.CDLL("libcuda.so.1")

@@ -16,7 +16,6 @@ launch + sync and returns seconds per run.
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 import tempfile
@@ -25,6 +24,7 @@ import time
 import numpy as np
 
 from .. import errors as E
+from ..once import once
 from ..ir.tracer import ArgSpec, spec_of as host_spec_of
 from . import take_buffers
 
@@ -44,7 +44,7 @@ def _wgpu():
         return None
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _gpu():
     """(wgpu module, adapter, device, limits) or None when no adapter can be had."""
     if not os.environ.get("XDG_RUNTIME_DIR"):

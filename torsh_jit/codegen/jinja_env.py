@@ -11,12 +11,13 @@ only the compile.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from pathlib import Path
 
 import jinja2
+
+from ..once import once
 
 # the options every environment gets; part of the directory name, since the code Jinja
 # generates depends on them and its own key does not
@@ -38,7 +39,7 @@ class _Bytecode(jinja2.FileSystemBytecodeCache):
             pass
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def _bytecode_cache():
     if os.environ.get("TORSH_JIT_TEMPLATE_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
@@ -53,7 +54,7 @@ def _bytecode_cache():
     return _Bytecode(str(d))
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def environment(directory: str) -> jinja2.Environment:
     """The environment for templates under `directory`."""
     return jinja2.Environment(loader=jinja2.FileSystemLoader(directory),

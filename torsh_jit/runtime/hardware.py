@@ -5,14 +5,14 @@ lower level on a CPU without them).
 """
 from __future__ import annotations
 
-import functools
 import os
 import platform
 
 from ..errors import TargetError
+from ..once import once
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def _llvm_host():
     import llvmlite.binding as llvm
     from ..backends.llvm_cpu import init_llvm
@@ -44,7 +44,7 @@ def host_arch() -> str:
     return platform.machine().lower()
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def machine_arch() -> str:
     """This machine's architecture as it starts a target triple (x86_64, aarch64, riscv64):
     from LLVM's process triple, the one native code is generated and loaded for."""
@@ -90,12 +90,13 @@ def host_target():
     return best
 
 
-def missing_runners() -> list[tuple[str, str]]:
-    """(target, reason) for every known CPU, wasm, MSL or WGSL target that cannot execute here:
-    a target of this machine's architecture whose CPU features are lacking and that has no
-    runner, and every target whose runner (qemu-user, cross gcc, wasm-ld, wasmtime, clang++
-    for the MSL harness, wgpu and a Vulkan driver for WGSL) is not installed, with what to
-    install. CI turns a non-empty list into a failure."""
+def _unrunnable() -> list[tuple[str, str, bool]]:
+    """(target, reason, installable) for every known CPU, wasm, MSL or WGSL target that
+    cannot execute here. installable is False where only other hardware would help (a
+    target of this machine's architecture whose CPU features are lacking and that has no
+    runner: no emulator here executes AVX-512), True where a runner (qemu-user, cross gcc,
+    wasm-ld, wasmtime, clang++ for the MSL harness, wgpu and a Vulkan driver for WGSL) is
+    missing, with what to install."""
     from ..target import known_targets
     from .runners import kind, missing, why_missing
     out = []
@@ -104,13 +105,26 @@ def missing_runners() -> list[tuple[str, str]]:
             # a GPU language with declared needs runs anywhere they are met (wgsl: wgpu on
             # lavapipe, a CPU Vulkan; metal: clang++ and the harness), so CI must have them
             out.append((name, why_missing(t) if missing(t) else
-                        f"its runner ({t.runner}) found no device here"))
+                        f"its runner ({t.runner}) found no device here", True))
             continue
         if (t.language != "llvm" and not kind(t)) or can_run(t):
             continue
         if t.triple.split("-")[0] == machine_arch() and not kind(t):
             lacking = sorted(set(t.requires) - host_features())
-            out.append((name, "CPU lacks " + ", ".join(lacking)))
+            out.append((name, "CPU lacks " + ", ".join(lacking), False))
         elif kind(t):
-            out.append((name, why_missing(t)))
+            out.append((name, why_missing(t), True))
     return out
+
+
+def missing_runners() -> list[tuple[str, str]]:
+    """(target, what to install) for every target that could execute here once its runner
+    is installed, but cannot now. CI turns a non-empty list into a failure."""
+    return [(name, why) for name, why, installable in _unrunnable() if installable]
+
+
+def lacking_hardware() -> list[tuple[str, str]]:
+    """(target, reason) for every target that no installable runner executes on this
+    machine (a native target whose CPU features this CPU lacks). Its code is still built
+    and its instructions checked; CI lists these loudly instead of failing."""
+    return [(name, why) for name, why, installable in _unrunnable() if not installable]

@@ -77,6 +77,9 @@ class CompilePool:
     def __init__(self, n: int | None = None):
         self.n = default_workers() if n is None else n
         self._workers: list[_Worker] = []
+        # one map at a time: two would start workers for the same slots and interleave
+        # their requests on one worker's pipe (a pool shared by threads tuning at once)
+        self._lock = threading.Lock()
 
     def _local(self, source, target):
         from ..compiler import compile_object
@@ -88,6 +91,10 @@ class CompilePool:
     def map(self, jobs: list[tuple[str, str]]) -> list[tuple[bool, bytes]]:
         if self.n <= 1 or len(jobs) < 2:
             return [self._local(s, t) for s, t in jobs]
+        with self._lock:
+            return self._map(jobs)
+
+    def _map(self, jobs):
         while len(self._workers) < min(self.n, len(jobs)):
             try:
                 self._workers.append(_Worker())
@@ -120,9 +127,10 @@ class CompilePool:
         return [r if r is not None else self._local(*jobs[i]) for i, r in enumerate(results)]
 
     def close(self):
-        for w in self._workers:
-            w.close()
-        self._workers = []
+        with self._lock:
+            for w in self._workers:
+                w.close()
+            self._workers = []
 
     def __enter__(self):
         return self

@@ -19,16 +19,15 @@ difference is data in the target file.
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import os
 import re
 import shutil
 import tempfile
-import threading
 
 from ... import errors as E
+from ...once import once
 
 # runner kind (the first word of `runner`) -> module implementing it
 KINDS = {"qemu": "qemu", "wasmtime": "wasm", "msl": "msl",
@@ -41,7 +40,7 @@ def kind(target) -> str:
     return k if k in KINDS else ""
 
 
-@functools.lru_cache(maxsize=None)
+@once
 def command_version(path: str, mtime_ns: int) -> tuple[int, ...]:
     """(major, minor) from `COMMAND --version` ("qemu-riscv64 version 10.0.2 ..."); () if none."""
     out = tool_version([path, "--version"])
@@ -161,10 +160,6 @@ def aot_artifacts(target, obj: bytes, symbol: str) -> dict[str, bytes]:
     return fn(target, obj, symbol) if fn else {}
 
 
-_scratch: str | None = None
-_scratch_lock = threading.Lock()
-
-
 def remove_files(paths) -> None:
     """Delete build leftovers; a file already gone is fine."""
     for f in paths:
@@ -174,17 +169,15 @@ def remove_files(paths) -> None:
             pass
 
 
+@once
 def scratch_dir() -> str:
     """A private directory for job files and executables, in memory (/dev/shm) when it can be,
     removed when the process exits."""
-    global _scratch
-    with _scratch_lock:
-        if _scratch is None:
-            import atexit
-            base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-            _scratch = tempfile.mkdtemp(prefix="torsh-jit-run-", dir=base)
-            atexit.register(shutil.rmtree, _scratch, True)
-        return _scratch
+    import atexit
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    path = tempfile.mkdtemp(prefix="torsh-jit-run-", dir=base)
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def tool_version(cmd: list[str]) -> str:
