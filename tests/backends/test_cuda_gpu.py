@@ -276,3 +276,32 @@ def test_matmul_operands_off_16_bytes_run_the_fallback(rng):
     low = k.lower(a_ok, b)
     if backend.device_arch() == 90:
         assert low.plan.configs[0].tma, "the default on a Hopper is the TMA kernel"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_prod_with_a_wide_dynamic_range_is_exact_on_every_path(dtype, rng):
+    """Issue 14 on the GPU: rows alternating huge and tiny factors, through a warp per row, a
+    block per row (shared memory), a thread per column, and blocks sharing a long row (the
+    split path's workspace); the exact product is finite, partials of the even and of the
+    odd elements are inf and 0. Special values and subnormals keep numpy's answer."""
+    from numpy_reference import exact_prod, wide_range_rows
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    f = tj.kernel(lambda x, xt: (x.prod(axis=1), xt.prod(axis=0), x.prod())).to("cuda")
+    for n in (64, 4096):
+        x = wide_range_rows(rng, dtype, 6, n)
+        want = exact_prod(x, 1).astype(dtype)
+        assert np.all(np.isfinite(want))
+        rows, cols, whole = f(x, np.ascontiguousarray(x.T))
+        np.testing.assert_allclose(rows, want, rtol=rtol)
+        np.testing.assert_allclose(cols, want, rtol=rtol)
+        np.testing.assert_allclose(whole, exact_prod(x.ravel(), 0).astype(dtype), rtol=rtol * 10)
+    long = wide_range_rows(rng, dtype, 2, 1 << 18)           # split across blocks
+    got = tj.kernel(lambda x: x.prod(axis=1)).to("cuda")(long)
+    np.testing.assert_allclose(got, exact_prod(long, 1).astype(dtype), rtol=rtol * 100)  # 2^17 roundings
+    sp = rng.uniform(0.5, 2, (4, 300)).astype(dtype)
+    sp[0, 7], sp[1, 9], sp[1, 100], sp[2, 5] = 0.0, np.inf, 0.0, np.nan
+    sp[3, 1], sp[3, 2] = np.finfo(dtype).smallest_subnormal * 5, 0.75
+    sp[3, 3:] = 1.0
+    got = tj.kernel(lambda x: x.prod(axis=1)).to("cuda")(sp)
+    assert got[0] == 0 and np.isnan(got[1]) and np.isnan(got[2])
+    assert got[3] == exact_prod(sp[3:], 1).astype(dtype)[0]

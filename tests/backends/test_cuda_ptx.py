@@ -284,3 +284,27 @@ def test_casts_to_16_bit_floats_round_in_the_epilogue(dt):
     ptx, log = backend.compile_ptx(low.source, low.target)
     assert log == ""
     assert f"cvt.rn.{'bf16' if dt == 'bfloat16' else 'f16'}.f32" in ptx.decode()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_prod_carries_a_mantissa_and_an_exponent_through_every_combine(dtype):
+    """Issue 14: a float prod accumulates (mantissa, exponent) pairs; every combine (element
+    slots, warp shuffles, shared memory, the split path's workspace across blocks) moves both,
+    and the row's value is put together once. Row, column and long-row (split) kernels
+    compile; tests/backends/test_cuda_gpu.py runs them."""
+    from torsh_jit.codegen.cuda import LANG, render_plan
+    dt = np.dtype(dtype).name
+    mant, expo = LANG.types[dt], LANG.types[LANG.prod_exponent.get(dt, "int32")]
+    x = np.ones((6, 4096), dtype)
+    low, ptx = _ptx(lambda x, xt: (x.prod(axis=1), xt.prod(axis=0)), x, np.ascontiguousarray(x.T))
+    src = low.source
+    assert src.count("tj_pm_ldexp(a") == 2                       # each reduction's row value
+    assert re.search(r"__shfl_xor_sync\(0xffffffffu, ae\d+, o\)", src)   # exponents cross lanes
+    assert re.search(rf"__shared__ {expo} sh_ae\d+\[", src)        # ... and warps
+    assert "shfl.sync.bfly" in ptx
+    long = np.ones((2, 1 << 18), dtype)
+    low, ptx = _ptx(lambda x: x.prod(axis=1), long)
+    (launch,) = render_plan(low.plan)[1]
+    assert launch.grid[0] == "split" and launch.workspace == 2    # both cross blocks
+    assert re.search(rf"\*\({expo}\*\)\(ws \+", low.source) and re.search(rf"\*\({mant}\*\)\(ws \+", low.source)
+    assert "tj_pm_ldexp(a" in low.source

@@ -165,6 +165,26 @@ def test_rows_combine_by_subgroups_and_by_tree(subgroups, monkeypatch, rng):
     assert ("subgroupShuffleXor" in src) == subgroups
 
 
+@pytest.mark.parametrize("subgroups", [True, False], ids=["subgroups", "workgroup-tree"])
+def test_float_prod_pairs_cross_subgroups_and_the_tree(subgroups, monkeypatch, rng):
+    """Issue 14: a float prod's (mantissa, exponent) partials combine by subgroup shuffles
+    and through workgroup memory: rows alternating huge and tiny factors (partials of inf and
+    0 gave NaN) match the exact product, in a workgroup per row and a thread per column."""
+    if subgroups and "subgroup" not in backend._require()[2].features:
+        pytest.skip("this adapter has no subgroup operations")
+    monkeypatch.setattr(backend, "SUBGROUPS", subgroups)
+    from numpy_reference import exact_prod, wide_range_rows
+    x = wide_range_rows(rng, np.float32, 5, 4096)
+    f = tj.kernel(lambda x, xt: (x.prod(axis=1), xt.prod(axis=0)))
+    rows, cols = f.to("wgsl")(x, np.ascontiguousarray(x.T))
+    want = exact_prod(x, 1).astype(np.float32)
+    assert np.all(np.isfinite(want))
+    np.testing.assert_allclose(rows, want, rtol=1e-4)
+    np.testing.assert_allclose(cols, want, rtol=1e-4)
+    src = f.lower(x, np.ascontiguousarray(x.T), target="wgsl").source
+    assert ("subgroupShuffleXor(ae" in src) == subgroups
+
+
 def test_integer_division_every_sign():
     """// and % for every sign pair, exact divisions included (naga's % is OpSRem, which
     Vulkan leaves undefined for negative operands: the prelude does not use it)."""

@@ -61,8 +61,8 @@ def test_integer_to_a_negative_power_raises_like_numpy(rng):
 
 def _float_cases(targets, dtypes=(np.float32, np.float64)):
     """(target, dtype) pairs: float64 only where the target computes in it."""
-    return [pytest.param(t, d, id=f"{t}-{np.dtype(d).name}") for t in targets for d in dtypes
-            if not (d == np.float64 and t in NO_FLOAT64)]
+    return [pytest.param(t, d, id=f"{t}-{np.dtype(d).name}")
+            for t in targets for d in dtypes if not (d == np.float64 and t in NO_FLOAT64)]
 
 
 @pytest.mark.parametrize("target,dtype", _float_cases(TARGETS))
@@ -111,7 +111,10 @@ def test_prod_of_subnormals_and_a_subnormal_result(target, dtype, rng):
     fi = np.finfo(dtype)
     tiny = float(fi.smallest_subnormal)
     x = rng.uniform(0.5, 2.0, (4, 33))
-    x[0, ::2], x[0, 1::2] = tiny * 3, 1 / (tiny * 4)          # subnormal * huge, alternating
+    half = 2.0 ** (-np.log2(tiny) / 2)
+    x[0, ::3] = tiny * 3                                       # a subnormal and two huge
+    x[0, 1::3] *= half
+    x[0, 2::3] *= half
     x[1, :] = 1.0
     x[1, 5], x[1, 6] = tiny * 5, 0.75                          # a subnormal result
     x[2, ::3] = float(fi.tiny) / 3                             # subnormal partials

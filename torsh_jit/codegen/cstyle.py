@@ -149,6 +149,16 @@ class CStyleLanguage:
         "any": {"b": ("false", "({a} || {b})")},
         "all": {"b": ("true", "({a} && {b})")},
     }
+    # float products (prod) accumulate a mantissa in [0.5, 1) and an integer exponent
+    # (ExactProdAccumulator): prelude helpers that take a value apart by its bits (0, inf,
+    # NaN: as they are, exponent 0) and put the pair together rounding once ({a} a mantissa
+    # or value, {b} an exponent)
+    exact_prod = {"frac": "tj_pm_frac({a})", "expo": "tj_pm_expo({a})", "ldexp": "tj_pm_ldexp({a}, {b})"}
+    prod_mantissa = {"float16": "float32", "bfloat16": "float32"}      # else the dtype itself
+    # the exponent's dtype, by the mantissa's: an int32 holds the exponents of 2^31 / 150
+    # float32 factors at the ends of the range in one partial; doubles take an int64, which
+    # costs little beside them
+    prod_exponent = {"float64": "int64"}                               # else int32
     # argmax/argmin: does (b, bi) replace (a, ai)? numpy: first occurrence, NaN first
     arg_take = {"argmax": "tj_arg_take_max({a}, {ai}, {b}, {bi})",
                 "argmin": "tj_arg_take_min({a}, {ai}, {b}, {bi})"}
@@ -257,6 +267,146 @@ class Ctx:
     def __init__(self, load, seed=None):
         self.load = load
         self.seed = seed or {}
+
+
+# -- accumulator kinds ----------------------------------------------------------------------------
+class Accumulator:
+    """How one reduction accumulates, in a shape every reduce skeleton takes: its registers
+    (one value, or a pair), their identity, how an element enters an element slot, how two
+    partials combine (slots, shuffled lanes, shared memory, other blocks' workspace), and the
+    row's value. A register is named by its suffix: `a<sfx><i>` a thread's partial,
+    `acc<sfx><i>[q]` its element slots. The skeletons move registers and never look inside.
+    This kind: one register and the language's reduction table (sum, max, any, integer prod)."""
+
+    def __init__(self, em: "CEmitter", i: int):
+        self.em, self.L, self.i, self.e = em, em.L, i, em.g.exprs[i]
+
+    def regs(self) -> list[tuple[str, str]]:
+        """(register type, suffix) of a thread's partial."""
+        return [(self.L.types[self.em.acc_dtype(self.i)], "")]
+
+    def slot_types(self) -> list[str]:
+        """Register types of the element slots (float32 short sums: narrower than a<i>)."""
+        return [self.L.types[self.em.slot_dtype(self.i)]]
+
+    def value_dtype(self) -> str:
+        """The dtype an element is converted to before it enters a slot."""
+        return self.em.slot_dtype(self.i)
+
+    def identity(self, slot: bool = False) -> list[str]:
+        return [self.em.identity_of(self.i, slot)]
+
+    def widen(self, regs: list[str]) -> list[str]:
+        """A slot's registers as a partial's."""
+        return [self.L.cast(regs[0], self.em.slot_dtype(self.i), self.em.acc_dtype(self.i))]
+
+    def step(self, dst: list[str], x: str, kidx: str) -> list[str]:
+        """Statements: element x (of value_dtype), at inner index kidx, into slot dst."""
+        return [f"{dst[0]} = {self.em.combine(self.i, dst[0], x, slot=True)};"]
+
+    def merge(self, dst: list[str], src: list[str]) -> list[str]:
+        """Statements: dst = dst combined with src (each src expression is read once)."""
+        return [f"{dst[0]} = {self.em.combine(self.i, dst[0], src[0])};"]
+
+    def finish(self, regs: list[str]) -> tuple[str, str]:
+        """(register type, expression) of the row's value."""
+        e = self.e
+        return self.L.types[e.dtype], self.L.cast(regs[0], self.em.acc_dtype(self.i), e.dtype)
+
+
+class ArgAccumulator(Accumulator):
+    """argmax/argmin: the best value and its position (-1: none yet)."""
+
+    def regs(self):
+        return super().regs() + [(self.L.arg_index, "i")]
+
+    def slot_types(self):
+        return super().slot_types() + [self.L.arg_index]
+
+    def identity(self, slot=False):
+        return super().identity(slot) + ["-1"]
+
+    def widen(self, regs):
+        return list(regs)
+
+    def _take(self, dst, b, bi) -> str:
+        return self.L.fmt(self.L.arg_take[self.e.op], self.em.acc_dtype(self.i),
+                          a=dst[0], ai=dst[1], b=b, bi=bi)
+
+    def step(self, dst, x, kidx):
+        t = self.em.fresh("x")
+        k = self.L.convert.format(T=self.L.arg_index, x=kidx)
+        return [self.L.let.format(T=self.L.types[self.value_dtype()], n=t, x=x),
+                f"if ({self._take(dst, t, k)}) {{ {dst[0]} = {t}; {dst[1]} = {k}; }}"]
+
+    def merge(self, dst, src):
+        return [f"if ({src[1]} >= 0 && ({dst[1]} < 0 || {self._take(dst, src[0], src[1])})) "
+                f"{{ {dst[0]} = {src[0]}; {dst[1]} = {src[1]}; }}"]
+
+    def finish(self, regs):
+        # an empty row has no argmax (numpy raises before); -1 never escapes here
+        return self.L.arg_index, regs[1]
+
+
+class ExactProdAccumulator(Accumulator):
+    """A float product as a mantissa in [0.5, 1) and an integer exponent, renormalised after
+    every multiply: threads, lanes and blocks multiply in another order than numpy, and a
+    partial of the huge factors (inf) times one of the tiny factors (0) gave NaN where the
+    whole product is finite. Each factor is taken apart first, so a multiply of two mantissas
+    (in [0.25, 1)) never leaves the normal range, subnormal factors included; the row's value
+    is rounded once (ldexp). 0, inf and NaN stay in the mantissa with exponent 0: they are
+    the product, inf * 0 = NaN included."""
+
+    def __init__(self, em, i):
+        super().__init__(em, i)
+        self.m = self.L.prod_mantissa.get(self.e.dtype, self.e.dtype)
+        self.x = self.L.prod_exponent.get(self.m, "int32")
+
+    def regs(self):
+        return [(self.L.types[self.m], ""), (self.L.types[self.x], "e")]
+
+    def slot_types(self):
+        return [t for t, _ in self.regs()]
+
+    def value_dtype(self):
+        return self.m
+
+    def identity(self, slot=False):
+        return [self.L.literal(1.0, self.m), self.L.literal(0, self.x)]
+
+    def widen(self, regs):
+        return list(regs)
+
+    def _spell(self, key, **ops) -> str:
+        return self.L.fmt(self.L.exact_prod[key], self.m, **ops)
+
+    def _times(self, dst, mant: str, exps: list[str]) -> list[str]:
+        """dst *= mant 2^(sum of exps): the mantissas' product taken apart again."""
+        L = self.L
+        t = self.em.fresh("pm")
+        mul = L.fmt(L.reductions["prod"]["f"][1], self.m, a=dst[0], b=mant)
+        e = dst[1]
+        for x in exps + [self._spell("expo", a=t)]:
+            e = L.fmt(L.code_for_op["add"]["i"], self.x, a=e, b=x)
+        return [L.let.format(T=L.types[self.m], n=t, x=mul),
+                f"{dst[0]} = {self._spell('frac', a=t)};", f"{dst[1]} = {e};"]
+
+    def step(self, dst, x, kidx):
+        t = self.em.fresh("pf")
+        return [self.L.let.format(T=self.L.types[self.m], n=t, x=x)] + \
+            self._times(dst, self._spell("frac", a=t), [self._spell("expo", a=t)])
+
+    def merge(self, dst, src):
+        return self._times(dst, src[0], [src[1]])
+
+    def finish(self, regs):
+        val = self._spell("ldexp", a=regs[0], b=regs[1])
+        return self.L.types[self.e.dtype], self.L.cast(val, self.m, self.e.dtype)
+
+
+# reduction op, or (op, result family) -> accumulator kind (others: Accumulator)
+ACCUMULATORS = {"argmax": ArgAccumulator, "argmin": ArgAccumulator,
+                ("prod", "f"): ExactProdAccumulator}
 
 
 class CEmitter:
@@ -716,26 +866,27 @@ class CEmitter:
         acc = self.slot_dtype(i) if slot else self.acc_dtype(i)
         return self.L.fmt(self.L.reductions[e.op][family(acc)][1], acc, a=a, b=b)
 
+    def acc(self, i: int) -> Accumulator:
+        """Reduction i's accumulator kind (ACCUMULATORS)."""
+        e = self.g.exprs[i]
+        kind = ACCUMULATORS.get((e.op, family(e.dtype))) or ACCUMULATORS.get(e.op, Accumulator)
+        return kind(self, i)
+
+    def _regs(self, i: int, stem: str, slot: str = "") -> list[str]:
+        return [f"{stem}{sfx}{i}{slot}" for _, sfx in self.acc(i).regs()]
+
     def acc_vars(self, level: int) -> list[tuple[str, str]]:
-        """(register type, name) of every per-thread accumulator of a pass (arg reductions: two)."""
-        out = []
-        for i in self.reductions_of(level):
-            out.append((self.L.types[self.acc_dtype(i)], f"a{i}"))
-            if self.g.exprs[i].op in ARG_REDUCTIONS:
-                out.append((self.L.arg_index, f"ai{i}"))
-        return out
+        """(register type, name) of every per-thread accumulator register of a pass."""
+        return [(t, f"a{sfx}{i}") for i in self.reductions_of(level) for t, sfx in self.acc(i).regs()]
 
     def acc_init(self, level: int, lanes: int) -> str:
         """Accumulators of a pass: `acc<i>[lanes]` per element slot (independent chains)."""
         out = []
         for i in self.reductions_of(level):
-            t = self.L.types[self.slot_dtype(i)]
-            out.append(self.L.array.format(T=t, n=f"acc{i}", V=lanes))
-            if self.g.exprs[i].op in ARG_REDUCTIONS:
-                out.append(self.L.array.format(T=self.L.arg_index, n=f"acci{i}", V=lanes))
-            init = f"acc{i}[q] = {self.identity_of(i, slot=True)};"
-            if self.g.exprs[i].op in ARG_REDUCTIONS:
-                init += f" acci{i}[q] = -1;"
+            k = self.acc(i)
+            names = self._regs(i, "acc")
+            out += [self.L.array.format(T=t, n=n, V=lanes) for t, n in zip(k.slot_types(), names)]
+            init = " ".join(f"{n}[q] = {x};" for n, x in zip(names, k.identity(slot=True)))
             out.append(self.L.for_loop("q", 0, lanes, init))
         return "\n".join(out)
 
@@ -745,19 +896,10 @@ class CEmitter:
         lines: list[str] = []
         memo: dict = {}
         for i in self.reductions_of(level):
-            e = self.g.exprs[i]
-            acc = self.slot_dtype(i)
-            src = e.args[0]
-            v = self.L.cast(self.value(lines, src, ctx, memo), self.g.exprs[src].dtype, acc)
-            if e.op in ARG_REDUCTIONS:
-                t = self.fresh("x")
-                lines.append(self.L.let.format(T=self.L.types[acc], n=t, x=v))
-                take = self.L.fmt(self.L.arg_take[e.op], acc, a=f"acc{i}[{slot}]", ai=f"acci{i}[{slot}]",
-                                  b=t, bi=self.L.convert.format(T=self.L.arg_index, x=kidx))
-                lines.append(f"if ({take}) {{ acc{i}[{slot}] = {t}; acci{i}[{slot}] = "
-                             f"{self.L.convert.format(T=self.L.arg_index, x=kidx)}; }}")
-            else:
-                lines.append(f"acc{i}[{slot}] = {self.combine(i, f'acc{i}[{slot}]', v, slot=True)};")
+            k = self.acc(i)
+            src = self.g.exprs[i].args[0]
+            v = self.L.cast(self.value(lines, src, ctx, memo), self.g.exprs[src].dtype, k.value_dtype())
+            lines += k.step(self._regs(i, "acc", f"[{slot}]"), v, kidx)
         for eid, lvalue in (keep or {}).items():
             lines.append(f"{lvalue} = {self.value(lines, eid, ctx, memo)};")
         return "\n".join(lines)
@@ -766,63 +908,42 @@ class CEmitter:
         """Fold the slots into one per-thread value a<i> (in slot order: deterministic)."""
         out = []
         for i in self.reductions_of(level):
-            t = self.L.types[self.acc_dtype(i)]
-            widen = lambda x, i=i: self.L.cast(x, self.slot_dtype(i), self.acc_dtype(i))  # noqa: E731
-            out.append(self.L.var.format(T=t, n=f"a{i}", x=widen(f"acc{i}[0]")))
-            if self.g.exprs[i].op in ARG_REDUCTIONS:
-                out.append(self.L.var.format(T=self.L.arg_index, n=f"ai{i}", x=f"acci{i}[0]"))
-                take = self.L.fmt(self.L.arg_take[self.g.exprs[i].op], self.acc_dtype(i),
-                                  a=f"a{i}", ai=f"ai{i}", b=f"acc{i}[q]", bi=f"acci{i}[q]")
-                body = f"if (acci{i}[q] >= 0 && {take}) {{ a{i} = acc{i}[q]; ai{i} = acci{i}[q]; }}"
-            else:
-                body = f"a{i} = {self.combine(i, f'a{i}', widen(f'acc{i}[q]'))};"
+            k = self.acc(i)
+            names = self._regs(i, "a")
+            first = k.widen(self._regs(i, "acc", "[0]"))
+            out += [self.L.var.format(T=t, n=n, x=x) for (t, _), n, x in zip(k.regs(), names, first)]
             if lanes > 1:
+                body = " ".join(k.merge(names, k.widen(self._regs(i, "acc", "[q]"))))
                 out.append(self.L.for_loop("q", 1, lanes, body))
         return "\n".join(out)
 
     def acc_reset(self, level: int) -> str:
         """Every per-thread accumulator of a pass back to its identity."""
-        out = []
-        for i in self.reductions_of(level):
-            out.append(f"a{i} = {self.identity_of(i)};")
-            if self.g.exprs[i].op in ARG_REDUCTIONS:
-                out.append(f"ai{i} = -1;")
-        return "\n".join(out)
+        return "\n".join(f"{n} = {x};" for i in self.reductions_of(level)
+                         for n, x in zip(self._regs(i, "a"), self.acc(i).identity()))
 
     def combine_from(self, level: int, other) -> str:
-        """a<i> = combine(a<i>, other(name)) for every accumulator; other maps a name to the
-        expression of the same accumulator elsewhere (another lane, shared memory...)."""
+        """a<i> = combine(a<i>, other(name)) for every accumulator; other maps a register's
+        name and type to the expression of the same register elsewhere (another lane, shared
+        memory...). Every other register is read first: a shuffle must run on every lane,
+        and a combine's || or && or if would skip it on some."""
         out = []
         for i in self.reductions_of(level):
-            e = self.g.exprs[i]
-            t = self.L.types[self.acc_dtype(i)]
-            if e.op in ARG_REDUCTIONS:
-                bv, bi = self.fresh("o"), self.fresh("oi")
-                ix = self.L.arg_index
-                out.append("{ " + self.L.let.format(T=t, n=bv, x=other(f'a{i}', t)) + " "
-                           + self.L.let.format(T=ix, n=bi, x=other(f'ai{i}', ix)))
-                take = self.L.fmt(self.L.arg_take[e.op], self.acc_dtype(i), a=f"a{i}", ai=f"ai{i}",
-                                  b=bv, bi=bi)
-                out.append(f"  if ({bi} >= 0 && (ai{i} < 0 || {take})) {{ a{i} = {bv}; ai{i} = {bi}; }} }}")
-            else:
-                # the other value first: a shuffle must run on every lane, and || and &&
-                # would skip it on some
+            k = self.acc(i)
+            lets, got = [], []
+            for (t, _), n in zip(k.regs(), self._regs(i, "a")):
                 o = self.fresh("o")
-                out.append("{ " + self.L.let.format(T=t, n=o, x=other(f'a{i}', t))
-                           + f" a{i} = {self.combine(i, f'a{i}', o)}; }}")
+                lets.append(self.L.let.format(T=t, n=o, x=other(n, t)))
+                got.append(o)
+            out.append("{ " + " ".join(lets + k.merge(self._regs(i, "a"), got)) + " }")
         return "\n".join(out)
 
     def finish_pass(self, level: int) -> str:
         """The pass's reductions become row-level values r<i>."""
         out = []
         for i in self.reductions_of(level):
-            e = self.g.exprs[i]
-            if e.op in ARG_REDUCTIONS:
-                # an empty row has no argmax (numpy raises before); -1 never escapes here
-                out.append(self.L.let.format(T=self.L.arg_index, n=f"r{i}", x=f"ai{i}"))
-            else:
-                val = self.L.cast(f"a{i}", self.acc_dtype(i), e.dtype)
-                out.append(self.L.let.format(T=self.L.types[e.dtype], n=f"r{i}", x=val))
+            t, val = self.acc(i).finish(self._regs(i, "a"))
+            out.append(self.L.let.format(T=t, n=f"r{i}", x=val))
             self.row_memo[i] = f"r{i}"
         return "\n".join(out)
 

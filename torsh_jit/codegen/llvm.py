@@ -605,11 +605,18 @@ class KernelEmitter:
                              f"{self.identity(e.op, acc, ident)}")
                 v = f"%{s}"
             if self.exact_prod(i):
+                pe = self.fresh("pe")
+                lines.append(f"%{pe} = load <{self.W} x i64>, ptr %pe{i}.{u}")
+                if self.g.exprs[src].dtype == "float64":
+                    # a float32 factor is never subnormal as a double: only float64 needs this
+                    n = self.snippet(lines, T.PROD_UNSUB, "float64", a=v)
+                    v, dv = self._renorm(lines, n, self.W)
+                    lines.append(f"%{pe}.k = add <{self.W} x i64> %{pe}, {n}.k")
+                    lines.append(f"%{pe}.v = add <{self.W} x i64> %{pe}.k, {dv}")
+                    pe = f"{pe}.v"
                 p = self.fresh("pm")
                 lines.append(f"%{p} = fmul {self.ty(acc)} %{a}, {v}")
                 mant, d = self._renorm(lines, f"%{p}", self.W)
-                pe = self.fresh("pe")
-                lines.append(f"%{pe} = load <{self.W} x i64>, ptr %pe{i}.{u}")
                 lines.append(f"%{pe}.n = add <{self.W} x i64> %{pe}, {d}")
                 lines.append(f"store <{self.W} x i64> %{pe}.n, ptr %pe{i}.{u}")
                 lines.append(f"store {self.ty(acc)} {mant}, ptr %acc{i}.{u}")

@@ -179,6 +179,17 @@ PROD_RENORM = """%{t}.b = bitcast {T} {a} to <{W} x i64>
 %{t}.d = sub <{W} x i64> %{t}.e, splat (i64 1022)
 %{t}.de = select <{W} x i1> %{t}.s, <{W} x i64> zeroinitializer, <{W} x i64> %{t}.d"""
 
+# A double factor of an exact-range product as a normal double (a subnormal is scaled by
+# 2^64, exactly) and the exponent that takes back, %{t}.k: a float64 factor is split into
+# mantissa and exponent before it multiplies the accumulator, so the product of two
+# mantissas in [0.5, 1) can neither overflow nor become subnormal.
+PROD_UNSUB = """%{t}.b = bitcast {T} {a} to <{W} x i64>
+%{t}.f = and <{W} x i64> %{t}.b, splat (i64 9218868437227405312)
+%{t}.z = icmp eq <{W} x i64> %{t}.f, zeroinitializer
+%{t}.s = fmul {T} {a}, splat (double 0x43F0000000000000)
+%{t} = select <{W} x i1> %{t}.z, {T} %{t}.s, {T} {a}
+%{t}.k = select <{W} x i1> %{t}.z, <{W} x i64> splat (i64 -64), <{W} x i64> zeroinitializer"""
+
 # {a} * 2^{b} ({a} <W x double>, {b} <W x i64>), rounded once: the exponent, clamped to
 # +-3000 (past which every double over- or underflows anyway), is applied as three powers
 # of two of its sign, each a normal double, so only the last multiply can round.
