@@ -81,6 +81,10 @@ def matmul(a, b):
     return a @ b
 
 
+def centre(a, b):
+    return a - b.mean()       # a reduction of b used over a: computed once, then elementwise
+
+
 # -- numba versions (parallel=True, fastmath=True) --------------------------------------------------
 if numba is not None:
     @njit(parallel=True, fastmath=True, cache=False)
@@ -144,6 +148,17 @@ if numba is not None:
     def nb_matmul(a, b):
         return a @ b
 
+    @njit(parallel=True, fastmath=True)
+    def nb_centre(a, b):
+        m = np.float32(0)
+        for i in prange(b.size):
+            m += b[i]
+        m /= b.size
+        out = np.empty_like(a)
+        for i in prange(a.size):
+            out[i] = a[i] - m
+        return out
+
 
 def child_warm_start(cache_dir: str) -> float:
     """Seconds from the first call to its result in a new process whose kernel is on disk."""
@@ -196,8 +211,8 @@ def main(argv=None):
     results["copy"] = {"numpy_copyto_ms": copy_t * 1e3, "GBps": copy_bw / 1e9}
     print(f"numpy copy bandwidth (np.copyto, {a.nbytes >> 20} MiB): {copy_bw / 1e9:.1f} GB/s\n")
 
-    k_triad, k_chain, k_soft, k_ln, k_sum, k_mm = (tj.kernel(f) for f in
-                                                    (triad, chain, softmax, layernorm, total, matmul))
+    k_triad, k_chain, k_soft, k_ln, k_sum, k_mm, k_centre = (
+        tj.kernel(f) for f in (triad, chain, softmax, layernorm, total, matmul, centre))
     rows_out = []
 
     def row(name, tj_f, peers, extra=""):
@@ -245,6 +260,10 @@ def main(argv=None):
     row("sum 16M f32", lambda: k_sum(a),
         [("numpy", lambda: total(a)), ("numba", (lambda: nb_sum(a)) if nb else None),
          ("numexpr", (lambda: ne.evaluate("sum(a)", local_dict=dict(a=a))) if ne else None)])
+    a1, b1 = a[:1 << 20], b[:1 << 20]
+    row("a - b.mean() 1M f32", lambda: k_centre(a1, b1),
+        [("numpy", lambda: centre(a1, b1)), ("numba", (lambda: nb_centre(a1, b1)) if nb else None),
+         ("numexpr", None)])
     row(f"matmul {mm}^2 f32", lambda: k_mm(A, B),
         [("numpy", lambda: matmul(A, B)), ("numba", (lambda: nb_matmul(A, B)) if nb else None),
          ("numexpr", None)])
