@@ -57,9 +57,11 @@ def test_version_is_written_once():
 
 @pytest.fixture
 def tree(tmp_path):
-    """A copy of the package and its data directories in the checkout layout, and its hash."""
+    """A copy of the package and its data directories in the checkout layout, and its hash
+    (from a wheel's layout too: its _templates and _targets become the data directories)."""
     pkg = tmp_path / "torsh_jit"
-    shutil.copytree(PKG, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    inside = [f"_{name}" for name in version.DATA_DIRS]
+    shutil.copytree(PKG, pkg, ignore=shutil.ignore_patterns("__pycache__", *inside))
     data = {}
     for name in version.DATA_DIRS:
         data[name] = tmp_path / name

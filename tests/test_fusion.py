@@ -350,3 +350,16 @@ def test_matmul_operand_that_folds_to_a_constant(rng):
     y = rng.standard_normal((2, 3))
     for f in (lambda x, y: x.argmax(axis=1) @ y, lambda x, y: y.T @ x.argmin(axis=1, keepdims=True)):
         close(tj.kernel(f)(x, y), f(x, y), np.float64)
+
+
+@pytest.mark.parametrize("target", ["host", "wgsl"])
+def test_matmul_operand_that_is_a_scalar_argument(target, rng):
+    """A 0-d array (a scalar argument: GPU targets pass it by value) as a matmul operand is
+    copied into a buffer first; WGSL indexed the value as an array (the fuzzer found it)."""
+    sys_path_target(target)
+    x0 = np.array(rng.integers(-9, 9), dtype=np.int32)
+    f = lambda x0: np.matmul(x0.reshape(-1), x0.reshape(-1))  # noqa: E731
+    np.testing.assert_array_equal(tj.kernel(f, target=target)(x0), f(x0))
+    y = rng.standard_normal((1, 3)).astype(np.float32)
+    g = lambda s, y: s.reshape(1, 1) @ y                      # noqa: E731
+    close(tj.kernel(g, target=target)(np.float32(2.5), y), g(np.float32(2.5), y), np.float32)

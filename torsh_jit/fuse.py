@@ -345,7 +345,7 @@ def _levels(g: Graph, members: set[int]) -> int:
 
 # -- the greedy partition --------------------------------------------------------------
 def partition(g: Graph, specs: tuple[ArgSpec, ...]) -> Partition:
-    g = _materialize_outputs(_materialize_matmul_operands(_copy_for_views(g, specs)))
+    g = _materialize_outputs(_materialize_matmul_operands(_copy_for_views(g, specs), specs))
     nodes = g.nodes
     users = g.users()
     group_of: dict[int, int] = {}
@@ -517,12 +517,16 @@ def _copy_for_views(g: Graph, specs) -> Graph:
     return Graph(tuple(nodes), tuple(new_id[i] for i in g.inputs), tuple(new_id[o] for o in g.outputs))
 
 
-def _materialize_matmul_operands(g: Graph) -> Graph:
+def _materialize_matmul_operands(g: Graph, specs) -> Graph:
     """A matmul reads its operands from memory: an operand that folded to a constant (an
-    argmax over a size-1 axis, a broadcast scalar) is computed into a buffer first."""
+    argmax over a size-1 axis, a broadcast scalar) or that is a scalar argument (a 0-d
+    array, which GPU targets pass by value) is computed into a buffer first."""
     from .ir.graph import _attrs
-    if not any(n.kind == MATMUL and any(g.nodes[_base(g, i)].op == "const" for i in n.inputs)
-               for n in g.nodes):
+
+    def by_value(j):
+        b = g.nodes[_base(g, j)]
+        return b.op == "const" or (b.op == "input" and specs[b.attr("index")].kind == "scalar")
+    if not any(n.kind == MATMUL and any(by_value(i) for i in n.inputs) for n in g.nodes):
         return g
     nodes: list[Node] = []
     new_id: dict[int, int] = {}
@@ -531,7 +535,7 @@ def _materialize_matmul_operands(g: Graph) -> Graph:
         if n.kind == MATMUL:
             fixed = []
             for j, x in zip(n.inputs, ins):
-                if g.nodes[_base(g, j)].op == "const":
+                if by_value(j):
                     s = nodes[x]
                     nodes.append(Node("cast", (x,), _attrs(dtype=s.dtype), s.shape, s.dtype, s.weak, n.loc))
                     x = len(nodes) - 1

@@ -830,15 +830,14 @@ def test_limitation_float_to_int_out_of_range(dtype):
         check(tj.kernel(lambda x: x.astype(dtype))(x), x.astype(dtype))
 
 
-@pytest.mark.xfail(strict=True, reason="integer pow with a negative exponent: numpy raises "
-                                       "ValueError, a kernel cannot raise and returns the truncated "
-                                       "value (1, +-1 or 0)")
-def test_limitation_int_pow_negative_exponent():
+def test_int_pow_negative_exponent_raises_as_numpy():
+    """It was a documented limitation (a kernel returned the truncated value); the call now
+    checks exponent arguments, as numpy does (tests/ir/test_numpy_semantics.py has more)."""
     x = np.array([1, -1, 2, 3], np.int64)
     e = np.array([-1, -3, -1, -2], np.int64)
     with pytest.raises(ValueError):
         np.power(x, e)
-    with pytest.raises((ValueError, tj.TorshJitError)):
+    with pytest.raises(tj.DomainError):
         tj.kernel(lambda x, e: x ** e)(x, e)
 
 
