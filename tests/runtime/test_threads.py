@@ -1,6 +1,6 @@
 """Threads: a fresh process whose first kernel calls come from 8 threads at once gets the
 right answers and exits cleanly, on every kind of CPU runner (native, qemu-user, wasmtime)
-and on the MSL harness and WGSL where they run here.
+and on the MSL harness, WGSL and CUDA where they run here.
 
 Each case runs in a subprocess (a segfault must fail the test, not end the session), with
 an empty cache directory of its own, so the first calls really initialise LLVM, the
@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "targets"))
 from target_configs import require_target  # noqa: E402
 
-TARGETS = ["host", "aarch64-neon", "riscv64-rvv", "wasm32-simd128", "metal", "wgsl"]
+TARGETS = ["host", "aarch64-neon", "riscv64-rvv", "wasm32-simd128", "metal", "wgsl", "cuda"]
 N_THREADS = 8
 
 # The child: every thread waits at a barrier, then makes its first calls together with the
@@ -93,7 +93,12 @@ print("ok")
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_first_calls_from_many_threads(target, rng, tmp_path):
-    require_target(target)
+    if target == "cuda":
+        from torsh_jit.backends import cuda
+        if not cuda.gpu_available():
+            pytest.skip("no CUDA GPU here: the GPU machine runs this case (NVRTC, cupy, launch)")
+    else:
+        require_target(target)
     env = dict(os.environ, TORSH_JIT_CACHE_DIR=str(tmp_path / "cache"))
     env.pop("TORSH_JIT_CACHE", None)
     seed = int(rng.integers(1 << 32))
