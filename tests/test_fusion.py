@@ -292,12 +292,21 @@ def test_value_returned_beside_a_matmul_is_written(rng):
     np.testing.assert_array_equal(r1, o)
 
 
-@pytest.mark.parametrize("red", ["sum", "min", "argmin", "argmax", "any"])
+@pytest.mark.parametrize("red", ["sum", "min", "argmin", "argmax", "any", "rsqrt"])
 def test_reduction_of_a_reduction_returned_beside_it(red, rng):
     """The inner reduction is stored (an output) and read by the outer one through a view."""
     x = rng.standard_normal((5, 7))
     if red == "any":
         f = lambda a: ((a > 0).any(axis=0).sum(), (a > 0).any(axis=0))  # noqa: E731
+    elif red == "rsqrt":
+        x = np.abs(x) + 0.5
+        for f, want in ((lambda a: (tj.rsqrt(a).sum(axis=0).sum(), tj.rsqrt(a).sum(axis=0)),
+                         ((1 / np.sqrt(x)).sum(axis=0).sum(), (1 / np.sqrt(x)).sum(axis=0))),
+                        (lambda a: (a.sum(axis=0).sum(), tj.rsqrt(a.sum(axis=0))),
+                         (x.sum(axis=0).sum(), 1 / np.sqrt(x.sum(axis=0))))):
+            for g, w in zip(tj.kernel(f)(x), want):
+                close(g, w, np.float64)
+        return
     else:
         f = lambda a: (getattr(a, red)(axis=0).sum(), getattr(a, red)(axis=0))  # noqa: E731
     got = tj.kernel(f)(x)
@@ -310,6 +319,9 @@ def test_matmul_beside_its_reduction(rng):
     got = tj.kernel(lambda a: ((a @ a).sum(), a @ a))(a)
     close(got[0], (a @ a).sum(), np.float64)
     close(got[1], a @ a, np.float64)
+    got = tj.kernel(lambda a: ((a @ a).sum(axis=0).sum(), (a @ a).sum(axis=0)))(a)
+    close(got[0], (a @ a).sum(axis=0).sum(), np.float64)
+    close(got[1], (a @ a).sum(axis=0), np.float64)
 
 
 @pytest.mark.parametrize("dta,dtb", [(bool, np.int64), (bool, bool), (np.float32, bool),
