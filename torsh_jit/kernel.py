@@ -276,6 +276,7 @@ class Kernel:
             entry = self._specs[tuple([(a.shape, a.strides, a.dtype) if type(a) is np.ndarray
                                        else _arg_key(a) for a in args])]
         except (KeyError, TypeError):
+            args = _intake(args)
             entry = self._specialize(args)
         if entry.simple and out is None:
             o = np.empty(entry.out_shape, entry.out_dtype) if not entry.big_out \
@@ -430,6 +431,31 @@ def _overlapping(entry: _Entry, args, outs) -> list[int]:
             if any(np.may_share_memory(o, other) for other in outs[:k]):
                 bad.append(k)
     return bad
+
+
+def _intake(args) -> tuple:
+    """The arguments as the kernel reads them, so what is classified is what is launched:
+    numpy's reading of anything array-like (`__array_interface__`, `__array__`: torch CPU
+    tensors without a copy), native byte order and aligned memory (numpy's ufuncs take
+    '>f4' and return native results). Device arrays (`__cuda_array_interface__`) and
+    scalars pass as they are: their backend takes them."""
+    out = list(args)
+    for i, a in enumerate(args):
+        if isinstance(a, np.ndarray):
+            if not a.dtype.isnative or not a.flags.aligned:
+                out[i] = np.require(a.astype(a.dtype.newbyteorder("="), copy=False), requirements="A")
+        elif isinstance(a, (bool, int, float, complex, str, bytes, np.generic)) or \
+                hasattr(a, "__cuda_array_interface__") or type(a) in DEVICE_KEYS:
+            continue
+        elif hasattr(a, "__array_interface__") or hasattr(a, "__array__"):
+            try:
+                out[i] = np.asarray(a)
+            except Exception as e:          # whatever the object raises: say which argument
+                raise E.ArgumentError(f"argument {i} ({type(a).__name__}) could not be read as an "
+                                      f"array: {type(e).__name__}: {e}",
+                                      hint="pass a numpy array (np.asarray(x)); a torch tensor that "
+                                           "requires grad: x.detach()", where=E.user_frame()) from None
+    return tuple(out)
 
 
 def _builds_here(t: Target) -> bool:
