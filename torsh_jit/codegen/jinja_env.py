@@ -5,14 +5,16 @@ it: 5-10 ms a template, and a CUDA module needs three, which was a fifth of a ke
 first-call time. Like Python's __pycache__, the compiled form is kept in the cache directory
 (TORSH_JIT_CACHE_DIR or the platform's user cache), under templates-<jinja version>-<tag>/,
 keyed by Jinja on the template's name and checked against a hash of its source, so an edited
-template is recompiled. It is independent of TORSH_JIT_CACHE=0 (which is about kernels):
+template is recompiled; each file carries a checksum and a format version (_Bytecode). It is independent of TORSH_JIT_CACHE=0 (which is about kernels):
 TORSH_JIT_TEMPLATE_CACHE=0 turns it off. An unwritable directory or an unreadable file costs
 only the compile.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import jinja2
@@ -25,18 +27,60 @@ OPTIONS = dict(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks
                keep_trailing_newline=True, autoescape=False)
 
 
-class _Bytecode(jinja2.FileSystemBytecodeCache):
+class _Bytecode(jinja2.BytecodeCache):
+    """Jinja's compiled templates, each file framed like a kernel entry: a magic with a
+    format version, the sha256 of the rest, then Jinja's own bytes (which check the
+    template's source hash). A file that is truncated, flipped, empty, a directory or from
+    another format is not loaded: the template is compiled again and the file rewritten
+    (atomically), or, in a read-only directory, compiled in memory every time. Jinja's
+    bytes are marshalled code, so a flipped byte that slipped through could render other
+    text: the checksum is what guarantees it cannot."""
+
+    MAGIC = b"TJTPL\x00\x01\x00"          # name, format version 1
+    SUFFIX = ".tjtpl"
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def _path(self, bucket) -> str:
+        return os.path.join(self.directory, bucket.key + self.SUFFIX)
+
     def load_bytecode(self, bucket) -> None:
         try:
-            super().load_bytecode(bucket)
-        except Exception:              # truncated or foreign file: compile, then overwrite
+            with open(self._path(bucket), "rb") as f:
+                data = f.read()
+        except OSError:                   # missing, unreadable, a directory
+            return
+        head = len(self.MAGIC) + 32
+        body = data[head:]
+        if len(data) <= head or not data.startswith(self.MAGIC) or \
+                hashlib.sha256(body).digest() != data[len(self.MAGIC):head]:
+            return
+        try:
+            bucket.bytecode_from_string(body)
+        except Exception:                 # Jinja's own checks (another Python's marshal)
             bucket.reset()
 
     def dump_bytecode(self, bucket) -> None:
+        body = bucket.bytecode_to_string()
+        path = self._path(bucket)
         try:
-            super().dump_bytecode(bucket)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tpl-")
+        except OSError:                   # read-only or gone: compiling again is the fallback
+            return
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.MAGIC + hashlib.sha256(body).digest() + body)
+            os.replace(tmp, path)
         except OSError:
-            pass
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def clear(self) -> None:
+        for name in os.listdir(self.directory):
+            if name.endswith(self.SUFFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.directory, name))
 
 
 @once
