@@ -17,6 +17,9 @@ import numpy as np
 import pytest
 
 os.environ["TORSH_JIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="torsh-jit-test-cache-")
+# subprocesses the tests start import the installed torsh_jit too, not the checkout their
+# working directory may be (python -c and -m put it first on sys.path; Python >= 3.11)
+os.environ["PYTHONSAFEPATH"] = "1"
 os.environ.pop("TORSH_JIT_CACHE", None)
 
 SEED = int(os.environ.get("TORSH_JIT_TEST_SEED") or np.random.SeedSequence().entropy % (1 << 32))

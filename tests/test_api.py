@@ -134,3 +134,42 @@ def test_plain_ndarray_subclasses_are_read_as_numpy_reads_them(tmp_path, rng):
     mm[:] = rng.standard_normal((7, 5))
     np.testing.assert_allclose(tj.kernel(lambda x: x * 2 + x.sum(axis=0))(mm),
                                np.asarray(mm) * 2 + np.asarray(mm).sum(axis=0), rtol=1e-6)
+
+
+def test_what_is_not_a_function_fails_at_decoration():
+    with pytest.raises(tj.ArgumentError, match="takes a Python function") as e:
+        tj.kernel(42)
+    assert "test_api.py" in str(e.value)
+    k = tj.kernel(lambda x: x * 2)
+    with pytest.raises(tj.ArgumentError, match="already a torsh-jit kernel"):
+        tj.kernel(k)
+
+
+def test_a_kernel_called_inside_a_kernel_says_kernels_do_not_nest(rng):
+    inner = tj.kernel(lambda x: x * 2)
+    with pytest.raises(tj.TraceError, match="do not nest"):
+        tj.kernel(lambda x: inner(x) + 1)(rng.standard_normal(4))
+    x = rng.standard_normal(4)
+    np.testing.assert_allclose(tj.kernel(lambda x: inner.fn(x) + 1)(x), x * 2 + 1)
+
+
+def test_a_python_int_beyond_int64_is_refused_clearly(rng):
+    x = rng.integers(-9, 9, 5)
+    with pytest.raises(OverflowError):
+        x + 2**70
+    with pytest.raises(tj.ArgumentError, match="beyond int64") as e:
+        tj.kernel(lambda x, n: x + n)(x, 2**70)
+    assert "float(" in e.value.hint
+    np.testing.assert_array_equal(tj.kernel(lambda x, n: x + n)(x, 2**62), x + 2**62)
+
+
+@pytest.mark.parametrize("value,threads,says", [("abc", None, "not a whole number"),
+                                                ("100000", "cap", "more than 4 threads"),
+                                                ("0", 1, "below 1")])
+def test_bad_num_threads_warns_naming_the_variable(value, threads, says, monkeypatch):
+    from torsh_jit.runtime import threads as T
+    monkeypatch.setenv("TORSH_JIT_NUM_THREADS", value)
+    monkeypatch.setattr(T, "_warned", set())
+    with pytest.warns(RuntimeWarning, match=f"TORSH_JIT_NUM_THREADS.*{says}"):
+        n = T.num_threads()
+    assert n == (T._cpus() if threads is None else 4 * T._cpus() if threads == "cap" else threads)

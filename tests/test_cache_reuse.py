@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # A child process: compile (or load) one kernel, check it against numpy, report how many
 # LLVM code generations and object loads it needed.
@@ -33,7 +32,7 @@ print(json.dumps({"ok": ok, **llvm_cpu.STATS}))
 
 
 def _run(cache_dir, **env_extra):
-    env = dict(os.environ, TORSH_JIT_CACHE_DIR=str(cache_dir), PYTHONPATH=str(ROOT), **env_extra)
+    env = dict(os.environ, TORSH_JIT_CACHE_DIR=str(cache_dir), **env_extra)
     r = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr

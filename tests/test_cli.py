@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args, check=True):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)
     r = subprocess.run([sys.executable, "-m", "torsh_jit.cli", *args], env=env, capture_output=True,
                        text=True, timeout=300, cwd=ROOT)
     if check:
@@ -60,3 +60,29 @@ def test_cache_info_and_clear(tmp_path):
 def test_demo_runs(tmp_path):
     out = cli("demo", "--size", "65536").stdout
     assert "softmax" in out and "speed-up" in out and "cache:" in out
+
+
+def test_version_and_python_dash_m():
+    import torsh_jit as tj
+    out = subprocess.run([sys.executable, "-m", "torsh_jit", "--version"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == f"torsh-jit {tj.__version__}"
+    assert "targets" in subprocess.run([sys.executable, "-m", "torsh_jit", "--help"],
+                                       capture_output=True, text=True, timeout=120).stdout
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`torsh-jit explain ... | head -1`: no BrokenPipeError traceback. The pipe is made
+    4 KiB (Linux F_SETPIPE_SZ), so the 20 KB the command prints cannot all fit in it before
+    the reader closes it."""
+    import fcntl
+    r, w = os.pipe()
+    fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+    p = subprocess.Popen([sys.executable, "-m", "torsh_jit", "explain", "examples/softmax.py:softmax",
+                          "--arg", "f32[64,100]"], stdout=w, stderr=subprocess.PIPE, cwd=ROOT)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        assert f.readline().startswith(b"target:")
+    err = p.stderr.read().decode()      # the reader is gone; the writer meets EPIPE
+    p.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

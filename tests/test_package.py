@@ -8,6 +8,7 @@ was imported in its place.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 from importlib import metadata
@@ -19,12 +20,14 @@ TREE = Path(__file__).resolve().parents[1] / "torsh_jit"
 
 
 def _editable() -> bool:
-    """A development install (pip install -e): the package is the tree, by design."""
-    try:
-        text = metadata.distribution("torsh-jit").read_text("direct_url.json")
-    except metadata.PackageNotFoundError:
-        return False
-    return bool(text) and json.loads(text).get("dir_info", {}).get("editable", False)
+    """A development install (pip install -e): the package is the tree, by design. Every
+    distribution of the name is asked: a checkout's build leaves a torsh_jit.egg-info that
+    `python -m pytest` would find first."""
+    for d in metadata.distributions(name="torsh-jit"):
+        text = d.read_text("direct_url.json")
+        if text and json.loads(text).get("dir_info", {}).get("editable", False):
+            return True
+    return False
 
 
 def test_the_installed_package_is_imported_not_the_checkout():
@@ -48,6 +51,10 @@ def test_every_module_of_the_tree_imports_from_the_installed_package():
     missing = []
     for name in names:
         try:
+            if name.endswith(".__main__"):     # runs the CLI when imported: found, not run
+                if importlib.util.find_spec(name) is None:
+                    missing.append(f"{name}: not found")
+                continue
             importlib.import_module(name)
         except ModuleNotFoundError as e:
             missing.append(f"{name}: {e}")
@@ -65,3 +72,16 @@ def test_data_files_ship_with_the_package():
     runners = Path(torsh_jit.__file__).parent / "runtime" / "runners"
     for f in ("harness.c", "msl_threads.cpp", os.path.join("msl_shim", "metal_stdlib")):
         assert (runners / f).is_file(), f
+
+
+def test_subprocesses_of_the_tests_import_the_installed_package_too(tmp_path):
+    """python -c / -m put their working directory first on sys.path; the tests' conftest sets
+    PYTHONSAFEPATH (Python >= 3.11) so a child started from the checkout imports the wheel."""
+    import subprocess
+    import sys
+    if sys.version_info < (3, 11) or _editable():
+        return
+    r = subprocess.run([sys.executable, "-c", "import torsh_jit; print(torsh_jit.__file__)"],
+                       cwd=TREE.parent, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()).resolve().parent != TREE

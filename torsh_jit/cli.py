@@ -226,7 +226,9 @@ def cmd_demo(ns) -> int:
 
 
 def main(argv=None) -> int:
+    from .version import __version__
     ap = argparse.ArgumentParser(prog="torsh-jit", description="torsh-jit kernel compiler")
+    ap.add_argument("--version", action="version", version=f"torsh-jit {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="compile and run a few examples here, against numpy")
     d.add_argument("--size", type=int, default=1 << 22, help="elements per array (default 4M)")
@@ -279,6 +281,11 @@ def main(argv=None) -> int:
     except E.TorshJitError as e:
         print(f"torsh-jit: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`torsh-jit targets | head`): stop quietly, as cat does; point
+        # stdout at devnull so the interpreter's own flush at exit does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

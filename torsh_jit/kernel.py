@@ -16,6 +16,7 @@ from . import errors as E
 from .compiler import Plan, build, plan, render
 from .ir.graph import Graph
 from .ir.ops import VIEW
+from .ir.tensor import Tensor
 from .ir.tracer import ArgSpec, check_arity, param_names, spec_of, trace
 from .target import ALIASES, Target, parse as parse_target
 
@@ -198,6 +199,7 @@ class Kernel:
 
     def __init__(self, fn, target="host", *, name: str | None = None, autotune=False,
                  tune_budget_s: float = 30.0, tune_trials: int | None = None):
+        _check_callable(fn)
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "kernel")
@@ -441,6 +443,11 @@ def _intake(args) -> tuple:
     scalars pass as they are: their backend takes them."""
     out = list(args)
     for i, a in enumerate(args):
+        if isinstance(a, Tensor):
+            raise E.TraceError("a torsh-jit kernel called inside another kernel's function: "
+                               "kernels do not nest", hint="call the inner Python function "
+                               "instead (k.fn), so it is traced into the outer kernel",
+                               where=E.user_frame())
         if isinstance(a, np.ndarray):
             if not a.dtype.isnative or not a.flags.aligned:
                 out[i] = np.require(a.astype(a.dtype.newbyteorder("="), copy=False), requirements="A")
@@ -472,3 +479,16 @@ def kernel(fn=None, *, target="host", autotune=False, tune_budget_s: float = 30.
     if isinstance(fn, str):
         raise E.ArgumentError("use @tj.kernel(target=...) with a keyword", hint='@tj.kernel(target="host")')
     return Kernel(fn, target, **kw)
+
+
+def _check_callable(fn) -> None:
+    if isinstance(fn, Kernel):
+        raise E.located(E.ArgumentError("this function is already a torsh-jit kernel",
+                                        hint="kernels do not nest: decorate the Python function "
+                                             "once, or call k.to(target) for another target"),
+                        E.user_frame())
+    if not callable(fn):
+        raise E.located(E.ArgumentError(f"tj.kernel takes a Python function, got "
+                                        f"{type(fn).__name__} ({fn!r:.40})",
+                                        hint="@tj.kernel above a def, or tj.kernel(lambda x: ...)"),
+                        E.user_frame())

@@ -47,6 +47,11 @@ def spec_of(arg, *, index: int = 0, name: str | None = None, where: str | None =
     name: the parameter's name and where: the caller's 'file:line', for messages."""
     what = f"argument {index}" + (f" ({name!r})" if name else "")
     if isinstance(arg, (bool, int, float)) and not isinstance(arg, np.generic):
+        if isinstance(arg, int) and not isinstance(arg, bool) and not -2**63 <= arg < 2**63:
+            raise E.ArgumentError(f"{what} is the Python int {arg}, beyond int64: torsh-jit passes "
+                                  "Python ints as int64 (numpy raises OverflowError where such a "
+                                  "value meets an integer array)",
+                                  hint=f"pass float({arg}) to compute in floats", where=where)
         return ArgSpec("scalar", (), dt.python_scalar_dtype(arg), weak=True)
     if isinstance(arg, np.generic):
         return ArgSpec("scalar", (), dt.from_numpy(arg.dtype, where=where, what=what))
