@@ -5,10 +5,16 @@ on freshly drawn data.
 """
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
 import torsh_jit as tj
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "targets"))
+from target_configs import require_target  # noqa: E402
 
 F32 = dict(rtol=2e-5, atol=2e-6)
 F64 = dict(rtol=1e-12, atol=1e-13)
@@ -264,18 +270,10 @@ def _input_with_its_broadcast(x):
 def test_one_value_read_along_two_axis_maps(fn, shape, target, rng):
     """A value used in two roles (both matmul operands, or beside a view of itself) keeps
     its axes apart: before, x @ x merged M, N and K (giving only the diagonal)."""
-    sys_path_target(target)
+    require_target(target)
     x = rng.standard_normal(shape).astype(np.float32)
     got = tj.kernel(fn, target=target)(x)
     close(got, fn(x), np.float32)
-
-
-def sys_path_target(target):
-    import os
-    import sys
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "targets"))
-    from target_configs import require_target
-    require_target(target)
 
 
 def test_value_returned_beside_a_matmul_is_written(rng):
@@ -368,7 +366,7 @@ def test_matmul_operand_that_folds_to_a_constant(rng):
 def test_matmul_operand_that_is_a_scalar_argument(target, rng):
     """A 0-d array (a scalar argument: GPU targets pass it by value) as a matmul operand is
     copied into a buffer first; WGSL indexed the value as an array (the fuzzer found it)."""
-    sys_path_target(target)
+    require_target(target)
     x0 = np.array(rng.integers(-9, 9), dtype=np.int32)
     f = lambda x0: np.matmul(x0.reshape(-1), x0.reshape(-1))  # noqa: E731
     np.testing.assert_array_equal(tj.kernel(f, target=target)(x0), f(x0))

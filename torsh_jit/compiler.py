@@ -81,10 +81,11 @@ def plan(graph: Graph, specs: tuple[ArgSpec, ...], target: Target, *, configs=No
     what = {"groups": repr(part.groups), "buffers": repr(part.buffers), "configs": repr(configs),
             # every field, not describe(): a field added to Target is in the key by construction
             "target": dataclasses.asdict(target)}
-    key = make_key({**what, "package": __version__, "code": code_hash(),
+    identity = make_key(what)          # the groups are canonicalised once, here
+    key = make_key({"plan": identity, "package": __version__, "code": code_hash(),
                     "tools": toolchain_versions(target)})
     return Plan(graph, opt, part, tuple(configs), target, specs, key, tuple(dumps),
-                identity=make_key(what))
+                identity=identity)
 
 
 def _check_half(graph: Graph, target: Target) -> None:
