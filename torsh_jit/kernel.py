@@ -16,7 +16,7 @@ from . import errors as E
 from .compiler import Plan, build, plan, render
 from .ir.graph import Graph
 from .ir.ops import VIEW
-from .ir.tensor import Tensor
+from .intake import bind_keywords, out_arrays, take_args, to_torch
 from .ir.tracer import ArgSpec, check_arity, param_names, spec_of, trace
 from .target import ALIASES, Target, parse as parse_target
 
@@ -85,9 +85,10 @@ class Lowered:
         return len(self.plan.part.groups)
 
     def asm(self) -> str:
-        """The target assembly (LLVM targets)."""
-        from .backends.llvm_cpu import assembly
-        return assembly(self.source, self.plan.target)
+        """The target assembly: LLVM's for CPU targets, PTX (and SASS where the CUDA toolkit
+        is on PATH) for CUDA; a TargetError for MSL and WGSL, which have none."""
+        from .explain import assembly
+        return assembly(self.source, self.plan.target, self.plan)
 
     def explain(self) -> str:
         from .explain import explain_plan
@@ -273,13 +274,29 @@ class Kernel:
                       tune_budget_s=self.tune_budget_s, tune_trials=self.tune_trials)
 
     # -- calling ---------------------------------------------------------------------------
-    def __call__(self, *args, out=None):
+    def __call__(self, *args, out=None, **kwargs):
+        if kwargs:
+            args = bind_keywords(self.fn, args, kwargs)
         try:
             entry = self._specs[tuple([(a.shape, a.strides, a.dtype) if type(a) is np.ndarray
                                        else _arg_key(a) for a in args])]
         except (KeyError, TypeError):
-            args = _intake(args)
+            args, torch = take_args(args, self._on_device())
             entry = self._specialize(args)
+            if torch is not None:
+                return to_torch(self._run(entry, args, out), torch)
+        if entry.simple and out is None:        # the common case, inline: the call's overhead
+            o = np.empty(entry.out_shape, entry.out_dtype) if not entry.big_out \
+                else _aligned_empty(entry.out_shape, entry.out_dtype)
+            entry.run(args + (o,))
+            return o
+        return self._run(entry, args, out)
+
+    def _on_device(self) -> bool:
+        name = getattr(self._target_name, "name", self._target_name)
+        return any(str(n).startswith("cuda") for n in (self._variant_names or (name,)))
+
+    def _run(self, entry: _Entry, args: tuple, out):
         if entry.simple and out is None:
             o = np.empty(entry.out_shape, entry.out_dtype) if not entry.big_out \
                 else _aligned_empty(entry.out_shape, entry.out_dtype)
@@ -306,38 +323,23 @@ class Kernel:
         if out is None:
             outs = [_aligned_empty(s, d) for s, d in entry.outs]
         else:
-            outs = self._check_out(entry, out)
-            copy_back = _overlapping(entry, args, outs)
+            views, given, copy_back = out_arrays(self.name, entry.outs, out)
+            outs = list(views)
+            copy_back = sorted(set(copy_back) | set(_overlapping(entry, args, outs)))
             for k in copy_back:
-                outs[k] = np.empty_like(outs[k])
+                outs[k] = _aligned_empty(*entry.outs[k])
         bufs += outs
         if entry.temps:
             bufs += [np.empty(s, d) for s, d in entry.temps]
         entry.fn.run(tuple(bufs))
-        if copy_back:
-            given = list(out) if isinstance(out, (tuple, list)) else [out]
+        if out is not None:
             for k in copy_back:
-                np.copyto(given[k], outs[k])
-                outs[k] = given[k]
+                np.copyto(views[k], outs[k], casting="same_kind")
+            return given[0] if entry.single else tuple(given)
         if entry.single:
             o = outs[0]
-            return o[()] if entry.zero_d[0] and out is None else o
-        return tuple(o[()] if z and out is None else o for o, z in zip(outs, entry.zero_d))
-
-    def _check_out(self, entry: _Entry, out):
-        outs = list(out) if isinstance(out, (tuple, list)) else [out]
-        if len(outs) != len(entry.outs):
-            raise E.ArgumentError(f"{self.name}: out= has {len(outs)} array(s), the kernel returns "
-                                  f"{len(entry.outs)}")
-        for k, (o, (shape, dtype)) in enumerate(zip(outs, entry.outs)):
-            if not isinstance(o, np.ndarray) or o.shape != tuple(shape) or o.dtype != dtype \
-                    or not o.flags.c_contiguous or not o.flags.writeable:
-                raise E.ArgumentError(
-                    f"{self.name}: out[{k}] must be a writeable C-contiguous {dtype} array of shape "
-                    f"{tuple(shape)}, got " + (f"{o.dtype}{o.shape}" if isinstance(o, np.ndarray)
-                                               else type(o).__name__),
-                    hint="allocate it with np.empty(shape, dtype)")
-        return outs
+            return o[()] if entry.zero_d[0] else o
+        return tuple(o[()] if z else o for o, z in zip(outs, entry.zero_d))
 
     def _specs_of(self, args, target=None) -> tuple[ArgSpec, ...]:
         """Check and classify call arguments; errors point at the caller's line."""
@@ -433,36 +435,6 @@ def _overlapping(entry: _Entry, args, outs) -> list[int]:
             if any(np.may_share_memory(o, other) for other in outs[:k]):
                 bad.append(k)
     return bad
-
-
-def _intake(args) -> tuple:
-    """The arguments as the kernel reads them, so what is classified is what is launched:
-    numpy's reading of anything array-like (`__array_interface__`, `__array__`: torch CPU
-    tensors without a copy), native byte order and aligned memory (numpy's ufuncs take
-    '>f4' and return native results). Device arrays (`__cuda_array_interface__`) and
-    scalars pass as they are: their backend takes them."""
-    out = list(args)
-    for i, a in enumerate(args):
-        if isinstance(a, Tensor):
-            raise E.TraceError("a torsh-jit kernel called inside another kernel's function: "
-                               "kernels do not nest", hint="call the inner Python function "
-                               "instead (k.fn), so it is traced into the outer kernel",
-                               where=E.user_frame())
-        if isinstance(a, np.ndarray):
-            if not a.dtype.isnative or not a.flags.aligned:
-                out[i] = np.require(a.astype(a.dtype.newbyteorder("="), copy=False), requirements="A")
-        elif isinstance(a, (bool, int, float, complex, str, bytes, np.generic)) or \
-                hasattr(a, "__cuda_array_interface__") or type(a) in DEVICE_KEYS:
-            continue
-        elif hasattr(a, "__array_interface__") or hasattr(a, "__array__"):
-            try:
-                out[i] = np.asarray(a)
-            except Exception as e:          # whatever the object raises: say which argument
-                raise E.ArgumentError(f"argument {i} ({type(a).__name__}) could not be read as an "
-                                      f"array: {type(e).__name__}: {e}",
-                                      hint="pass a numpy array (np.asarray(x)); a torch tensor that "
-                                           "requires grad: x.detach()", where=E.user_frame()) from None
-    return tuple(out)
 
 
 def _builds_here(t: Target) -> bool:

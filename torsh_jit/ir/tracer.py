@@ -167,8 +167,8 @@ def check_arity(fn, n: int, *, where: str | None = None):
     except TypeError as e:
         site = _def_site(fn)
         raise E.ArgumentError(f"{fn.__name__}{sig} called with {n} argument{'s' if n != 1 else ''}: {e}",
-                              hint="pass one array or number per parameter (keywords are not "
-                                   "supported)" + (f"; {fn.__name__} is defined at {site}" if site else ""),
+                              hint="pass one array or number per parameter, by position or by "
+                                   "name" + (f"; {fn.__name__} is defined at {site}" if site else ""),
                               where=where or site) from None
 
 
