@@ -86,3 +86,82 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     err = p.stderr.read().decode()      # the reader is gone; the writer meets EPIPE
     p.wait(timeout=120)
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+# -- explain --asm per target language ------------------------------------------------------
+GELU = ("explain", "examples/gelu.py:gelu_mul", "--arg", "f32[10]", "--arg", "f32[10]", "--no-source")
+
+
+def _env_with_path(path: str) -> dict:
+    return {**os.environ, "PATH": path}
+
+
+def test_explain_asm_on_cuda_shows_ptx_and_says_what_sass_needs(tmp_path):
+    """NVRTC makes the PTX without a GPU; SASS needs the toolkit's cuobjdump or nvdisasm.
+    A PATH without either (the cuda-python wheels ship neither) gets one line saying so."""
+    import shutil
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if not any(os.path.exists(os.path.join(d, t)) for t in ("cuobjdump", "nvdisasm")))
+    r = subprocess.run([sys.executable, "-m", "torsh_jit.cli", *GELU, "--target", "cuda-sm80", "--asm"],
+                       env=_env_with_path(path), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    asm = r.stdout.split("== assembly", 1)[1]
+    assert ".target sm_80" in asm and ".entry tj_" in asm
+    assert "SASS for sm_80: needs cuobjdump or nvdisasm on PATH" in asm
+    assert shutil.which("cuobjdump", path=path) is None
+
+
+def test_explain_asm_on_cuda_shows_sass_where_cuobjdump_is_on_path(tmp_path):
+    """A stand-in cuobjdump: what it prints of the cubin NVRTC made is the SASS section."""
+    fake = tmp_path / "cuobjdump"
+    fake.write_text('#!/bin/sh\n[ "$1" = -sass ] && [ -s "$2" ] && echo "fake sass of a cubin"\n')
+    fake.chmod(0o755)
+    r = subprocess.run([sys.executable, "-m", "torsh_jit.cli", *GELU, "--target", "cuda-sm80", "--asm"],
+                       env=_env_with_path(f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"),
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert ".target sm_80" in r.stdout
+    assert "SASS for sm_80 (cuobjdump)\nfake sass of a cubin" in r.stdout
+
+
+def test_explain_asm_on_metal_and_wgsl_says_there_is_none_and_shows_the_source():
+    for target, lang in (("metal", "msl"), ("wgsl", "wgsl")):
+        r = cli(*GELU, "--target", target, "--asm", check=False)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+        assert f"target {target} has no assembly torsh-jit can show" in r.stderr
+        assert "drop --asm" in r.stderr
+        assert f"== generated source ({lang})" in r.stdout      # shown despite --no-source
+
+
+def test_assembly_dispatches_by_language():
+    """explain.assembly is what Lowered.asm() calls: LLVM, PTX, or a TargetError."""
+    import numpy as np
+    import pytest
+    import torsh_jit as tj
+    from torsh_jit import errors as E
+    from torsh_jit.explain import assembly, has_assembly
+    k = tj.kernel(lambda x: tj.exp(x) * 2)
+    x = np.zeros(16, np.float32)
+    host = k.lower(x)
+    assert has_assembly(host.target) and ".text" in assembly(host.source, host.target)
+    cu = k.lower(x, target="cuda-sm90")
+    assert ".target sm_90" in assembly(cu.source, cu.target, cu.plan)
+    for t in ("wgsl", "metal"):
+        low = k.lower(x, target=t)
+        assert not has_assembly(low.target)
+        with pytest.raises(E.TargetError, match="no assembly"):
+            assembly(low.source, low.target)
+
+
+def test_lowered_asm_handles_every_language():
+    """Lowered.asm() (kernel.py) goes through explain.assembly: PTX for CUDA, not LLVM's parser."""
+    import numpy as np
+    import pytest
+    import torsh_jit as tj
+    from torsh_jit import errors as E
+    k = tj.kernel(lambda x: x + 1)
+    x = np.zeros(8, np.float32)
+    assert ".target sm_80" in k.lower(x, target="cuda-sm80").asm()
+    with pytest.raises(E.TargetError, match="no assembly"):
+        k.lower(x, target="wgsl").asm()

@@ -81,12 +81,17 @@ def cmd_explain(ns) -> int:
     from .kernel import Kernel
     fn = load_function(ns.function)
     low = Kernel(fn, ns.target).lower(*_specs(ns.arg))
-    from .explain import explain_plan, tuning_section
-    print(explain_plan(low.plan, low.source, show_source=not ns.no_source,
+    from .explain import assembly, explain_plan, has_assembly, tuning_section
+    # --asm on a target with no assembly (MSL, WGSL): the source is what there is, so it is
+    # printed even under --no-source, and the error after it says why there is nothing more
+    no_asm = ns.asm and not has_assembly(low.target)
+    print(explain_plan(low.plan, low.source, show_source=not ns.no_source or no_asm,
                        tuning=tuning_section(fn, low.plan)))
     if ns.asm:
+        sys.stdout.flush()
+        text = assembly(low.source, low.target, low.plan)
         print("\n== assembly " + "=" * 60)
-        print(low.asm())
+        print(text)
     return 0
 
 
@@ -108,6 +113,9 @@ def cmd_tune(ns) -> int:
         raise E.TuneError("tune needs the arguments' types", where=ns.function,
                           hint="repeat --arg per argument, e.g. --arg f32[1024,1024] --arg f32[1024,1024]")
     specs = _specs(ns.arg)
+    if ns.plot:
+        from .tune import pyplot
+        pyplot()         # matplotlib missing: say so now, not after the tuning's minute
     if not autotune_enabled():
         from .kernel import Kernel
         k = Kernel(fn, ns.target)
@@ -243,7 +251,9 @@ def main(argv=None) -> int:
                        help="an argument, e.g. f32[4096,1024] (array) or f64 (scalar); repeat per argument")
         p.add_argument("--target", default="host", help="target name(s), comma separated for compile")
         if name == "explain":
-            p.add_argument("--asm", action="store_true", help="also print the target assembly")
+            p.add_argument("--asm", action="store_true",
+                           help="also print the target assembly (CPU: LLVM's; CUDA: PTX, and SASS "
+                                "with cuobjdump or nvdisasm; metal and wgsl have none)")
             p.add_argument("--no-source", action="store_true", help="leave out the generated source")
             p.set_defaults(func=cmd_explain)
         else:
@@ -262,7 +272,7 @@ def main(argv=None) -> int:
     tp.add_argument("--workers", type=int, default=None, help="compile processes (default: CPUs, at most 4)")
     tp.add_argument("--top", type=int, default=10, help="rows of the table (default 10)")
     tp.add_argument("--plot", default=None, metavar="PATH",
-                    help="time against config: a PNG with matplotlib, else a text plot in PATH.txt")
+                    help="time against config, as a PNG (needs matplotlib: pip install 'torsh-jit[plot]')")
     tp.add_argument("--text-plot", action="store_true", help="print a text plot of time against config")
     tp.add_argument("--quiet", action="store_true", help="no progress bar")
     tp.set_defaults(func=cmd_tune)

@@ -38,6 +38,34 @@ def tuning_section(fn, p: Plan) -> str:
     return "\n".join(lines)
 
 
+def has_assembly(target) -> bool:
+    """The target's code has an assembly torsh-jit can show: the LLVM targets' (llvmlite), and
+    any backend with an `assembly` hook (CUDA: PTX and SASS). MSL and WGSL have none: the GPU
+    driver compiles their source when the kernel loads."""
+    from .backends import for_language
+    be = for_language(target.language)
+    return be is None or hasattr(be, "assembly")
+
+
+def assembly(source: str, target, plan=None) -> str:
+    """The target assembly of a lowered function's source (`Lowered.asm()`, `explain --asm`);
+    plan, when given, lets a backend compile with the options the plan's build uses."""
+    from . import errors as E
+    from .backends import for_language
+    be = for_language(target.language)
+    if be is None:
+        from .backends.llvm_cpu import assembly as llvm_assembly
+        return llvm_assembly(source, target)
+    if not hasattr(be, "assembly"):
+        lang = target.language.upper()
+        raise E.TargetError(
+            f"target {target.name} has no assembly torsh-jit can show: the GPU driver compiles "
+            f"its {lang} source when the kernel loads",
+            hint=f"read the {lang} source instead (`lower(...).source`; `torsh-jit explain` "
+                 f"prints it): drop --asm")
+    return be.assembly(source, target, plan)
+
+
 def explain_plan(p: Plan, source: str, *, show_source: bool = True, tuning: str | None = None) -> str:
     from .backends import for_language
     be = for_language(p.target.language)

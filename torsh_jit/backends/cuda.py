@@ -286,6 +286,36 @@ def compile_ptx(source: str, target, extra=()) -> tuple[bytes, str]:
     return compile_cuda(source, target.arch.split("_", 1)[1], cubin=False, extra=extra)
 
 
+def assembly(source: str, target, plan=None) -> str:
+    """`explain --asm` / `Lowered.asm()`: the PTX NVRTC makes of the .cu text (no GPU
+    needed), then the SASS of its cubin where the toolkit's cuobjdump or nvdisasm is on PATH."""
+    import shutil
+    import subprocess
+    import tempfile
+    extra = module_options(plan) if plan is not None else ()
+    arch = target.arch.split("_", 1)[1]
+    ptx, _ = compile_ptx(source, target, extra)
+    out = [f"// PTX for {target.arch} (NVRTC {nvrtc_version()})", ptx.decode(errors="replace").rstrip()]
+    tool = next((t for t in ("cuobjdump", "nvdisasm") if shutil.which(t)), None)
+    if tool is None:
+        out.append(f"// SASS for {target.arch}: needs cuobjdump or nvdisasm on PATH (the CUDA "
+                   "toolkit), which this machine lacks")
+        return "\n".join(out) + "\n"
+    cubin, _ = compile_cuda(source, arch, cubin=True, extra=extra)
+    with tempfile.TemporaryDirectory(prefix="torsh-jit-sass-") as d:
+        path = os.path.join(d, "kernel.cubin")
+        with open(path, "wb") as f:
+            f.write(cubin)
+        cmd = [tool, "-sass", path] if tool == "cuobjdump" else [tool, "-c", path]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise E.TargetError(f"{tool} could not disassemble the {target.arch} cubin:\n{r.stderr.strip()}",
+                            hint="the PTX is in `lower(...).source` compiled with NVRTC; "
+                                 "update the CUDA toolkit for this architecture")
+    out += [f"// SASS for {target.arch} ({tool})", r.stdout.rstrip()]
+    return "\n".join(out) + "\n"
+
+
 # -- the pipeline hooks ----------------------------------------------------------------------
 def default_config(group, target):
     from ..schedule.gpu import default_config as dc
