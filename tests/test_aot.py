@@ -76,3 +76,60 @@ def test_arg_spec_parsing():
     assert parse_arg("i64").kind == "scalar"
     with pytest.raises(ArgumentError, match="dtype"):
         parse_arg("complex[3]")
+
+
+# -- a bundle is whole or absent; wasm32's .wasm is always in it -----------------------------
+GELU = str(ROOT / "examples" / "gelu.py") + ":gelu_mul"
+ARGS = ["--arg", "f32[10]", "--arg", "f32[10]"]
+_HAS_WASM_LD = shutil.which("wasm-ld") is not None and os.path.exists("/usr/lib/wasm32-wasi/libc.a")
+
+
+def _compile(out, targets: str):
+    from torsh_jit.cli import main
+    return main(["compile", GELU, *ARGS, "--target", targets, "-o", str(out)])
+
+
+def test_a_failing_target_leaves_no_bundle_behind(tmp_path, capsys):
+    """host builds, then cuda-sm80 cannot be bundled: no directory, no host files, no temp."""
+    assert _compile(tmp_path / "out", "host,cuda-sm80") == 2
+    assert "cuda-sm80" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_target_failing_mid_build_leaves_an_existing_directory_as_it_was(tmp_path, monkeypatch, capsys):
+    """wasm-ld missing: the host part built first is not written either, and the error says
+    what to install."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))          # no wasm-ld (nor anything else)
+    assert _compile(out / "bundle", "host,wasm32-simd128") == 2
+    err = capsys.readouterr().err
+    assert "wasm-ld" in err and "apt-get install lld" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "out"]
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.skipif(not _HAS_WASM_LD, reason="needs wasm-ld (apt-get install lld) and wasi-libc")
+def test_wasm_bundle_links_the_module_without_wasmtime(tmp_path, monkeypatch):
+    """wasmtime runs modules; linking one needs only wasm-ld and wasi-libc."""
+    monkeypatch.setitem(sys.modules, "wasmtime", None)      # looks uninstalled
+    assert _compile(tmp_path / "out", "wasm32-simd128") == 0
+    entry = json.loads((tmp_path / "out" / "manifest.json").read_text())["entries"][0]
+    assert entry["files"]["wasm"] == "wasm32-simd128/gelu_mul.wasm"
+    assert (tmp_path / "out" / entry["files"]["wasm"]).read_bytes()[:4] == b"\0asm"
+
+
+def test_compiling_again_replaces_the_bundle_and_keeps_other_files(tmp_path):
+    out = tmp_path / "out"
+    assert _compile(out, "host,x86_64-sse42") == 0
+    (out / "notes.txt").write_text("mine")
+    (out / "x86_64-sse42" / "stale.o").write_bytes(b"old")
+    assert _compile(out, "x86_64-sse42") == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert [e["target"] for e in m["entries"]] == ["x86_64-sse42"]
+    assert not (out / "x86_64-sse42" / "stale.o").exists()
+    assert (out / "x86_64-sse42" / "gelu_mul.o").exists() and (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

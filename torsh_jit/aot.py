@@ -8,7 +8,9 @@ object's `<module>_main(void **buffers)` entry and allocates temporaries itself.
 Objects are for the target's triple (any target, whatever this machine is: link an
 aarch64 object with aarch64-linux-gnu-gcc, ...). For wasm32 the bundle also holds
 `<name>.wasm`, the object linked with wasi-libc into a module that exports the entry,
-`malloc`, `free` and its memory and imports nothing (when wasm-ld is installed).
+`malloc`, `free` and its memory and imports nothing (wasm-ld and wasi-libc are needed
+for it: without them the compile fails and says what to install). A bundle is written whole
+or not at all (built beside the output directory, then moved into place).
 """
 from __future__ import annotations
 
@@ -86,25 +88,110 @@ def _header(name: str, module: str, specs, names, outputs, temps) -> str:
     return "\n".join(lines)
 
 
+def _extra_files(t, obj: bytes, symbol: str) -> dict[str, bytes]:
+    """Files a bundle carries for the target beside its object (wasm32: `{".wasm": module}`,
+    linked by wasm-ld). Making them needs the runner's commands and files, not its Python
+    engine (wasmtime only runs the module): one of those missing is an error that says what
+    to install, never a bundle quietly without the file."""
+    import importlib
+    from .runtime import runners
+    mod = runners.KINDS.get(runners.kind(t))
+    make = getattr(importlib.import_module(f"{runners.__name__}.{mod}"), "aot_artifacts", None) \
+        if mod else None
+    if make is None:
+        return {}
+    miss = [n for n in runners.missing(t) if "python" not in n]
+    if miss:
+        what = ", ".join(str(n.get("command") or n.get("file")) for n in miss)
+        raise E.RunnerError(f"the {t.name} bundle's extra files (its linked module) need {what}, "
+                            "which this machine lacks", hint="install: " + runners.install_hint(miss))
+    return make(t, obj, symbol)
+
+
+def _make_parents(path: Path) -> list[Path]:
+    """mkdir -p path's parent; the directories it created, innermost first."""
+    made = []
+    p = path.parent
+    while not p.exists():
+        made.append(p)
+        p = p.parent
+    for d in reversed(made):
+        d.mkdir(exist_ok=True)
+    return made
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """The finished bundle in tmp becomes out: one rename when out does not exist; else each
+    target directory replaces its namesake (the old one moved aside into tmp, deleted with
+    it), and manifest.json last, so a reader that finds the new manifest finds its files."""
+    import os
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    if not out.is_dir():
+        raise E.ArgumentError(f"the output {out} exists and is not a directory",
+                              hint="name a directory (-o DIR), new or holding earlier bundles")
+    old = tmp / ".replaced"
+    old.mkdir()
+    for entry in sorted(tmp.iterdir(), key=lambda e: e.name == "manifest.json"):
+        if entry == old:
+            continue
+        dest = out / entry.name
+        if dest.is_dir() and entry.is_dir():
+            os.replace(dest, old / entry.name)
+        os.replace(entry, dest)
+
+
 def compile_bundle(fn, specs: tuple[ArgSpec, ...], targets: list[str], out_dir, *,
                    name: str | None = None, progress=print) -> dict:
-    """Compile fn for each target into out_dir; returns the manifest (also written)."""
-    from .backends.llvm_cpu import build_object
+    """Compile fn for each target into out_dir; returns the manifest (also written).
+
+    The bundle is written whole or not at all: it is built in a temporary directory beside
+    out_dir and moved into place once every target has built; a target that fails leaves
+    out_dir as it was (and no directory where there was none)."""
     import inspect
+    import os
+    import secrets
+    import shutil
     name = name or fn.__name__
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir).absolute()
+    ts = []
+    for tname in targets:          # every name checked before anything is compiled
+        t = parse_target(tname)
+        if t.language != "llvm":
+            raise E.TargetError(f"ahead-of-time bundles for {t.name} ({t.language}) are not built yet",
+                                hint="use LLVM CPU targets, e.g. --target host,aarch64-neon,wasm32-simd128")
+        ts.append(t)
     try:
         names = list(inspect.signature(fn).parameters)[:len(specs)]
     except (TypeError, ValueError):
         names = [f"arg{i}" for i in range(len(specs))]
-    manifest = {"name": name, "format": 1, "entries": []}
     graph, _ = trace(fn, specs)
-    for tname in targets:
-        t = parse_target(tname)
-        if t.language != "llvm":
-            raise E.TargetError(f"ahead-of-time bundles for {t.name} ({t.language}) are not built yet",
-                                hint="use an LLVM CPU target")
+    made = _make_parents(out)
+    # mkdir, not mkdtemp: the bundle keeps the umask's permissions, not mkdtemp's 0700
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    done = False
+    try:
+        manifest = _build(graph, specs, names, ts, tmp, name, progress)
+        _move_into_place(tmp, out)
+        done = True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            for d in made:           # innermost first; only directories this call created
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+    return manifest
+
+
+def _build(graph, specs, names, targets, out: Path, name: str, progress) -> dict:
+    """Write every target's files and the manifest into out (the temporary directory)."""
+    from .backends.llvm_cpu import build_object
+    manifest = {"name": name, "format": 1, "entries": []}
+    for t in targets:
         progress(f"compiling {name} for {t.name} ...")
         p = plan(graph, specs, t)
         src = render(p)
@@ -115,10 +202,9 @@ def compile_bundle(fn, specs: tuple[ArgSpec, ...], targets: list[str], out_dir, 
         (d / f"{name}.o").write_bytes(obj)
         b = p.part.buffers
         (d / f"{name}.h").write_text(_header(name, p.module_name, specs, names, b.outputs, b.temps))
-        from .runtime.runners import aot_artifacts
         files = {"llvm_ir": f"{t.name}/{name}.ll", "object": f"{t.name}/{name}.o",
                  "header": f"{t.name}/{name}.h"}
-        for suffix, data in aot_artifacts(t, obj, f"{p.module_name}_main").items():
+        for suffix, data in _extra_files(t, obj, f"{p.module_name}_main").items():
             (d / f"{name}{suffix}").write_bytes(data)
             files[suffix.lstrip(".")] = f"{t.name}/{name}{suffix}"
         manifest["entries"].append({
@@ -133,7 +219,7 @@ def compile_bundle(fn, specs: tuple[ArgSpec, ...], targets: list[str], out_dir, 
             "kernels": len(p.part.groups), "buffers": n_buffers(p),
         })
         extra = "".join(f", {Path(f).suffix}" for k, f in files.items() if k not in ("llvm_ir", "object", "header"))
-        progress(f"  wrote {d}/{name}.o, .h, .ll{extra} ({len(p.part.groups)} kernel(s))")
+        progress(f"  built {t.name}/{name}.o, .h, .ll{extra} ({len(p.part.groups)} kernel(s))")
     from . import __version__
     manifest["torsh_jit_version"] = __version__
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
