@@ -420,3 +420,43 @@ def test_progress_bar_lines_and_sixteen_bit_arg_specs():
     with pytest.raises(E.ArgumentError, match="cannot read argument spec") as info:
         _specs(["q7[3]"])
     assert info.value.where == "--arg q7[3]" and "bf16" in info.value.hint
+
+
+def test_tune_plot_without_matplotlib_is_an_error_that_says_what_to_install(fresh_cache, funcs, tmp_path,
+                                                                            monkeypatch, capsys):
+    """Said before tuning starts, and no text file instead of the PNG asked for."""
+    from torsh_jit.cli import main
+    monkeypatch.setitem(sys.modules, "matplotlib", None)     # looks uninstalled, wherever it is
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    png = tmp_path / "t.png"
+    assert main(["tune", f"{funcs.FILE}:softmax", "--arg", "f32[8,16]", "--trials", "2", "--quiet",
+                 "--workers", "0", "--plot", str(png)]) == 2
+    cap = capsys.readouterr()
+    assert "matplotlib" in cap.err and "pip install 'torsh-jit[plot]'" in cap.err
+    assert "Traceback" not in cap.err and "measured now" not in cap.out
+    assert not png.exists() and not Path(str(png) + ".txt").exists()
+    res = T.TuneResult(None, (), (), (), 1.0, 1.0, "exhaustive", 1)
+    with pytest.raises(E.TuneError, match="pip install matplotlib"):
+        res.plot(str(png))
+
+
+def test_progress_bar_ends_on_the_comparison_the_table_reports(fresh_cache, funcs, monkeypatch, capsys):
+    """The search's first timings say the default is 2x slower; re-timed, every finalist
+    ties, so the default is kept at 1.00x. The bar's last line, the chosen row of the table
+    and the summary line all say so (timings are stand-ins: no real measurement needed)."""
+    import re
+    from torsh_jit.cli import main
+    from torsh_jit.tune.measure import Measurer
+    monkeypatch.setattr(Measurer, "_time_one",
+                        lambda self, p, obj: (2e-3 if p.configs == self.p0.configs else 1e-3, 5, None))
+    monkeypatch.setattr(Measurer, "confirm", lambda self, cands, rounds=6: {c: 1e-3 for c in cands})
+    assert main(["tune", f"{funcs.FILE}:softmax", "--arg", "f32[64,300]", "--trials", "4",
+                 "--workers", "0", "--budget-s", "60"]) == 0
+    cap = capsys.readouterr()
+    bar = re.findall(r"best ([\d.]+) ms \(([\d.]+)x default\)", cap.err)
+    assert bar, cap.err
+    summary = re.search(r"default ([\d.]+) ms, chosen ([\d.]+) ms: ([\d.]+)x", cap.out)
+    chosen_row = re.search(r"^\s*\d+\s+([\d.]+)\s+([\d.]+)x .*<- chosen", cap.out, re.M)
+    assert summary and chosen_row, cap.out
+    assert bar[-1] == (summary.group(2), summary.group(3)) == chosen_row.groups()
+    assert summary.group(3) == "1.00"

@@ -102,17 +102,9 @@ class TuneResult:
         return "\n".join(out)
 
     def plot(self, path: str) -> str:
-        """A PNG of time against candidate rank with matplotlib where installed, else the text
-        plot written to `path` (with .txt). Returns the path written."""
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            path = path if path.endswith(".txt") else path + ".txt"
-            with open(path, "w") as f:
-                f.write(self.text_plot() + "\n")
-            return path
+        """A PNG of time against candidate rank (needs matplotlib: TuneError without it).
+        Returns the path written; `text_plot()` needs nothing."""
+        plt = pyplot()
         ok = [(c, t) for c, t, _ in self.table if math.isfinite(t)]
         fig, ax = plt.subplots(figsize=(8, 4))
         ax.plot(range(len(ok)), [t * 1e3 for _, t in ok], ".-")
@@ -125,6 +117,19 @@ class TuneResult:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         return path
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend; a TuneError saying how to install it if missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise E.TuneError(f"plotting the tuning needs matplotlib, which is not installed ({e})",
+                          hint="pip install matplotlib (or pip install 'torsh-jit[plot]'); "
+                               "--text-plot prints a plot without it") from None
+    return plt
 
 
 def _setup(fn, args, target):
@@ -161,7 +166,6 @@ def tune(fn, args, target="host", *, budget_s: float = 60.0, trials: int | None 
                        enabled=progress)
         strategy, seen = search(joint, m, Budget(budget_s, trials), exhaustive=exhaustive, seed=seed,
                                 on_result=lambda c, t: bar.update(t, is_default=c == joint.default))
-        bar.close()
         default_t = seen.get(joint.default, math.inf)
         finite = sorted((t, i, c) for i, (c, t) in enumerate(seen.items()) if math.isfinite(t))
         if confirm and len(finite) > 1 and time.monotonic() < m.deadline:
@@ -174,6 +178,11 @@ def tune(fn, args, target="host", *, budget_s: float = 60.0, trials: int | None 
                            default=(math.inf, joint.default))
         if math.isfinite(default_t) and default_t <= best_t * (1 + PREFER_DEFAULT_WITHIN):
             best_t, best = default_t, joint.default
+        # the bar's last line reports the decision, as the table and summary do: the chosen
+        # candidate against the default, both as re-timed by confirm (the search's first
+        # timings, the default's taken cold, differ from those by up to 2x on a busy machine)
+        bar.best, bar.default = best_t, default_t
+        bar.close()
     table = sorted(((c, t, m.errors.get(c)) for c, t in seen.items()),
                    key=lambda r: (not math.isfinite(r[1]), r[1]))
     res = TuneResult(subj, tuple(g.kind for g in p0.part.groups), best, joint.default, best_t,
