@@ -3,13 +3,15 @@ of numpy functions on a Tensor record nodes in a GraphBuilder instead of computi
 """
 from __future__ import annotations
 
+import builtins
+import math
 import numbers
 
 import numpy as np
 
 from .. import errors as E
 from . import dtypes as dt
-from .graph import GraphBuilder
+from .graph import GraphBuilder, normalize_axes
 
 
 class Tensor:
@@ -145,6 +147,13 @@ class Tensor:
     def sum(self, axis=None, keepdims=False): return sum(self, axis, keepdims)
     def prod(self, axis=None, keepdims=False): return prod(self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return mean(self, axis, keepdims)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+        return var(self, axis, dtype, out, ddof, keepdims, **kw)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+        return std(self, axis, dtype, out, ddof, keepdims, **kw)
+
     def max(self, axis=None, keepdims=False): return max(self, axis, keepdims)
     def min(self, axis=None, keepdims=False): return min(self, axis, keepdims)
     def argmax(self, axis=None, keepdims=False): return argmax(self, axis, keepdims)
@@ -337,6 +346,55 @@ def argmax(x, axis=None, keepdims=False): return _argreduce("argmax", x, axis, k
 def argmin(x, axis=None, keepdims=False): return _argreduce("argmin", x, axis, keepdims)
 
 
+def var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    """numpy's var: mean(|x - x.mean()|**2) over the axes, divided by max(n - ddof, 0)
+    instead of n (so n - ddof <= 0 gives inf, or nan where every deviation is 0, as numpy
+    does). Integers and bools compute in float64; float32 stays float32."""
+    return _moment("var", x, axis, dtype, out, ddof, keepdims, kw)
+
+
+def std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    """numpy's std: sqrt(var(x, ...)), with var's rules for axis, ddof, keepdims and dtypes."""
+    return _moment("std", x, axis, dtype, out, ddof, keepdims, kw)
+
+
+def _moment(name, x, axis, dtype, out, ddof, keepdims, kw):
+    if not isinstance(x, Tensor):   # outside a trace: numpy itself
+        return getattr(np, name)(x, axis=axis, dtype=dtype, out=out, ddof=ddof,
+                                 keepdims=keepdims, **kw)
+    loc = E.user_frame()
+    if out is not None or kw.get("where", True) is not True or "mean" in kw \
+            or set(kw) - {"where", "mean", "correction"}:
+        raise E.UnsupportedOpError(
+            f"{name} with out=/where=/mean= (or an unknown keyword: {sorted(kw)}) inside a kernel",
+            hint=f"return the value instead of out=; mask with tj.where(mask, x, 0) before "
+                 f"reducing; {name} takes axis, dtype, ddof (or correction) and keepdims", where=loc)
+    if kw.get("correction") is not None:
+        if ddof != 0:
+            raise E.TraceError(f"{name}: ddof and correction cannot both be given (numpy "
+                               "raises ValueError too)", hint="give one of them", where=loc)
+        ddof = kw["correction"]
+    if isinstance(ddof, Tensor) or not isinstance(ddof, numbers.Real) or isinstance(ddof, bool):
+        raise E.UnsupportedOpError(
+            f"{name}: ddof must be a Python number, got {type(ddof).__name__}",
+            hint="ddof is part of the compiled kernel: pass an int such as ddof=1", where=loc)
+    if dtype is not None:
+        d = np.dtype(dtype)
+        if d.kind != "f":
+            raise E.DTypeError(f"{name} with dtype={d}: torsh-jit computes var and std in floats",
+                               hint="use dtype=np.float32 or np.float64", where=loc)
+        x = astype(x, d)
+    elif x.dtype.kind in "biu":
+        # numpy's var of integers and bools computes in float64
+        x = astype(x, np.float64)
+    axes = normalize_axes(axis, x.ndim, where=loc)
+    n = math.prod(x.shape[a] for a in axes)
+    dev = _op("sub", x, _reduce("mean", x, axes, True))
+    ss = _reduce("sum", _op("mul", dev, dev), axes, keepdims)
+    r = _op("truediv", ss, float(builtins.max(n - ddof, 0)))
+    return _op("sqrt", r) if name == "std" else r
+
+
 def _argreduce(op, x, axis, keepdims):
     r = _reduce(op, x, axis)
     if not keepdims or not isinstance(x, Tensor):
@@ -423,17 +481,21 @@ def _getitem(x: Tensor, idx):
     b = x._b
     if not isinstance(idx, tuple):
         idx = (idx,)
+    # array indices first, and by identity below: `==` on an array or a traced value is
+    # elementwise, so `Ellipsis in idx` would compare the index array itself
+    idx = tuple(_basic_index(i, loc) for i in idx)
     shape = x.shape
-    n_real = len([i for i in idx if i is not None and i is not Ellipsis])
+    n_real = builtins.sum(1 for i in idx if i is not None and i is not Ellipsis)
     if n_real > len(shape):
         raise E.ShapeError(f"too many indices ({n_real}) for a {len(shape)}-d value",
                            hint=f"the shape is {shape}: at most {len(shape)} integers or slices",
                            where=loc)
-    if idx.count(Ellipsis) > 1:
+    n_ell = builtins.sum(1 for i in idx if i is Ellipsis)
+    if n_ell > 1:
         raise E.ShapeError("an index can only have a single ellipsis",
                            hint="use ... once; it stands for all the axes not named", where=loc)
-    if Ellipsis in idx:
-        k = idx.index(Ellipsis)
+    if n_ell:
+        k = next(k for k, i in enumerate(idx) if i is Ellipsis)
         idx = idx[:k] + (slice(None),) * (len(shape) - n_real) + idx[k + 1:]
     else:
         idx = idx + (slice(None),) * (len(shape) - n_real)
@@ -443,9 +505,6 @@ def _getitem(x: Tensor, idx):
             out_shape.append(1)
             continue
         size = shape[dim]
-        if isinstance(i, Tensor) or isinstance(i, (np.ndarray, list)):
-            raise E.UnsupportedOpError("indexing with arrays (gather) is not supported",
-                                       hint="use basic slices (x[1:5:2]) and integers", where=loc)
         if isinstance(i, slice):
             start, stop, step = i.indices(size)
             n = len(range(start, stop, step))
@@ -464,6 +523,48 @@ def _getitem(x: Tensor, idx):
         dim += 1
     v = b.slice(x._id, slices, loc=loc)
     return Tensor(b, b.reshape(v, tuple(out_shape), loc=loc))
+
+
+_MASK_HINT = ("keep the shape and fill the rest: tj.where(mask, x, 0) (np.where works too); "
+              "to reduce over the chosen elements reduce that, e.g. tj.where(mask, x, 0).sum() "
+              "and mask.sum() for their count; or index outside the kernel")
+_GATHER_HINT = ("use basic slices where the positions are regular (x[0:3:2] is x[[0, 2]]) and "
+                "integers for single ones (x[0], x[2]); or index outside the kernel and pass "
+                "x[idx] in as an argument")
+
+
+def _basic_index(i, loc):
+    """i if it is a basic index (int, slice, None, ...); a 0-d integer array as its int;
+    an UnsupportedOpError for a boolean mask or an array of indices (numpy's advanced
+    indexing: a gather, whose result a kernel cannot have)."""
+    if isinstance(i, Tensor):
+        kind = "mask" if i.dtype == np.bool_ else "traced"
+    elif isinstance(i, (np.ndarray, list)):
+        try:
+            a = np.asarray(i)
+        except ValueError:    # ragged nested lists
+            a = np.asarray(i, dtype=object)
+        if a.ndim == 0 and a.dtype.kind in "iu":
+            return int(a)
+        kind = "mask" if a.dtype == np.bool_ else "array"
+    else:
+        return i
+    line = E.source_line(loc)
+    at = f" (in `{line}`)" if line else ""
+    if kind == "mask":
+        raise E.UnsupportedOpError(
+            "boolean mask indexing (x[mask]) inside a kernel: the result's length is the "
+            "number of true elements, known only when the data is, and a kernel's shapes are "
+            f"fixed when it is compiled{at}", hint=_MASK_HINT, where=loc)
+    if kind == "traced":
+        raise E.UnsupportedOpError(
+            f"indexing with a value computed inside the kernel (dtype {i.dtype}, shape "
+            f"{i.shape}): a gather, which torsh-jit does not compile{at}",
+            hint="indices must be known when the kernel is compiled (Python ints, slices, None, "
+                 "...); for a per-element choice use tj.where(cond, a, b)", where=loc)
+    raise E.UnsupportedOpError(
+        f"integer-array indexing (x[[0, 2]], x[np.array(...)]) inside a kernel: a gather, "
+        f"which torsh-jit does not compile{at}", hint=_GATHER_HINT, where=loc)
 
 
 def _dot(a, b):
@@ -561,6 +662,7 @@ _ARRAY_FUNCTIONS = {
     np.max: _mk_np_reduce("max"), np.min: _mk_np_reduce("min"),
     np.amax: _mk_np_reduce("max"), np.amin: _mk_np_reduce("min"),
     np.any: _mk_np_reduce("any"), np.all: _mk_np_reduce("all"),
+    np.var: var, np.std: std,
     np.argmax: _mk_np_argreduce("argmax"), np.argmin: _mk_np_argreduce("argmin"),
     np.where: lambda c, a=None, b=None: where(c, a, b) if a is not None else _raise_where1(),
     np.matmul: lambda a, b, **k: matmul(a, b), np.dot: _dot,
