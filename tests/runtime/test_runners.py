@@ -158,3 +158,66 @@ def test_too_old_emulator_is_missing_and_says_why(monkeypatch, tmp_path):
     assert not runners.available(t)
     why = dict(hardware.missing_runners())["riscv64-rvv"]
     assert ">= 8.0" in why and "7.2" in why and "backports" in why
+
+
+BAD_VLENS = {"aarch64-sve": ["abc", "100", "0", "-128", "2.5", "0x80", "4096", "2176"],
+             "riscv64-rvv": ["abc", "100", "0", "-128", "192", "2048", "65536"]}
+
+
+@pytest.mark.parametrize("target", sorted(BAD_VLENS))
+def test_a_bad_vector_length_is_one_clear_error(target, monkeypatch, rng):
+    """Ours, naming the variable and what it accepts: not a ValueError, not qemu's refusal
+    of its -cpu options reported as a crash of generated code."""
+    require_target(target)
+    t = tj.parse_target(target)
+    x = rng.standard_normal(17).astype(np.float32)
+    k = tj.kernel(lambda x: x * 2).to(target)
+    for bad in BAD_VLENS[target]:
+        monkeypatch.setenv(t.vlen_env, bad)
+        with pytest.raises(RunnerError) as e:
+            k(x)
+        text = str(e.value)
+        assert f"{t.vlen_env}={bad!r}" in text and f"{t.runner}:" not in text, text
+        assert "bug" not in text and e.value.__cause__ is None, text
+        assert f"{min(t.vlens)}" in e.value.hint and f"{max(t.vlens)}" in e.value.hint, text
+        assert "bits" in e.value.hint, text
+    monkeypatch.setenv(t.vlen_env, f" {t.vlens[-1]} ")
+    np.testing.assert_array_equal(k(x), x * 2)
+
+
+def test_emulator_command_refuses_a_length_qemu_would_reject():
+    from torsh_jit.runtime.runners.qemu import emulator_command
+    for target, bad in [("aarch64-sve", 4096), ("aarch64-sve", 200), ("riscv64-rvv", 192),
+                        ("riscv64-rvv", 2048)]:
+        t = tj.parse_target(target)
+        with pytest.raises(RunnerError, match=f"{bad}-bit vectors") as e:
+            emulator_command(t, bad)
+        assert t.vlen_env in e.value.hint
+        assert f"{t.vlens[-1]}" in " ".join(emulator_command(t, t.vlens[-1]))
+
+
+def test_accepted_vector_lengths_read_as_a_rule():
+    from torsh_jit.runtime.runners.qemu import describe_lengths
+    assert describe_lengths(range(128, 2049, 128)) == "128..2048 in multiples of 128"
+    assert describe_lengths((128, 256, 512, 1024)) == \
+        "128, 256, 512 or 1024 (powers of 2 from 128 to 1024)"
+    assert describe_lengths((128, 384)) == "128 or 384"
+
+
+@pytest.mark.parametrize("value,part", [("abc", "'abc'"), ("-not_a_cpu_feature", "not_a_cpu_feature"),
+                                        ("+bogus2", "bogus2"), ("-", "'-'"), ("avx2", "'avx2'")])
+def test_bad_cpu_features_variable_is_a_clear_error(value, part, monkeypatch):
+    monkeypatch.setenv("TORSH_JIT_CPU_FEATURES", value)
+    with pytest.raises(TargetError) as e:
+        tj.available_targets()
+    text = str(e.value)
+    assert "TORSH_JIT_CPU_FEATURES" in text and part in text, text
+    assert e.value.hint and "-avx512f" in e.value.hint, text
+
+
+def test_cpu_features_variable_masks_known_features(monkeypatch):
+    some = sorted(hardware.host_features())[0]
+    monkeypatch.setenv("TORSH_JIT_CPU_FEATURES", f" -{some}, ,")
+    assert some not in hardware.host_features()
+    monkeypatch.setenv("TORSH_JIT_CPU_FEATURES", "")
+    assert some in hardware.host_features()

@@ -5,6 +5,8 @@ lower level on a CPU without them).
 """
 from __future__ import annotations
 
+import difflib
+import functools
 import os
 import platform
 
@@ -25,15 +27,39 @@ def _llvm_host():
 
 def host_features() -> frozenset[str]:
     """Enabled CPU features of this machine, after TORSH_JIT_CPU_FEATURES masking."""
+    return _masked(os.environ.get("TORSH_JIT_CPU_FEATURES", ""))
+
+
+@functools.lru_cache(maxsize=16)
+def _masked(spec: str) -> frozenset[str]:
+    """The host's features with spec's '-name' removed and '+name' added. Every name must
+    be one LLVM knows for this machine's architecture: a typo (-avx512 for -avx512f) would
+    otherwise mask nothing, silently."""
     _, _, feats = _llvm_host()
     on = {f for f, v in feats.items() if v}
-    for item in os.environ.get("TORSH_JIT_CPU_FEATURES", "").split(","):
+    for item in spec.split(","):
         item = item.strip()
-        if item.startswith("-"):
-            on.discard(item[1:])
-        elif item.startswith("+"):
-            on.add(item[1:])
+        if not item:
+            continue
+        name = item[1:].strip()
+        if item[0] not in "+-" or not name:
+            raise TargetError(f"TORSH_JIT_CPU_FEATURES={spec!r}: {item!r} is not '-feature' or "
+                              "'+feature'", hint=_FEATURES_HINT)
+        if name not in feats:
+            close = difflib.get_close_matches(name, sorted(feats), n=1)
+            raise TargetError(
+                f"TORSH_JIT_CPU_FEATURES={spec!r}: {name!r} is not a CPU feature LLVM knows on "
+                f"this {machine_arch()} machine" + (f"; did you mean {close[0]!r}?" if close else ""),
+                hint=_FEATURES_HINT + "; the features of this CPU: " + ",".join(sorted(on)))
+        if item[0] == "-":
+            on.discard(name)
+        else:
+            on.add(name)
     return frozenset(on)
+
+
+_FEATURES_HINT = ("a comma-separated list of LLVM feature names, each after - (mask it) or + "
+                  "(claim it), e.g. TORSH_JIT_CPU_FEATURES=-avx512f,-avx2")
 
 
 def host_cpu_name() -> str:

@@ -77,12 +77,34 @@ def build(plan):
     return QemuFunction(plan, exe, key)
 
 
+def describe_lengths(lengths) -> str:
+    """The accepted vector lengths as a reader takes them in: a range when they are every
+    multiple of the smallest up to the largest, else the list (noting powers of 2)."""
+    v = sorted(set(int(n) for n in lengths))
+    if len(v) > 2 and v == list(range(v[0], v[-1] + 1, v[0])):
+        return f"{v[0]}..{v[-1]} in multiples of {v[0]}"
+    text = ", ".join(map(str, v[:-1])) + (" or " if len(v) > 1 else "") + str(v[-1])
+    if len(v) > 2 and all(b == 2 * a for a, b in zip(v, v[1:])):
+        text += f" (powers of 2 from {v[0]} to {v[-1]})"
+    return text
+
+
+def _bad_length(target, what: str) -> E.RunnerError:
+    return E.RunnerError(
+        f"{what}: not a vector length torsh-jit runs {target.name} at under {target.runner}",
+        hint=f"{target.vlen_env} is the emulated vector length in bits: "
+             f"{describe_lengths(target.vlens)}; unset, it is {target.vlens[0]}")
+
+
 def emulator_command(target, vlen: int | None = None) -> list[str]:
     """`qemu-ARCH -cpu ... -L SYSROOT`, to which a program and its arguments are appended;
-    vlen: the emulated vector length (default: the target's first)."""
+    vlen: the emulated vector length (default: the target's first; RunnerError for one
+    that is not in its list, rather than a qemu that refuses its -cpu options)."""
     cmd = [target.runner]
     if target.emulator_cpu:
         vlen = vlen or (target.vlens[0] if target.vlens else 0)
+        if target.vlens and vlen not in target.vlens:
+            raise _bad_length(target, f"{vlen}-bit vectors")
         cmd += ["-cpu", target.emulator_cpu.format(vlen=vlen, vlen_bytes=vlen // 8)]
     if target.sysroot and os.path.isdir(target.sysroot):
         cmd += ["-L", target.sysroot]
@@ -104,13 +126,9 @@ class QemuFunction(JobFunction):
         text = os.environ.get(t.vlen_env, "").strip()
         if not text:
             return t.vlens[0]
-        try:
-            v = int(text)
-        except ValueError:
-            v = -1
+        v = int(text) if text.isascii() and text.isdigit() else -1   # int() takes "1_024", "+128"
         if v not in t.vlens:
-            raise E.RunnerError(f"{t.vlen_env}={text!r} is not a vector length {t.runner} emulates for {t.name}",
-                                hint="use one of " + ", ".join(map(str, t.vlens)) + " (bits)")
+            raise _bad_length(t, f"{t.vlen_env}={text!r}")
         return v
 
     def command(self, job: str) -> list[str]:
