@@ -13,8 +13,10 @@ Guarantees, and how they are kept:
   directory and moved into place with `os.replace`, which is atomic on POSIX and Windows.
   Two writers of one key both succeed; the last rename wins (and both wrote the same bytes).
 * A corrupt entry (bad magic, wrong lengths, checksum mismatch, meta that is not a JSON
-  object) reads as a miss and is deleted, so the caller rebuilds it. Nothing is ever
-  unpickled or evaluated: the payload is opaque bytes, the meta is JSON.
+  object, a directory in its place) reads as a miss, is logged on the "torsh_jit" logger
+  and deleted, so the caller rebuilds it; a directory in a lock's place is replaced too.
+  In a read-only directory it is only ignored, on every read. Nothing is ever unpickled
+  or evaluated: the payload is opaque bytes, the meta is JSON.
 * An entry is trusted by more than its key: a caller that knows what the artifact must be
   made from passes `expect=` (meta fields and their values, e.g. the plan's identity); the
   fields are written with the entry and compared on every read, and an entry that names
@@ -33,6 +35,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import stat
 import struct
 import tempfile
 import threading
@@ -45,7 +49,7 @@ import platformdirs
 
 __all__ = [
     "FORMAT_VERSION", "MAGIC", "CacheWarning", "make_key", "encode_entry", "decode_entry",
-    "Cache", "NullCache", "get_cache",
+    "Cache", "NullCache", "get_cache", "remove_in_place",
 ]
 
 FORMAT_VERSION: int = 1
@@ -216,6 +220,26 @@ def _unlink(path: Path) -> bool:
         return False
 
 
+def remove_in_place(path: str | os.PathLike) -> bool:
+    """Remove whatever stands where one of the cache's files should be: a file, a symlink, or
+    a directory (a whole tree: the name is the cache's, so nothing in it can be anyone
+    else's). Best effort, for a read-only directory leaves it; True if it is gone."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+        return True
+    except OSError:
+        return False
+
+
 def _remove_empty_dirs(top: Path, keep_top: bool = False) -> None:
     """Remove empty directories under `top`, deepest first; non-empty ones stay (rmdir fails)."""
     if not top.is_dir():
@@ -261,9 +285,17 @@ class _CacheLock:
     def __enter__(self) -> bool:
         if self.filelock is None:
             return False
+        path = Path(self.filelock.lock_file)
         try:
-            Path(self.filelock.lock_file).parent.mkdir(parents=True, exist_ok=True)
-            self.filelock.acquire(timeout=self.timeout)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.filelock.acquire(timeout=self.timeout)
+            except IsADirectoryError:
+                # Something else stands in the lock's place; it is ours, so clear it once
+                # (a read-only directory keeps it, and the OSError below says so).
+                log.warning("torsh-jit cache: lock %s is a directory; replacing it", path)
+                remove_in_place(path)
+                self.filelock.acquire(timeout=self.timeout)
             self.held = True
         except filelock.Timeout:
             warnings.warn(
@@ -329,6 +361,14 @@ class Cache:
             with open(path, "rb") as f:
                 st = os.fstat(f.fileno())
                 data = f.read()
+        except IsADirectoryError:
+            # Not an entry at all (no writer of ours makes one): corrupt, and cleared so that
+            # the rebuild can be stored (os.replace cannot rename a file over a directory).
+            self.stats["misses"] += 1
+            self.stats["corrupt"] += 1
+            log.warning("torsh-jit cache: %s/%s is a directory, not an entry; %s", kind, key,
+                        "removed it, rebuilding" if remove_in_place(path) else "ignoring it")
+            return None
         except OSError:
             self.stats["misses"] += 1
             return None
@@ -341,10 +381,12 @@ class Cache:
             # removes it); a later put overwrites it.
             self.stats["misses"] += 1
             return None
-        except _BadEntry:
+        except _BadEntry as e:
             self.stats["misses"] += 1
             self.stats["corrupt"] += 1
-            self._discard_if_unchanged(path, st)
+            log.warning("torsh-jit cache: %s/%s is corrupt (%s); %s", kind, key, e,
+                        "deleted it, rebuilding" if self._discard_if_unchanged(path, st)
+                        else "ignoring it")
             return None
         wrong = _mismatch(meta, expect)
         if wrong:
@@ -364,16 +406,18 @@ class Cache:
         return payload, meta
 
     @staticmethod
-    def _discard_if_unchanged(path: Path, st: os.stat_result) -> None:
+    def _discard_if_unchanged(path: Path, st: os.stat_result) -> bool:
         """Delete a corrupt entry, unless a writer replaced it since we opened it: a good entry
-        renamed into place in between must not be deleted for the old file's sins."""
+        renamed into place in between must not be deleted for the old file's sins. True if
+        it was deleted."""
         try:
             now = os.stat(path)
         except OSError:
-            return
+            return False
         if (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) == \
                 (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns):
-            _unlink(path)
+            return _unlink(path)
+        return False
 
     def keys(self, kind: str) -> list[str]:
         """Keys of the entries of `kind` in this format version, sorted (files are not read)."""
@@ -415,7 +459,13 @@ class Cache:
             fd, tmp = tempfile.mkstemp(prefix="." + key + ".", suffix=_TMP_SUFFIX, dir=path.parent)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except IsADirectoryError:
+                # a directory where the entry goes (get() clears those; a put without a get
+                # may meet one): it is not an entry, so it goes
+                remove_in_place(path)
+                os.replace(tmp, path)
             tmp = None
             self.stats["writes"] += 1
         except OSError as e:

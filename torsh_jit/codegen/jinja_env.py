@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +21,8 @@ from pathlib import Path
 import jinja2
 
 from ..once import once
+
+log = logging.getLogger("torsh_jit")
 
 # the options every environment gets; part of the directory name, since the code Jinja
 # generates depends on them and its own key does not
@@ -31,8 +34,9 @@ class _Bytecode(jinja2.BytecodeCache):
     """Jinja's compiled templates, each file framed like a kernel entry: a magic with a
     format version, the sha256 of the rest, then Jinja's own bytes (which check the
     template's source hash). A file that is truncated, flipped, empty, a directory or from
-    another format is not loaded: the template is compiled again and the file rewritten
-    (atomically), or, in a read-only directory, compiled in memory every time. Jinja's
+    another format is not loaded (logged at debug level): the template is compiled again
+    and the file rewritten (atomically; a directory in its place is removed first), or, in
+    a read-only directory, compiled in memory every time. Jinja's
     bytes are marshalled code, so a flipped byte that slipped through could render other
     text: the checksum is what guarantees it cannot."""
 
@@ -46,19 +50,29 @@ class _Bytecode(jinja2.BytecodeCache):
         return os.path.join(self.directory, bucket.key + self.SUFFIX)
 
     def load_bytecode(self, bucket) -> None:
+        path = self._path(bucket)
         try:
-            with open(self._path(bucket), "rb") as f:
+            with open(path, "rb") as f:
                 data = f.read()
-        except OSError:                   # missing, unreadable, a directory
+        except IsADirectoryError:
+            # not a file of ours: cleared so that dump_bytecode can put the compiled one here
+            from ..cache import remove_in_place
+            log.debug("torsh-jit template cache: %s is a directory; %s", path,
+                      "removed it" if remove_in_place(path) else "ignoring it")
+            return
+        except OSError:                   # missing, unreadable
             return
         head = len(self.MAGIC) + 32
         body = data[head:]
         if len(data) <= head or not data.startswith(self.MAGIC) or \
                 hashlib.sha256(body).digest() != data[len(self.MAGIC):head]:
+            log.debug("torsh-jit template cache: %s is corrupt or of another format; "
+                      "compiling the template", path)
             return
         try:
             bucket.bytecode_from_string(body)
         except Exception:                 # Jinja's own checks (another Python's marshal)
+            log.debug("torsh-jit template cache: Jinja refused %s; compiling the template", path)
             bucket.reset()
 
     def dump_bytecode(self, bucket) -> None:
@@ -71,7 +85,12 @@ class _Bytecode(jinja2.BytecodeCache):
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(self.MAGIC + hashlib.sha256(body).digest() + body)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except IsADirectoryError:     # a directory in the way (see load_bytecode)
+                from ..cache import remove_in_place
+                remove_in_place(path)
+                os.replace(tmp, path)
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
