@@ -97,7 +97,7 @@ def test_round_trip(cache, tmp_path):
     assert os.listdir(path.parent) == [key + ".tjc"]
     assert cache.keys("kernel") == [key] and cache.keys("tuning") == []
     assert cache.stats == {"hits": 2, "misses": 1, "writes": 1, "corrupt": 0, "mismatched": 0,
-                           "write_errors": 0}
+                           "write_errors": 0, "remote_hits": 0, "remote_corrupt": 0, "remote_writes": 0}
     # A second Cache on the same root (another process, later) reads it back.
     assert Cache(tmp_path / "c").get("kernel", key) == payload
 

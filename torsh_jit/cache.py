@@ -47,6 +47,9 @@ from pathlib import Path
 import filelock
 import platformdirs
 
+from . import remote
+from .errors import CacheWarning
+
 __all__ = [
     "FORMAT_VERSION", "MAGIC", "CacheWarning", "make_key", "encode_entry", "decode_entry",
     "Cache", "NullCache", "get_cache", "remove_in_place",
@@ -81,8 +84,6 @@ _DISABLED_VALUES = {"0", "false", "off", "no"}
 log = logging.getLogger("torsh_jit")
 
 
-class CacheWarning(UserWarning):
-    """The cache could not be used (unwritable directory, a lock held too long); work goes on."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +264,8 @@ def _default_root() -> Path:
 
 
 def _new_stats() -> dict:
-    return {"hits": 0, "misses": 0, "writes": 0, "corrupt": 0, "mismatched": 0, "write_errors": 0}
+    return {"hits": 0, "misses": 0, "writes": 0, "corrupt": 0, "mismatched": 0, "write_errors": 0,
+            "remote_hits": 0, "remote_corrupt": 0, "remote_writes": 0}
 
 
 class _CacheLock:
@@ -322,8 +324,9 @@ class Cache:
 
     enabled = True
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, remote_store=None):
         self.root: Path = Path(root).expanduser() if root is not None else _default_root()
+        self.remote = remote_store       # a remote.RemoteStore behind the directory, or None
         self.stats: dict = _new_stats()
         self._warned = False
         # One FileLock per lock path, so a thread that nests lock() on one key re-enters its
@@ -333,7 +336,7 @@ class Cache:
         self._locks_guard = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"Cache({str(self.root)!r})"
+        return f"Cache({str(self.root)!r}" + (f", remote={self.remote!r})" if self.remote else ")")
 
     # paths
 
@@ -355,7 +358,39 @@ class Cache:
         return None if entry is None else entry[0]
 
     def get_entry(self, kind: str, key: str, expect: dict | None = None) -> tuple[bytes, dict] | None:
-        """(payload, meta) stored under (kind, key), or None; see `get`."""
+        """(payload, meta) stored under (kind, key), or None; see `get`. A local miss asks
+        the remote store, if there is one; its entry is verified like a file's and copied
+        into the directory."""
+        entry = self._get_local(kind, key, expect)
+        if entry is None and self.remote is not None:
+            entry = self._get_remote(kind, key, expect)
+        return entry
+
+    def _get_remote(self, kind: str, key: str, expect: dict | None) -> tuple[bytes, dict] | None:
+        name = remote.entry_name(FORMAT_VERSION, kind, key)
+        data = self.remote.get(name)
+        if data is None:
+            return None
+        try:
+            meta, payload = decode_entry(data)
+            if meta.get("kind") != kind or meta.get("key") != key:
+                raise _BadEntry(f"meta names {meta.get('kind')!r}/{meta.get('key')!r}")
+        except _BadEntry as e:
+            self.stats["remote_corrupt"] += 1
+            log.warning("torsh-jit cache: remote entry %s is corrupt (%s); deleted it, rebuilding",
+                        name, e)
+            self.remote.delete(name)
+            return None
+        wrong = _mismatch(meta, expect)
+        if wrong:
+            log.warning("torsh-jit cache: remote entry %s was made from something else (%s); "
+                        "rebuilding it", name, wrong)
+            return None
+        self.stats["remote_hits"] += 1
+        self._write(self.path(kind, key), key, data)
+        return payload, meta
+
+    def _get_local(self, kind: str, key: str, expect: dict | None) -> tuple[bytes, dict] | None:
         path = self.path(kind, key)
         try:
             with open(path, "rb") as f:
@@ -451,6 +486,13 @@ class Cache:
         full_meta.update(kind=kind, key=key, created=time.time())
         full_meta.setdefault("package_version", _package_version())
         data = encode_entry(full_meta, bytes(payload))   # TypeError for bad meta: a caller bug
+        self._write(path, key, data)
+        if self.remote is not None:
+            self.remote.put(remote.entry_name(FORMAT_VERSION, kind, key), data)
+            self.stats["remote_writes"] += 1
+
+    def _write(self, path: Path, key: str, data: bytes) -> None:
+        """data becomes the file at path, atomically; an OSError warns once."""
         tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -695,9 +737,10 @@ def get_cache() -> Cache | NullCache:
     the same object comes back while it is unchanged, so its stats accumulate.
     """
     global _current
-    env = (os.environ.get(ENV_ENABLE), os.environ.get(ENV_DIR))
+    env = (os.environ.get(ENV_ENABLE), os.environ.get(ENV_DIR), os.environ.get(remote.ENV_URL),
+           os.environ.get(remote.ENV_TIMEOUT))
     with _current_guard:
         if _current is None or _current[0] != env:
             enabled = (env[0] or "").strip().lower() not in _DISABLED_VALUES
-            _current = (env, Cache() if enabled else NullCache())
+            _current = (env, Cache(remote_store=remote.from_env()) if enabled else NullCache())
         return _current[1]

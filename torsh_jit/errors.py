@@ -115,3 +115,8 @@ def source_line(where: str | None) -> str:
         return linecache.getline(fn, int(line)).strip()
     except ValueError:
         return ""
+
+
+class CacheWarning(UserWarning):
+    """The cache could not be used (unwritable directory, a lock held too long, a remote
+    store that is down); work goes on."""
