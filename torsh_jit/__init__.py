@@ -20,7 +20,7 @@ from .ir.tensor import (Tensor, exp, exp2, log, log2, log1p, expm1, sqrt, rsqrt,
                         tanh, sigmoid, erf, floor, ceil, round, sign, relu, abs, neg, negative,
                         logical_not, add, sub, mul, truediv, floordiv, mod, pow, maximum, minimum,
                         eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_xor, where, astype,
-                        clip, sum, prod, mean, max, min, any, all, argmax, argmin, matmul, reshape,
+                        clip, sum, prod, mean, var, std, max, min, any, all, argmax, argmin, matmul, reshape,
                         transpose, permute, swapaxes, broadcast_to, expand_dims, squeeze)
 from .kernel import Kernel, Lowered, kernel
 from .target import Target, known_targets, parse as parse_target
