@@ -92,14 +92,6 @@ def assembly(ir_text: str, target) -> str:
     return tm.emit_assembly(mod)
 
 
-def optimized_ir(ir_text: str, target) -> str:
-    tm = target_machine(target.triple, target.cpu, target.feature_string, jit=False)
-    mod = parse(ir_text, target)
-    mod.data_layout = str(tm.target_data)
-    optimize(mod, tm)
-    return str(mod)
-
-
 class _Engine:
     """The process's MCJIT engine; objects are added to it and never removed."""
 

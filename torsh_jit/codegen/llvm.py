@@ -13,10 +13,7 @@ for matmul. The runtime splits work across threads by calling it on sub-ranges.
 """
 from __future__ import annotations
 
-import functools
-import math
 import struct
-from dataclasses import dataclass
 
 from .. import errors as E
 from ..fuse import Group, Access, Expr, _REDUCE_OPS
@@ -26,7 +23,7 @@ from ..schedule.config import Config
 from . import llvm_ops as T
 from .jinja_env import template
 from .vmath import render_vmath, vmath_name
-from .layout import AxisPlan, plan_axes, inner_mode, work_units  # noqa: F401 (re-exported)
+from .layout import plan_axes, inner_mode, work_units
 from .llvm_lowering import soft_fma
 
 SCALAR = {"bool": "i1", "int32": "i32", "int64": "i64", "float32": "float", "float64": "double"}
@@ -198,8 +195,6 @@ class KernelEmitter:
                    [(("s", i), s.access) for i, s in enumerate(self.g.stores)]
         for key, acc in accesses:
             name = f"%{prefix}off.{key[0]}{key[1]}"
-            terms = [f"{acc.offset}"]
-            expr = str(acc.offset)
             lines.append(f"{name}.0 = add i64 0, {acc.offset}")
             prev = f"{name}.0"
             for j, (c, st) in enumerate(zip(coords, self.ax.outer_strides[key])):

@@ -44,7 +44,7 @@ BINARY_FUNCS: frozenset[str] = frozenset({"pow"})
 WIDTHS = (1, 2, 4, 8, 16)
 
 __all__ = ["VMATH_FUNCS", "BINARY_FUNCS", "WIDTHS", "vmath_name", "render_vmath",
-           "template_paths", "two_over_pi_words"]
+           "two_over_pi_words"]
 
 
 class _Ty:
@@ -254,7 +254,4 @@ def render_vmath(funcs: Iterable[tuple[str, str, int]]) -> str:
     return _render_cached(tuple(sorted({(f, d, int(w)) for f, d, w in funcs})))
 
 
-def template_paths() -> list[Path]:
-    """The template files vmath renders from (for cache keys over template contents)."""
-    return sorted((_template_dir() / "llvm" / "vmath").glob("*.j2"))
 

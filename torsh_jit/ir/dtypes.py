@@ -25,10 +25,6 @@ def family(dtype: str) -> str:
     return "f"
 
 
-def is_float(dtype: str) -> bool:
-    return family(dtype) == "f"
-
-
 HALF_DTYPES = ("float16", "bfloat16")
 
 

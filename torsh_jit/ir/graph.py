@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import errors as E
 from . import dtypes as dt
-from .ops import OPS, COMPARISONS, ELEMENTWISE, REDUCE, VIEW, MATMUL, SOURCE, result_dtype
+from .ops import OPS, COMPARISONS, VIEW, result_dtype
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from .graph import Graph, Node, _attrs
-from .ops import OPS, ELEMENTWISE, SOURCE
+from .ops import OPS, ELEMENTWISE
 
 
 class _Rewriter:

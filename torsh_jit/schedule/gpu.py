@@ -8,7 +8,6 @@ backend from the device's properties and the compiled kernel's registers and sha
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, asdict, replace
 
 from ..ir.dtypes import ITEMSIZE
@@ -130,7 +129,7 @@ def default_config(group, target) -> GpuConfig:
 
 def matmul_config(group, target) -> GpuConfig:
     from ..codegen.cuda import mma_eligible, tma_eligible, tma_store_map, wgmma_eligible
-    batch, (M, N) = group.domain[:-2], group.domain[-2:]
+    M, N = group.domain[-2:]
     if tma_eligible(group, target) and M >= 128 and N >= 256 and not group.loads and \
             tma_store_map(group) is not None and group.stores[0].access.dtype != "float32":
         # as below, with a 16-bit output that the TMA writes from a whole tile in shared memory

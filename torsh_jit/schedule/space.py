@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from ..ir.dtypes import ITEMSIZE
 from .config import Config, default_config, group_lanes
@@ -112,9 +112,8 @@ def _axes(group, target, d: Config) -> dict[str, list]:
     from ..codegen.layout import plan_axes
     vl = group_lanes(group, target)
     if group.kind == "matmul":
-        regs = target.vector_registers
         isz = ITEMSIZE[group.exprs[0].dtype]
-        K, N = max(group.k, 1), group.domain[-1]
+        K = max(group.k, 1)
         # columns of B per block so that K x NC stays in 256 KiB .. 2 MiB of L2
         ncs = sorted({max(1, (kb << 10) // (K * isz)) for kb in (256, 512, 1024, 2048)} | {d.nc})
         return {"nr": list(range(1, 7)), "mr": list(range(1, 9)), "nc": ncs,
@@ -158,5 +157,3 @@ def tune_space(group, target, default=None) -> GroupSpace:
             out.append(c)
     return GroupSpace(d, tuple(out), tuple((n, tuple(axes[n])) for n in names))
 
-
-CONFIG_FIELDS = frozenset(f.name for f in fields(Config))
