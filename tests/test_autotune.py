@@ -21,7 +21,7 @@ from torsh_jit import tune as T
 from torsh_jit.compiler import build, plan
 from torsh_jit.ir.tracer import ArgSpec, trace
 from torsh_jit.schedule.space import effective
-from torsh_jit.target import parse as parse_target
+from torsh_jit import parse_target
 from torsh_jit.tune import records as R
 from torsh_jit.tune.search import Budget, JointSpace, search
 

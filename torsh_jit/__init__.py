@@ -23,7 +23,8 @@ from .ir.tensor import (Tensor, exp, exp2, log, log2, log1p, expm1, sqrt, rsqrt,
                         clip, sum, prod, mean, var, std, max, min, any, all, argmax, argmin, matmul, reshape,
                         transpose, permute, swapaxes, broadcast_to, expand_dims, squeeze)
 from .kernel import Kernel, Lowered, kernel
-from .target import Target, known_targets, parse as parse_target
+from .target import Target, known_targets
+from .runtime.aliases import resolve as parse_target
 from .embed import Graph, compile
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from . import errors as E
 from .compiler import plan, render, n_buffers
 from .ir.tracer import ArgSpec, trace
-from .target import parse as parse_target
+from .runtime.aliases import resolve as parse_target
 
 _SHORT = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64", "bool": "bool",
           "b": "bool", "float32": "float32", "float64": "float64", "int32": "int32",

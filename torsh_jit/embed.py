@@ -52,7 +52,7 @@ class CompiledGraph:
 
     def __init__(self, graph: Graph, target):
         from .compiler import build, plan
-        from .target import parse
+        from .runtime.aliases import resolve as parse
         g, specs = graph.build()
         self.plan = plan(g, specs, parse(target))
         self._fn = build(self.plan)

@@ -18,7 +18,8 @@ from .ir.graph import Graph
 from .ir.ops import VIEW
 from .intake import bind_keywords, out_arrays, take_args, to_torch
 from .ir.tracer import ArgSpec, check_arity, param_names, spec_of, trace
-from .target import ALIASES, Target, parse as parse_target
+from .runtime.aliases import resolve as parse_target
+from .target import ALIASES, Target
 
 _SCALAR_TYPES = (bool, int, float)
 DEVICE_KEYS: dict = {}   # array type -> its key function (cupy, torch: registered by their backend)

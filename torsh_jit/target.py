@@ -114,18 +114,18 @@ def known_targets() -> dict[str, Target]:
 
 
 def parse(name) -> Target:
-    """A Target from its name (or a Target), resolving aliases; TargetError if unknown."""
+    """A Target from its name (or a Target); TargetError if unknown. A pure lookup in the
+    table: the aliases `host` and `cuda` depend on the machine and are resolved by
+    `runtime.aliases.resolve` (`tj.parse_target`)."""
     if isinstance(name, Target):
         return name
     if not isinstance(name, str):
         raise TargetError(f"a target is named by a string, got {type(name).__name__}")
     name = name.strip()
-    if name == "host":
-        from .runtime.hardware import host_target
-        return host_target()
-    if name == "cuda":
-        from .backends.cuda import current_target    # the current GPU's architecture
-        return current_target()
+    if name in ALIASES:
+        raise TargetError(f"{name!r} is an alias for a target of the machine that runs it, "
+                          "not a target of the table",
+                          hint="resolve it with torsh_jit.parse_target (runtime.aliases.resolve)")
     known = known_targets()
     if name in known:
         return known[name]
