@@ -842,6 +842,7 @@ class ModuleBuilder:
 
     def __init__(self, target):
         self.target = target
+        self.unoptimized = False         # a kernel uses attributes #1 (optnone)
         self.vm: set[tuple[str, str, int]] = set()
         self.ipow: set[tuple[str, int]] = set()
 
@@ -861,6 +862,17 @@ class ModuleBuilder:
         return "\n".join(parts)
 
 
+def optimiser_miscompiles(em, target) -> bool:
+    """A kernel that LLVM's optimiser (llvmlite's LLVM, -O1 and up) turns into wrong code for
+    the target, so it is built unoptimised (attributes #1: optnone): an argmax/argmin of
+    integers or bools on AArch64 (NEON and SVE, under qemu) took a later tie's position
+    instead of the first (found by the differential fuzzer: bool argmax of 39 elements gave
+    37, numpy 1). The same IR unoptimised, and on every other triple, gives numpy's."""
+    return target.triple.startswith("aarch64") and any(
+        e.op in ("argmax", "argmin") and family(em.red_info(i)[0]) != "f"
+        for i, e in enumerate(em.g.exprs))
+
+
 def render_group(group: Group, config: Config, name: str, module: ModuleBuilder) -> str:
     """LLVM IR text of one kernel function."""
     for e in group.exprs:
@@ -873,18 +885,22 @@ def render_group(group: Group, config: Config, name: str, module: ModuleBuilder)
     em = KernelEmitter(group, config, name, module)
     tpl = "llvm/elementwise.ll.j2" if group.kind == "elementwise" else "llvm/reduce.ll.j2"
     ax = em.ax
+    attrs = 0
+    if group.kind != "elementwise" and optimiser_miscompiles(em, module.target):
+        attrs = 1
+        module.unoptimized = True
     if ax.column:
         U = em.cfg.unroll
         return template("llvm/reduce_cols.ll.j2").render(
             em=em, name=name, C=ax.K, rows=ax.rows, L=ax.loop, W=config.lanes, U=U,
-            NB=-(-ax.K // (config.lanes * U)), levels=em.passes)
+            NB=-(-ax.K // (config.lanes * U)), levels=em.passes, attrs=attrs)
     block = config.block if config.block and config.block < ax.K else 0
     if block:
         step = config.lanes * config.unroll
         block = max(step, block // step * step)
     return template(tpl).render(em=em, name=name, K=ax.K, rows=ax.rows, W=config.lanes,
                                 U=config.unroll, levels=em.passes, block=block,
-                                vector_bits=module.target.vector_bits)
+                                vector_bits=module.target.vector_bits, attrs=attrs)
 
 
 def render_module(kernels: list[tuple[str, Group, Config]], target, module_name: str,
@@ -895,5 +911,6 @@ def render_module(kernels: list[tuple[str, Group, Config]], target, module_name:
     text = template("llvm/module.ll.j2").render(
         module_name=module_name, triple=target.triple, target=target,
         bodies=bodies, shared=mb.shared_code(), plan_text=plan_text, n_buffers=n_buffers,
+        unoptimized=mb.unoptimized,
         entries=[(n, work_units(g, c)) for n, g, c in kernels], size_t=f"i{target.pointer_bits}")
     return text if target.fused_multiply_add else soft_fma(text)
