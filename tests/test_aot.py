@@ -112,9 +112,13 @@ def test_a_target_failing_mid_build_leaves_an_existing_directory_as_it_was(tmp_p
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
-@pytest.mark.skipif(not _HAS_WASM_LD, reason="needs wasm-ld (apt-get install lld) and wasi-libc")
 def test_wasm_bundle_links_the_module_without_wasmtime(tmp_path, monkeypatch):
     """wasmtime runs modules; linking one needs only wasm-ld and wasi-libc."""
+    if not _HAS_WASM_LD:
+        why = "needs wasm-ld (apt-get install lld) and wasi-libc"
+        if os.environ.get("TORSH_JIT_REQUIRE_RUNNERS") == "1":   # CI installs both
+            pytest.fail(why)
+        pytest.skip(why)
     monkeypatch.setitem(sys.modules, "wasmtime", None)      # looks uninstalled
     assert _compile(tmp_path / "out", "wasm32-simd128") == 0
     entry = json.loads((tmp_path / "out" / "manifest.json").read_text())["entries"][0]

@@ -8,12 +8,10 @@ exception. Results are compared with numpy on fresh data in every process.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -21,6 +19,8 @@ import time
 
 import pytest
 import redis          # in the test extra: a missing client fails collection, never skips
+
+from cache_format import entry_meta
 
 # kernels of three artifact kinds (a host object, an emulator executable); each line of
 # stdin lets the next stage run, so a test can act on the server in between
@@ -118,16 +118,9 @@ def run(local, url, rng, stages=1, on_stage=None, env_extra=None) -> dict:
 
 def _sound(name: bytes, data: bytes) -> bool:
     """The entry format of cache/FORMAT.md, read independently of torsh_jit."""
-    if len(data) < 56:
-        return False
-    magic, version, meta_len, payload_len, digest = struct.unpack_from("<8sIIQ32s", data)
-    if magic != b"TJCACHE\0" or version != 1 or 56 + meta_len + payload_len != len(data):
-        return False
-    if hashlib.sha256(data[56:]).digest() != digest:
-        return False
-    meta = json.loads(data[56:56 + meta_len])
+    meta = entry_meta(data)
     _, v, kind, key = name.decode().split(":")
-    return v == "v1" and meta["kind"] == kind and meta["key"] == key
+    return meta is not None and v == "v1" and meta["kind"] == kind and meta["key"] == key
 
 
 def test_two_processes_with_their_own_directories_share_one_remote(server, tmp_path, rng):

@@ -54,7 +54,6 @@ class RedisStore:
         self._down_until = 0.0
         self._warned = False
         self._guard = threading.Lock()
-        self.errors = 0
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r})"
@@ -66,7 +65,6 @@ class RedisStore:
             return fn()
         except Exception as e:           # redis' ConnectionError, TimeoutError, ResponseError, ...
             with self._guard:
-                self.errors += 1
                 self._down_until = time.monotonic() + RETRY_S
                 first = not self._warned
                 self._warned = True
