@@ -171,7 +171,7 @@ def child_warm_start(cache_dir: str) -> float:
         "def chain(a, b, c):\n"
         "    return np.exp(a) * b + np.sin(c) * 0.5 - np.tanh(a * c)\n"
         "t0 = time.perf_counter(); chain(a, a, a); t1 = time.perf_counter()\n"
-        "from torsh_jit.backends import llvm_cpu\n"
+        "from torsh_jit.backends.llvm import build as llvm_cpu\n"
         "print(t1 - t0, llvm_cpu.STATS['codegen'])\n")
     env = dict(os.environ, TORSH_JIT_CACHE_DIR=cache_dir)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -198,8 +198,8 @@ def main(argv=None):
     A, B = (rng.standard_normal((mm, mm)).astype(np.float32) for _ in range(2))
     out = np.empty_like(a)
 
-    threads = tj.runtime.threads.num_threads() if hasattr(tj, "runtime") else os.cpu_count()
-    from torsh_jit.runtime.threads import num_threads
+    threads = tj.schedule.threads.num_threads() if hasattr(tj, "runtime") else os.cpu_count()
+    from torsh_jit.schedule.threads import num_threads
     print(f"torsh-jit {tj.__version__} on {tj.available_targets()[0]}, {num_threads()} threads; "
           f"numpy {np.__version__}" + (f", numba {numba.__version__}" if numba else ", numba n/a")
           + (f", numexpr {ne.__version__} ({ne.nthreads} threads)" if ne else ", numexpr n/a"))

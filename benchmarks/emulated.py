@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torsh_jit as tj  # noqa: E402
-from torsh_jit.backends.llvm_cpu import build_object  # noqa: E402
+from torsh_jit.backends.llvm.build import build_object  # noqa: E402
 from torsh_jit.runtime.runners import available, why_missing  # noqa: E402
 from torsh_jit.runtime.runners.qemu import emulator_command  # noqa: E402
 

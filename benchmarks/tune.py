@@ -115,7 +115,7 @@ def main():
     ns = ap.parse_args()
     if not ns.keep_cache:
         os.environ["TORSH_JIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="torsh-jit-tune-bench-")
-    from torsh_jit.runtime.threads import num_threads
+    from torsh_jit.schedule.threads import num_threads
     from torsh_jit.runtime.hardware import host_target
     from torsh_jit.tune.records import _cpu_model
     print(f"machine: {_cpu_model()}, {num_threads()} threads, target {host_target().name}; "

@@ -171,7 +171,7 @@ def test_a_python_int_beyond_int64_is_refused_clearly(rng):
                                                 ("100000", "cap", "more than 4 threads"),
                                                 ("0", 1, "below 1")])
 def test_bad_num_threads_warns_naming_the_variable(value, threads, says, monkeypatch):
-    from torsh_jit.runtime import threads as T
+    from torsh_jit.schedule import threads as T
     monkeypatch.setenv("TORSH_JIT_NUM_THREADS", value)
     monkeypatch.setattr(T, "_warned", set())
     with pytest.warns(RuntimeWarning, match=f"TORSH_JIT_NUM_THREADS.*{says}"):

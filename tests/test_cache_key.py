@@ -19,7 +19,7 @@ import pytest
 
 import torsh_jit as tj
 from torsh_jit import compiler, version
-from torsh_jit.backends import llvm_cpu
+from torsh_jit.backends.llvm import build as llvm_cpu
 from torsh_jit.cache import get_cache
 from torsh_jit.ir.tracer import spec_of
 from torsh_jit.target import data_dir
@@ -84,10 +84,10 @@ def test_code_hash_is_the_hash_of_this_tree(tree):
 # and "targets:" in the data directories. The last ones do not exist yet: a new file is
 # covered because the hash walks the directories, not a list.
 EDITS = [
-    "pkg:backends/llvm_cpu.py", "pkg:backends/cuda.py", "pkg:backends/wgsl.py",
+    "pkg:backends/llvm/build.py", "pkg:backends/cuda.py", "pkg:backends/wgsl.py",
     "pkg:backends/metal.py", "pkg:runtime/runners/harness.c", "pkg:runtime/runners/msl_threads.cpp",
     "pkg:runtime/runners/msl_shim/metal_stdlib", "pkg:ir/tracer.py", "pkg:ir/ops.py",
-    "pkg:tune/records.py", "pkg:runtime/threads.py", "pkg:version.py",
+    "pkg:tune/records.py", "pkg:backends/llvm/threads.py", "pkg:version.py",
     "templates:llvm/elementwise.ll.j2", "templates:cuda/prelude.cuh.j2", "targets:x86_64-avx2.toml",
     "pkg:backends/new_language.py", "pkg:runtime/runners/new_shim.h",
     "templates:wgsl/new_kernel.wgsl.j2", "targets:new-target.toml",

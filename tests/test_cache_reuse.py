@@ -16,7 +16,7 @@ CHILD = r"""
 import json, sys
 import numpy as np
 import torsh_jit as tj
-from torsh_jit.backends import llvm_cpu
+from torsh_jit.backends.llvm import build as llvm_cpu
 
 @tj.kernel
 def chain(a, b, c):
@@ -71,7 +71,7 @@ def test_cache_disabled(tmp_path):
 
 def test_same_process_reuses_without_retrace(rng):
     import torsh_jit as tj
-    from torsh_jit.backends import llvm_cpu
+    from torsh_jit.backends.llvm import build as llvm_cpu
     calls = []
 
     @tj.kernel

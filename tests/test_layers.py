@@ -136,12 +136,9 @@ def bad_edges() -> dict[tuple[str, str], list[str]]:
 # The imports against the flow when this test was written; issue 16 empties this list.
 KNOWN = {tuple(line.split()) for line in """
 torsh_jit.backends.cuda torsh_jit.compiler
-torsh_jit.backends.llvm_cpu torsh_jit.runtime.threads
 torsh_jit.backends.metal torsh_jit.runtime.runners
 torsh_jit.backends.metal torsh_jit.runtime.runners.msl
 torsh_jit.codegen.cuda torsh_jit.schedule.gpu
-torsh_jit.codegen.layout torsh_jit.codegen.llvm_matmul
-torsh_jit.codegen.llvm torsh_jit.codegen.layout
 torsh_jit.codegen.llvm torsh_jit.codegen.llvm_lowering
 torsh_jit.codegen.llvm torsh_jit.codegen.llvm_matmul
 torsh_jit.codegen.llvm_lowering torsh_jit.codegen.llvm
@@ -149,12 +146,8 @@ torsh_jit.codegen.llvm_matmul torsh_jit.codegen.llvm
 torsh_jit.explain torsh_jit.tune
 torsh_jit.kernel torsh_jit.explain
 torsh_jit.kernel torsh_jit.tune
-torsh_jit.runtime.threads torsh_jit.backends.llvm_cpu
 torsh_jit.schedule.gpu torsh_jit.codegen.cstyle
 torsh_jit.schedule.gpu torsh_jit.codegen.cuda
-torsh_jit.schedule.gpu torsh_jit.codegen.layout
-torsh_jit.schedule.space torsh_jit.codegen.layout
-torsh_jit.schedule.space torsh_jit.runtime.threads
 torsh_jit.target torsh_jit.ir.dtypes
 torsh_jit.tune torsh_jit.kernel
 torsh_jit.tune torsh_jit.tune.measure

@@ -28,7 +28,7 @@ _CHILD = r"""
 import json, sys, warnings
 import numpy as np, torsh_jit as tj
 from torsh_jit.cache import get_cache
-from torsh_jit.backends import llvm_cpu
+from torsh_jit.backends.llvm import build as llvm_cpu
 warnings.simplefilter("always")
 rng = np.random.default_rng(int(sys.argv[1]))
 stages = int(sys.argv[2])

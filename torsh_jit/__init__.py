@@ -33,7 +33,7 @@ def autotune(fn, args, target="host", **kw):
     `@tj.kernel(autotune=True)` uses it: see torsh_jit.tune.tune for the options."""
     from .tune import tune
     return tune(fn, args, target, **kw)
-from .backends import llvm_cpu as _llvm_cpu  # noqa: F401  (LLVM is needed by every kernel: load it with the package, not on the first call)
+from .backends.llvm import build as _llvm_build  # noqa: F401  (LLVM is needed by every kernel: load it with the package, not on the first call)
 
 
 def available_targets() -> list[str]:

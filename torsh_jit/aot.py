@@ -189,7 +189,7 @@ def compile_bundle(fn, specs: tuple[ArgSpec, ...], targets: list[str], out_dir, 
 
 def _build(graph, specs, names, targets, out: Path, name: str, progress) -> dict:
     """Write every target's files and the manifest into out (the temporary directory)."""
-    from .backends.llvm_cpu import build_object
+    from .backends.llvm.build import build_object
     manifest = {"name": name, "format": 1, "entries": []}
     for t in targets:
         progress(f"compiling {name} for {t.name} ...")

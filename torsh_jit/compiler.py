@@ -62,7 +62,7 @@ def toolchain_versions(target: Target) -> dict:
     if be is not None:
         return be.toolchain_versions()
     if target.language == "llvm":
-        from .backends.llvm_cpu import llvm_version
+        from .backends.llvm.build import llvm_version
         return {"llvm": llvm_version()}
     return {}
 
@@ -129,7 +129,7 @@ _loaded: dict[str, object] = {}     # key -> built function, this process
 def compile_object(source: str, target_name: str) -> bytes:
     """Object code of an LLVM module for a native target: the part of a build that a worker
     process can do (plain values in and out; the tuner compiles candidates this way)."""
-    from .backends import llvm_cpu
+    from .backends.llvm import build as llvm_cpu
     from .target import parse as parse_target
     return llvm_cpu.build_object(source, parse_target(target_name))
 
@@ -149,7 +149,7 @@ def build(p: Plan, obj: bytes | None = None):
         return fn
     if p.target.language != "llvm":
         raise E.TargetError(f"target {p.target.name} cannot be built yet")
-    from .backends import llvm_cpu
+    from .backends.llvm import build as llvm_cpu
     from .runtime.hardware import runs_natively
     if not runs_natively(p.target):
         # another ISA (or features this CPU lacks): its runner, or an error saying what to install
@@ -166,6 +166,7 @@ def build(p: Plan, obj: bytes | None = None):
     else:
         obj = cache.get_or_make("obj", p.key, lambda: llvm_cpu.build_object(render(p), p.target),
                                 meta, expect=p.expect)
-    fn = llvm_cpu.CpuFunction(p, obj)
+    from .backends.llvm.launch import CpuFunction
+    fn = CpuFunction(p, obj)
     _loaded[p.key] = fn
     return fn

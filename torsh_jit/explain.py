@@ -54,7 +54,7 @@ def assembly(source: str, target, plan=None) -> str:
     from .backends import for_language
     be = for_language(target.language)
     if be is None:
-        from .backends.llvm_cpu import assembly as llvm_assembly
+        from .backends.llvm.build import assembly as llvm_assembly
         return llvm_assembly(source, target)
     if not hasattr(be, "assembly"):
         lang = target.language.upper()

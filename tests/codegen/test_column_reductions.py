@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import torsh_jit as tj
-from torsh_jit.codegen.layout import plan_axes
+from torsh_jit.schedule.layout import plan_axes
 
 
 CASES = [

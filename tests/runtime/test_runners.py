@@ -70,7 +70,7 @@ def test_emulated_vector_length_is_what_was_asked(target, lengths, monkeypatch, 
 
 def test_second_build_neither_generates_code_nor_links(monkeypatch, rng):
     require_target("riscv64-rvv")
-    from torsh_jit.backends import llvm_cpu
+    from torsh_jit.backends.llvm import build as llvm_cpu
     from torsh_jit.runtime.runners import qemu
     x = rng.standard_normal(77).astype(np.float32)
     fn = lambda x: np.sin(x) * 3 + 0.125  # noqa: E731

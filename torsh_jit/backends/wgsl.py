@@ -121,7 +121,7 @@ def toolchain_versions() -> dict:
 
 # -- the pipeline hooks ----------------------------------------------------------------------
 def default_config(group, target):
-    from ..codegen.layout import plan_axes, inner_mode
+    from ..schedule.layout import plan_axes, inner_mode
     from ..schedule.gpu import GpuConfig, _pow2_at_least
     T = min(256, target.limit("max_threads_per_block", 256))
     if group.kind == "matmul":

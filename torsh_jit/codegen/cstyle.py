@@ -25,7 +25,7 @@ from .. import errors as E
 from ..fuse import Group, Expr, _REDUCE_OPS
 from ..ir.dtypes import ITEMSIZE, family
 from ..ir.ops import COMPARISONS, LOGICAL, operand_dtypes
-from .layout import plan_axes, inner_mode, AxisPlan   # axis collapsing is the same for every language
+from ..schedule.layout import plan_axes, inner_mode, AxisPlan   # axis collapsing is the same for every language
 
 ARG_REDUCTIONS = ("argmax", "argmin")
 INT_LIMITS = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}

@@ -20,7 +20,7 @@ from ..fuse import Group
 from ..ir.dtypes import ITEMSIZE, family
 from ..schedule.gpu import GpuConfig, arch_number, arch_specific  # noqa: F401 (re-exported)
 from .cstyle import batch_offset, CStyleLanguage, CEmitter, Ctx, _indent
-from .layout import plan_axes
+from ..schedule.layout import plan_axes
 from .jinja_env import template
 
 

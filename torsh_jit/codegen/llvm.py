@@ -23,7 +23,7 @@ from ..schedule.config import Config
 from . import llvm_ops as T
 from .jinja_env import template
 from .vmath import render_vmath, vmath_name
-from .layout import plan_axes, inner_mode, work_units
+from ..schedule.layout import plan_axes, inner_mode, work_units
 from .llvm_lowering import soft_fma
 
 SCALAR = {"bool": "i1", "int32": "i32", "int64": "i64", "float32": "float", "float64": "double"}
@@ -77,7 +77,7 @@ class KernelEmitter:
         self.col = self.ax.column
         if self.col:
             # `unroll` vectors of columns side by side, each its own accumulators
-            from .layout import column_vectors
+            from ..schedule.layout import column_vectors
             self.cfg = config.replace(unroll=column_vectors(self.ax, config), block=0)
         self.col_memos: dict[int, dict] = {}
         self.col_stored: dict[int, set] = {}

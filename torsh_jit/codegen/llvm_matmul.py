@@ -9,23 +9,11 @@ residual ...) runs on the accumulators before the only store of C.
 """
 from __future__ import annotations
 
-import math
-
 from ..fuse import Group
 from ..ir.dtypes import ITEMSIZE, family
 from ..schedule.config import Config
+from ..schedule.layout import matmul_dims
 from . import llvm_ops as T
-
-
-def matmul_dims(group: Group):
-    batch = group.domain[:-2]
-    m, n = group.domain[-2:]
-    return batch, m, n, group.k
-
-
-def matmul_units(group: Group, config: Config) -> int:
-    batch, m, n, k = matmul_dims(group)
-    return math.prod(batch) * -(-m // config.mr)
 
 
 def render_matmul(group: Group, config: Config, name: str, module) -> str:

@@ -21,7 +21,7 @@ from .. import errors as E
 from ..fuse import Group
 from ..ir.dtypes import family
 from .cstyle import ARG_REDUCTIONS, batch_offset, CStyleLanguage, CEmitter, Ctx, _indent
-from .layout import plan_axes
+from ..schedule.layout import plan_axes
 from .jinja_env import template
 
 

@@ -17,7 +17,7 @@ from ..once import once
 @once
 def _llvm_host():
     import llvmlite.binding as llvm
-    from ..backends.llvm_cpu import init_llvm
+    from ..backends.llvm.build import init_llvm
     init_llvm()
     feats = {}
     for f, on in llvm.get_host_cpu_features().items():

@@ -78,7 +78,7 @@ def vector_width(group, target, accesses) -> int:
 
 
 def default_config(group, target) -> GpuConfig:
-    from ..codegen.layout import plan_axes, inner_mode
+    from .layout import plan_axes, inner_mode
     ax = plan_axes(group)
     max_threads = target.limit("max_threads_per_block", 1024)
     keys = [("l", i) for i in range(len(group.loads))] + [("s", i) for i in range(len(group.stores))]

@@ -10,7 +10,7 @@ on *this* target, with values derived from the target's declared limits:
 | reduce (columns) | lanes, threads (grain) | vector_bits (unroll and block are fixed by the column template) |
 | matmul | mr x nr micro-tile, nc column block, threads (grain) | vector_registers (mr*nr accumulators + nr B vectors + 1 broadcast fit), L2 share |
 
-`grain` only decides how many threads a launch uses (runtime/threads.py: parts =
+`grain` only decides how many threads a launch uses (backends/llvm/threads.py: parts =
 min(threads, units // grain)), so it is searched as a thread count and only where the work
 is small enough for that to matter (below 2^20 elements, above the 2^16 serial path).
 `block` is an accuracy knob (rows summed in float64 every `block` elements), so the space
@@ -40,14 +40,14 @@ class GroupSpace:
 
 
 def _threads() -> int:
-    from ..runtime.threads import num_threads
+    from ..schedule.threads import num_threads
     return num_threads()
 
 
 def _grain_values(group, cfg: Config) -> list[int]:
     """Grains giving each useful thread count (1, 2, 4 ... threads), or [] where the work is
     too small (serial path) or so large that fewer threads can only lose."""
-    from ..codegen.layout import work_units
+    from .layout import work_units
     elems = math.prod(group.domain) if group.domain else 1
     if group.kind == "matmul":
         elems *= max(group.k, 1)
@@ -61,7 +61,7 @@ def _grain_values(group, cfg: Config) -> list[int]:
 
 
 def _parts(group, cfg: Config) -> int:
-    from ..codegen.layout import work_units
+    from .layout import work_units
     elems = math.prod(group.domain) if group.domain else 1
     if group.kind == "matmul":
         elems *= max(group.k, 1)
@@ -75,7 +75,7 @@ def _parts(group, cfg: Config) -> int:
 def effective(group, cfg: Config, target) -> tuple:
     """What the generated code and launch depend on: two configs with equal values here
     compile to the same kernel."""
-    from ..codegen.layout import plan_axes
+    from .layout import plan_axes
     if group.kind == "matmul":
         W, NRW = cfg.lanes, cfg.nr * cfg.lanes
         N = group.domain[-1]
@@ -109,7 +109,7 @@ def _llc_bytes() -> int:
 
 
 def _axes(group, target, d: Config) -> dict[str, list]:
-    from ..codegen.layout import plan_axes
+    from .layout import plan_axes
     vl = group_lanes(group, target)
     if group.kind == "matmul":
         isz = ITEMSIZE[group.exprs[0].dtype]

@@ -86,7 +86,7 @@ def device_fingerprint(target) -> str:
     if be is not None and hasattr(be, "device_fingerprint"):
         return be.device_fingerprint(target)
     from ..runtime.hardware import host_cpu_name
-    from ..runtime.threads import num_threads
+    from ..schedule.threads import num_threads
     from ..schedule.space import _llc_bytes
     return json.dumps({"target": target.name, "features": list(target.features),
                        "cpu": host_cpu_name(), "model": _cpu_model(), "threads": num_threads(),

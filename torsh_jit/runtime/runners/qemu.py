@@ -68,7 +68,7 @@ def link(plan, obj: bytes, out_dir: str) -> bytes:
 
 
 def build(plan):
-    from ...backends.llvm_cpu import build_object
+    from ...backends.llvm.build import build_object
     from ...compiler import render
     key = exe_key(plan)
     exe = get_cache().get_or_make(

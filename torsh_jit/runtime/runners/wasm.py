@@ -99,7 +99,7 @@ def aot_artifacts(target, obj: bytes, symbol: str) -> dict[str, bytes]:
 
 
 def build(plan):
-    from ...backends.llvm_cpu import build_object
+    from ...backends.llvm.build import build_object
     from ...compiler import render
     wasm = get_cache().get_or_make(
         "wasm", wasm_key(plan),

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 from ..fuse import Group
-from ..schedule.config import Config
+from .config import Config
 
 
 # -- axes after collapsing ------------------------------------------------------------
@@ -103,11 +103,18 @@ def column_vectors(ax: AxisPlan, config: Config) -> int:
     return max(1, min(16, -(-ax.K // config.lanes)))
 
 
+def matmul_dims(group: Group):
+    """(batch dims, M, N, K) of a matmul group."""
+    batch = group.domain[:-2]
+    m, n = group.domain[-2:]
+    return batch, m, n, group.k
+
+
 def work_units(group: Group, config: Config) -> int:
     """How many units [start, end) ranges over for this kernel."""
     if group.kind == "matmul":
-        from .llvm_matmul import matmul_units
-        return matmul_units(group, config)
+        batch, m, n, k = matmul_dims(group)
+        return math.prod(batch) * -(-m // config.mr)
     ax = plan_axes(group, columns=True)
     if ax.column:
         return ax.rows * -(-ax.K // (config.lanes * column_vectors(ax, config)))  # (row, column block)

@@ -15,8 +15,8 @@ import threading
 
 import llvmlite.binding as llvm
 
-from .. import errors as E
-from ..once import once
+from ... import errors as E
+from ...once import once
 
 STATS = {"codegen": 0, "object_loads": 0}   # LLVM code generations / objects loaded this process
 _lock = threading.Lock()
@@ -126,9 +126,9 @@ def engine() -> _Engine:
 def runtime() -> dict[str, int]:
     """Addresses of the native runtime's functions (templates/llvm/runtime.ll.j2), built
     once and kept in the disk cache like a kernel, so a warm process does no codegen."""
-    from ..cache import get_cache, make_key
-    from ..target import Target, data_dir
-    from ..version import code_hash
+    from ...cache import get_cache, make_key
+    from ...target import Target, data_dir
+    from ...version import code_hash
     init_llvm()
     triple = llvm.get_process_triple()
     arch = triple.split("-")[0]
@@ -143,7 +143,7 @@ def runtime() -> dict[str, int]:
     cache = get_cache()
     obj = cache.get("obj", key, expect=expect)
     if obj is None:
-        from ..codegen.llvm import template
+        from ...codegen.llvm import template
         src = template("llvm/runtime.ll.j2").render(triple=triple, pause=pause, spin=2000)
         obj = build_object(src, Target("runtime", "llvm", triple, "", ()))
         with _lock:
@@ -169,74 +169,3 @@ def pointer_reader():
     if table[0] != a.ctypes.data or table[1] != b.ctypes.data:
         return None
     return fn
-
-
-# -- launch -------------------------------------------------------------------------------------
-_KERNEL_T = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)  # releases the GIL
-_MAIN_T = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_PYMAIN_T = ctypes.PYFUNCTYPE(None, ctypes.py_object)   # keeps the GIL: no hand-over cost
-
-
-class CpuFunction:
-    """A built function: its kernels' entry points and how to split their work."""
-
-    def __init__(self, plan, obj: bytes):
-        from ..codegen.layout import work_units
-        from ..runtime.threads import pool, native_pool
-        import math
-        names = plan.kernel_names()
-        main, pymain = f"{plan.module_name}_main", f"{plan.module_name}_py"
-        addrs = engine().load(obj, names + [main, pymain])
-        self.plan = plan
-        self.kernels = []
-        self.work = 0
-        for name, g, c in zip(names, plan.part.groups, plan.configs):
-            units = work_units(g, c)
-            elems = math.prod(g.domain) if g.domain else 1
-            if g.kind == "matmul":
-                elems *= max(g.k, 1)
-            per_unit = max(1, elems // max(units, 1))
-            grain = max(1, c.grain // per_unit)
-            align = 64 if g.kind == "elementwise" else 1
-            self.kernels.append((_KERNEL_T(addrs[name]), units, grain, align))
-            self.work += elems
-        self.main = _MAIN_T(addrs[main])
-        nk = len(self.kernels)
-        # the launch plan, as arrays the native pool reads
-        self._fns = (ctypes.c_void_p * nk)(*[addrs[n] for n in names])
-        self._units = (ctypes.c_int64 * nk)(*[k[1] for k in self.kernels])
-        self._grains = (ctypes.c_int64 * nk)(*[k[2] for k in self.kernels])
-        self._aligns = (ctypes.c_int64 * nk)(*[k[3] for k in self.kernels])
-        self.pymain = _PYMAIN_T(addrs[pymain]) if pointer_reader() is not None else None
-        # small work: straight to the serial trampoline (one native call, no pool)
-        self.fast_run = self.pymain if (self.pymain is not None and self.work < (1 << 16)) else None
-        self.n_buffers = plan.part.buffers.n_inputs + len(plan.part.buffers.outputs) + \
-            len(plan.part.buffers.temps)
-        self._pool = pool
-        self._native = native_pool
-
-    def run(self, buffers: tuple) -> None:
-        """buffers: every input (arrays, 0-d arrays for scalars), output and temporary, in order."""
-        if self.work < (1 << 16) or self._pool().n == 1:
-            if self.pymain is not None:
-                self.pymain(buffers)
-                return
-            table = (ctypes.c_void_p * self.n_buffers)(*[b.ctypes.data for b in buffers])
-            self.main(ctypes.addressof(table))
-            return
-        table = (ctypes.c_void_p * self.n_buffers)()
-        reader = pointer_reader()
-        if reader is not None:
-            reader(buffers, ctypes.addressof(table), self.n_buffers)
-        else:
-            for i, b in enumerate(buffers):
-                table[i] = b.ctypes.data
-        addr = ctypes.addressof(table)
-        native = self._native()
-        if native is not None:
-            native.launch(self._fns, self._units, self._grains, self._aligns, len(self.kernels), addr)
-            return
-        pool = self._pool()
-        for fn, units, grain, align in self.kernels:
-            if units:
-                pool.run(fn, addr, units, grain, align)

@@ -3,54 +3,14 @@
 Kernels are ctypes function pointers, which release the GIL while they run, so
 Python threads give real parallelism. Workers wait on their own lock; a launch
 hands each one a range and runs the first range on the calling thread.
-TORSH_JIT_NUM_THREADS sets the pool size (default: the CPUs this process may use).
+Their size is schedule.threads.num_threads().
 """
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
-import warnings
 
-
-def _cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:   # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-_warned: set = set()
-
-
-def _warn_once(text: str) -> None:
-    if text not in _warned:
-        _warned.add(text)
-        warnings.warn(text, RuntimeWarning, stacklevel=3)
-
-
-def num_threads() -> int:
-    """The pool size: TORSH_JIT_NUM_THREADS, else the CPUs this process may use. A value that
-    is not a whole number, or more than 4 threads a CPU (each one a Python thread), warns once
-    naming the variable and falls back (or is capped)."""
-    cpus = _cpus()
-    env = os.environ.get("TORSH_JIT_NUM_THREADS", "").strip()
-    if not env:
-        return cpus
-    try:
-        n = int(env)
-    except ValueError:
-        _warn_once(f"TORSH_JIT_NUM_THREADS={env!r} is not a whole number: using {cpus} "
-                   f"threads (the CPUs this process may use)")
-        return cpus
-    if n < 1:
-        _warn_once(f"TORSH_JIT_NUM_THREADS={n} is below 1: using 1 thread")
-        return 1
-    if n > 4 * cpus:
-        _warn_once(f"TORSH_JIT_NUM_THREADS={n} is more than 4 threads for each of this "
-                   f"process's {cpus} CPUs: using {4 * cpus}")
-        return 4 * cpus
-    return n
+from ...schedule.threads import num_threads
 
 
 class _Worker(threading.Thread):
@@ -119,8 +79,8 @@ class NativePool:
                                  ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
 
     def __init__(self, n: int):
-        from ..backends import llvm_cpu
-        addrs = llvm_cpu.runtime()
+        from .build import runtime
+        addrs = runtime()
         start = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(addrs["tj_pool_start"])
         self.n = int(start(n))
         self.launch = self._LAUNCH_T(addrs["tj_pool_launch"])

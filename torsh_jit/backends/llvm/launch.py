@@ -1,0 +1,78 @@
+"""A built LLVM function in this process: its kernels' entry points, and each call split
+into [start, end) ranges over the thread pool (or one serial native call for small work).
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+
+from ...schedule.layout import work_units
+from .build import engine, pointer_reader
+from .threads import native_pool, pool
+
+
+_KERNEL_T = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)  # releases the GIL
+_MAIN_T = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_PYMAIN_T = ctypes.PYFUNCTYPE(None, ctypes.py_object)   # keeps the GIL: no hand-over cost
+
+
+class CpuFunction:
+    """A built function: its kernels' entry points and how to split their work."""
+
+    def __init__(self, plan, obj: bytes):
+        names = plan.kernel_names()
+        main, pymain = f"{plan.module_name}_main", f"{plan.module_name}_py"
+        addrs = engine().load(obj, names + [main, pymain])
+        self.plan = plan
+        self.kernels = []
+        self.work = 0
+        for name, g, c in zip(names, plan.part.groups, plan.configs):
+            units = work_units(g, c)
+            elems = math.prod(g.domain) if g.domain else 1
+            if g.kind == "matmul":
+                elems *= max(g.k, 1)
+            per_unit = max(1, elems // max(units, 1))
+            grain = max(1, c.grain // per_unit)
+            align = 64 if g.kind == "elementwise" else 1
+            self.kernels.append((_KERNEL_T(addrs[name]), units, grain, align))
+            self.work += elems
+        self.main = _MAIN_T(addrs[main])
+        nk = len(self.kernels)
+        # the launch plan, as arrays the native pool reads
+        self._fns = (ctypes.c_void_p * nk)(*[addrs[n] for n in names])
+        self._units = (ctypes.c_int64 * nk)(*[k[1] for k in self.kernels])
+        self._grains = (ctypes.c_int64 * nk)(*[k[2] for k in self.kernels])
+        self._aligns = (ctypes.c_int64 * nk)(*[k[3] for k in self.kernels])
+        self.pymain = _PYMAIN_T(addrs[pymain]) if pointer_reader() is not None else None
+        # small work: straight to the serial trampoline (one native call, no pool)
+        self.fast_run = self.pymain if (self.pymain is not None and self.work < (1 << 16)) else None
+        self.n_buffers = plan.part.buffers.n_inputs + len(plan.part.buffers.outputs) + \
+            len(plan.part.buffers.temps)
+        self._pool = pool
+        self._native = native_pool
+
+    def run(self, buffers: tuple) -> None:
+        """buffers: every input (arrays, 0-d arrays for scalars), output and temporary, in order."""
+        if self.work < (1 << 16) or self._pool().n == 1:
+            if self.pymain is not None:
+                self.pymain(buffers)
+                return
+            table = (ctypes.c_void_p * self.n_buffers)(*[b.ctypes.data for b in buffers])
+            self.main(ctypes.addressof(table))
+            return
+        table = (ctypes.c_void_p * self.n_buffers)()
+        reader = pointer_reader()
+        if reader is not None:
+            reader(buffers, ctypes.addressof(table), self.n_buffers)
+        else:
+            for i, b in enumerate(buffers):
+                table[i] = b.ctypes.data
+        addr = ctypes.addressof(table)
+        native = self._native()
+        if native is not None:
+            native.launch(self._fns, self._units, self._grains, self._aligns, len(self.kernels), addr)
+            return
+        pool = self._pool()
+        for fn, units, grain, align in self.kernels:
+            if units:
+                pool.run(fn, addr, units, grain, align)
