@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 import torsh_jit as tj  # noqa: E402
 from torsh_jit.backends.llvm.build import build_object  # noqa: E402
-from torsh_jit.runtime.runners import available, why_missing  # noqa: E402
-from torsh_jit.runtime.runners.qemu import emulator_command  # noqa: E402
+from torsh_jit.backends.runners import available, why_missing  # noqa: E402
+from torsh_jit.backends.runners.qemu import emulator_command  # noqa: E402
 
 N_CHAIN = 1 << 14
 MM = 96             # M = N = K

@@ -85,11 +85,11 @@ def test_code_hash_is_the_hash_of_this_tree(tree):
 # covered because the hash walks the directories, not a list.
 EDITS = [
     "pkg:backends/llvm/build.py", "pkg:backends/cuda.py", "pkg:backends/wgsl.py",
-    "pkg:backends/metal.py", "pkg:runtime/runners/harness.c", "pkg:runtime/runners/msl_threads.cpp",
-    "pkg:runtime/runners/msl_shim/metal_stdlib", "pkg:ir/tracer.py", "pkg:ir/ops.py",
+    "pkg:backends/metal.py", "pkg:backends/runners/harness.c", "pkg:backends/runners/msl_threads.cpp",
+    "pkg:backends/runners/msl_shim/metal_stdlib", "pkg:ir/tracer.py", "pkg:ir/ops.py",
     "pkg:tune/records.py", "pkg:backends/llvm/threads.py", "pkg:version.py",
     "templates:llvm/elementwise.ll.j2", "templates:cuda/prelude.cuh.j2", "targets:x86_64-avx2.toml",
-    "pkg:backends/new_language.py", "pkg:runtime/runners/new_shim.h",
+    "pkg:backends/new_language.py", "pkg:backends/runners/new_shim.h",
     "templates:wgsl/new_kernel.wgsl.j2", "targets:new-target.toml",
 ]
 

@@ -136,8 +136,6 @@ def bad_edges() -> dict[tuple[str, str], list[str]]:
 # The imports against the flow when this test was written; issue 16 empties this list.
 KNOWN = {tuple(line.split()) for line in """
 torsh_jit.backends.cuda torsh_jit.compiler
-torsh_jit.backends.metal torsh_jit.runtime.runners
-torsh_jit.backends.metal torsh_jit.runtime.runners.msl
 torsh_jit.codegen.cuda torsh_jit.schedule.gpu
 torsh_jit.codegen.llvm torsh_jit.codegen.llvm_lowering
 torsh_jit.codegen.llvm torsh_jit.codegen.llvm_matmul
@@ -150,8 +148,6 @@ torsh_jit.schedule.gpu torsh_jit.codegen.cstyle
 torsh_jit.schedule.gpu torsh_jit.codegen.cuda
 torsh_jit.target torsh_jit.ir.dtypes
 torsh_jit.tune torsh_jit.kernel
-torsh_jit.tune torsh_jit.tune.measure
-torsh_jit.tune.measure torsh_jit.kernel
 """.strip().splitlines() if line.strip()}
 
 

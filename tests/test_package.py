@@ -47,7 +47,7 @@ def test_every_module_of_the_tree_imports_from_the_installed_package():
         rel = path.relative_to(TREE.parent).with_suffix("")
         parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
         names.append(".".join(parts))
-    assert "torsh_jit.tune" in names and "torsh_jit.runtime.runners.qemu" in names
+    assert "torsh_jit.tune" in names and "torsh_jit.backends.runners.qemu" in names
     missing = []
     for name in names:
         try:
@@ -69,7 +69,7 @@ def test_data_files_ship_with_the_package():
         have = {p.relative_to(Path(data_dir(kind))).as_posix()
                 for p in Path(data_dir(kind)).glob(pattern)}
         assert want and want <= have, f"{kind} missing from the installed package: {sorted(want - have)}"
-    runners = Path(torsh_jit.__file__).parent / "runtime" / "runners"
+    runners = Path(torsh_jit.__file__).parent / "backends" / "runners"
     for f in ("harness.c", "msl_threads.cpp", os.path.join("msl_shim", "metal_stdlib")):
         assert (runners / f).is_file(), f
 

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from . import errors as E
+from .backends import backend_for
 from .compiler import plan, render, n_buffers
 from .ir.tracer import ArgSpec, trace
 from .runtime.aliases import resolve as parse_target
@@ -94,7 +95,7 @@ def _extra_files(t, obj: bytes, symbol: str) -> dict[str, bytes]:
     engine (wasmtime only runs the module): one of those missing is an error that says what
     to install, never a bundle quietly without the file."""
     import importlib
-    from .runtime import runners
+    from .backends import runners
     mod = runners.KINDS.get(runners.kind(t))
     make = getattr(importlib.import_module(f"{runners.__name__}.{mod}"), "aot_artifacts", None) \
         if mod else None
@@ -158,7 +159,7 @@ def compile_bundle(fn, specs: tuple[ArgSpec, ...], targets: list[str], out_dir, 
     ts = []
     for tname in targets:          # every name checked before anything is compiled
         t = parse_target(tname)
-        if t.language != "llvm":
+        if not backend_for(t).aot:
             raise E.TargetError(f"ahead-of-time bundles for {t.name} ({t.language}) are not built yet",
                                 hint="use LLVM CPU targets, e.g. --target host,aarch64-neon,wasm32-simd128")
         ts.append(t)

@@ -43,7 +43,7 @@ def _specs(args):
 def cmd_targets(ns) -> int:
     from .target import known_targets
     from .runtime.hardware import runs_natively, runner_available, host_target
-    from .runtime.runners import why_missing
+    from .backends.runners import why_missing
     try:
         host = host_target().name
     except E.TorshJitError:
@@ -64,8 +64,8 @@ def cmd_targets(ns) -> int:
 
 def cmd_runners(ns) -> int:
     """What each emulated target needs, and (--install) installing it."""
-    from .runtime.runners import all_missing, kind, why_missing
-    from .runtime.runners.install import install
+    from .backends.runners import all_missing, kind, why_missing
+    from .backends.runners.install import install
     from .target import known_targets
     if ns.install:
         install()       # what is still missing is printed; a test run under CI fails on it

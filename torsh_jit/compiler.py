@@ -11,12 +11,13 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from . import errors as E
-from .cache import get_cache, make_key
+from .backends import backend_for
+from .cache import make_key
 from .fuse import Partition, partition
 from .ir.graph import Graph
 from .ir.passes import run_passes
 from .ir.tracer import ArgSpec
-from .schedule.config import Config, default_config
+from .schedule.config import Config
 from .target import Target
 from .version import __version__, code_hash
 
@@ -57,14 +58,7 @@ class Plan:
 
 
 def toolchain_versions(target: Target) -> dict:
-    from .backends import for_language
-    be = for_language(target.language)
-    if be is not None:
-        return be.toolchain_versions()
-    if target.language == "llvm":
-        from .backends.llvm.build import llvm_version
-        return {"llvm": llvm_version()}
-    return {}
+    return backend_for(target).toolchain_versions()
 
 
 def plan(graph: Graph, specs: tuple[ArgSpec, ...], target: Target, *, configs=None,
@@ -74,10 +68,8 @@ def plan(graph: Graph, specs: tuple[ArgSpec, ...], target: Target, *, configs=No
     opt = run_passes(graph, dump=(lambda n, g: dumps.append((n, g.dump()))) if dump else None)
     part = partition(opt, specs)
     if configs is None:
-        from .backends import for_language
-        be = for_language(target.language)
-        choose = be.default_config if be is not None else default_config
-        configs = tuple(choose(g, target) for g in part.groups)
+        be = backend_for(target)
+        configs = tuple(be.default_config(g, target) for g in part.groups)
     what = {"groups": repr(part.groups), "buffers": repr(part.buffers), "configs": repr(configs),
             # every field, not describe(): a field added to Target is in the key by construction
             "target": dataclasses.asdict(target)}
@@ -92,9 +84,8 @@ def _check_half(graph: Graph, target: Target) -> None:
     """A 16-bit float value (a cast to float16 or bfloat16) on a target that cannot hold it:
     a DTypeError at the user's line. Arguments of those dtypes are refused earlier, when the
     call's arguments are classified."""
-    from .backends import for_language
     from .ir.dtypes import HALF_DTYPES
-    allowed = getattr(for_language(target.language), "HALF_DTYPES", ())
+    allowed = backend_for(target).half_dtypes
     for n in graph.nodes:
         if n.dtype in HALF_DTYPES and n.dtype not in allowed:
             raise E.DTypeError(
@@ -106,16 +97,7 @@ def _check_half(graph: Graph, target: Target) -> None:
 
 def render(p: Plan) -> str:
     """The source text of the whole function: one compilation unit in the target's language."""
-    from .backends import for_language
-    be = for_language(p.target.language)
-    if be is not None:
-        return be.render(p)
-    if p.target.language == "llvm":
-        from .codegen.llvm import render_module
-        return render_module(list(zip(p.kernel_names(), p.part.groups, p.configs)), p.target,
-                             p.module_name, n_buffers(p), plan_text=p.describe())
-    raise E.TargetError(f"target {p.target.name} ({p.target.language}) has no code generator yet",
-                        hint="use an LLVM CPU target such as 'host'")
+    return backend_for(p.target).render(p)
 
 
 def n_buffers(p: Plan) -> int:
@@ -129,9 +111,9 @@ _loaded: dict[str, object] = {}     # key -> built function, this process
 def compile_object(source: str, target_name: str) -> bytes:
     """Object code of an LLVM module for a native target: the part of a build that a worker
     process can do (plain values in and out; the tuner compiles candidates this way)."""
-    from .backends.llvm import build as llvm_cpu
+    from .backends.llvm import build_object
     from .target import parse as parse_target
-    return llvm_cpu.build_object(source, parse_target(target_name))
+    return build_object(source, parse_target(target_name))
 
 
 def build(p: Plan, obj: bytes | None = None):
@@ -139,34 +121,6 @@ def build(p: Plan, obj: bytes | None = None):
     obj: object code already compiled for this plan elsewhere (a tuning worker); it is
     stored in the cache like a build of our own."""
     fn = _loaded.get(p.key)
-    if fn is not None:
-        return fn
-    from .backends import for_language
-    be = for_language(p.target.language)
-    if be is not None:
-        fn = be.build(p)
-        _loaded[p.key] = fn
-        return fn
-    if p.target.language != "llvm":
-        raise E.TargetError(f"target {p.target.name} cannot be built yet")
-    from .backends.llvm import build as llvm_cpu
-    from .runtime.hardware import runs_natively
-    if not runs_natively(p.target):
-        # another ISA (or features this CPU lacks): its runner, or an error saying what to install
-        from .runtime import runners
-        fn = runners.build(p)
-        _loaded[p.key] = fn
-        return fn
-    cache = get_cache()
-    meta = {"target": p.target.name, "kernels": len(p.part.groups)}
-    if obj is not None:
-        with cache.lock("obj", p.key):
-            if cache.get("obj", p.key, expect=p.expect) is None:
-                cache.put("obj", p.key, obj, {**meta, **p.expect})
-    else:
-        obj = cache.get_or_make("obj", p.key, lambda: llvm_cpu.build_object(render(p), p.target),
-                                meta, expect=p.expect)
-    from .backends.llvm.launch import CpuFunction
-    fn = CpuFunction(p, obj)
-    _loaded[p.key] = fn
+    if fn is None:
+        fn = _loaded[p.key] = backend_for(p.target).build(p, obj)
     return fn

@@ -1,6 +1,7 @@
 """Human-readable account of a compilation: graph, passes, groups, configs, source."""
 from __future__ import annotations
 
+from .backends import backend_for
 from .compiler import Plan
 
 
@@ -39,36 +40,20 @@ def tuning_section(fn, p: Plan) -> str:
 
 
 def has_assembly(target) -> bool:
-    """The target's code has an assembly torsh-jit can show: the LLVM targets' (llvmlite), and
-    any backend with an `assembly` hook (CUDA: PTX and SASS). MSL and WGSL have none: the GPU
-    driver compiles their source when the kernel loads."""
-    from .backends import for_language
-    be = for_language(target.language)
-    return be is None or hasattr(be, "assembly")
+    """The target's code has an assembly torsh-jit can show: the LLVM targets' (llvmlite) and
+    CUDA's (PTX and SASS). MSL and WGSL have none: the GPU driver compiles their source when
+    the kernel loads."""
+    return backend_for(target).has_assembly(target)
 
 
 def assembly(source: str, target, plan=None) -> str:
     """The target assembly of a lowered function's source (`Lowered.asm()`, `explain --asm`);
     plan, when given, lets a backend compile with the options the plan's build uses."""
-    from . import errors as E
-    from .backends import for_language
-    be = for_language(target.language)
-    if be is None:
-        from .backends.llvm.build import assembly as llvm_assembly
-        return llvm_assembly(source, target)
-    if not hasattr(be, "assembly"):
-        lang = target.language.upper()
-        raise E.TargetError(
-            f"target {target.name} has no assembly torsh-jit can show: the GPU driver compiles "
-            f"its {lang} source when the kernel loads",
-            hint=f"read the {lang} source instead (`lower(...).source`; `torsh-jit explain` "
-                 f"prints it): drop --asm")
-    return be.assembly(source, target, plan)
+    return backend_for(target).assembly(source, target, plan)
 
 
 def explain_plan(p: Plan, source: str, *, show_source: bool = True, tuning: str | None = None) -> str:
-    from .backends import for_language
-    be = for_language(p.target.language)
+    be = backend_for(p.target)
     where = (f"{p.target.language}, {p.target.arch}" if p.target.arch else
              f"{p.target.triple}, cpu {p.target.cpu}, {p.target.vector_bits}-bit vectors")
     out = [f"target: {p.target.name} ({where})",
@@ -93,9 +78,10 @@ def explain_plan(p: Plan, source: str, *, show_source: bool = True, tuning: str 
                    if g.loads else "  reads: -")
         out.append(f"  writes: " + ", ".join(f"buf{s.access.buf}" for s in g.stores))
         out.append(f"  config: {c}  (default heuristics)")
-    if be is not None and hasattr(be, "explain"):
+    launch = be.explain(p)
+    if launch:
         out.append(_section(f"launch ({p.target.language})"))
-        out.append(be.explain(p))
+        out.append(launch)
     if tuning:
         out.append(_section("tuning"))
         out.append(tuning)

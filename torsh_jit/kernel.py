@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import errors as E
+from .backends import backend_for
+from .backends.host import ALIGN_FROM, aligned_empty, nbytes
 from .compiler import Plan, build, plan, render
 from .ir.graph import Graph
 from .ir.ops import VIEW
@@ -36,27 +38,6 @@ def _arg_key(a):
         return t
     k = DEVICE_KEYS.get(t)
     return k(a) if k is not None else None   # None: classified the slow way
-
-
-# Large outputs start on a cache line: numpy's big allocations are 16 mod 64, so every
-# 64-byte vector store straddled two lines (chain on 16M float32: 15.5 -> 13.8 ms).
-_ALIGN_FROM = 1 << 20
-
-
-def _nbytes(shape, dtype) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n * dtype.itemsize
-
-
-def _aligned_empty(shape, dtype):
-    nbytes = _nbytes(shape, dtype)
-    if nbytes < _ALIGN_FROM:
-        return np.empty(shape, dtype)
-    raw = np.empty(nbytes + 64, np.uint8)
-    off = (-raw.ctypes.data) % 64
-    return raw[off:off + nbytes].view(dtype).reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -123,7 +104,7 @@ class _Entry:
         self.simple = (single and not self.scalar_pos and not self.int_bounds and not self.temps
                        and not self.zero_d[0] and not self.exponents)
         self.out_shape, self.out_dtype = self.outs[0] if self.outs else ((), None)
-        self.big_out = bool(self.outs) and _nbytes(self.out_shape, self.out_dtype) >= _ALIGN_FROM
+        self.big_out = bool(self.outs) and nbytes(self.out_shape, self.out_dtype) >= ALIGN_FROM
         self.run = getattr(fn, "fast_run", None) or fn.run
 
 
@@ -288,7 +269,7 @@ class Kernel:
                 return to_torch(self._run(entry, args, out), torch)
         if entry.simple and out is None:        # the common case, inline: the call's overhead
             o = np.empty(entry.out_shape, entry.out_dtype) if not entry.big_out \
-                else _aligned_empty(entry.out_shape, entry.out_dtype)
+                else aligned_empty(entry.out_shape, entry.out_dtype)
             entry.run(args + (o,))
             return o
         return self._run(entry, args, out)
@@ -300,7 +281,7 @@ class Kernel:
     def _run(self, entry: _Entry, args: tuple, out):
         if entry.simple and out is None:
             o = np.empty(entry.out_shape, entry.out_dtype) if not entry.big_out \
-                else _aligned_empty(entry.out_shape, entry.out_dtype)
+                else aligned_empty(entry.out_shape, entry.out_dtype)
             entry.run(args + (o,))
             return o
         bufs = list(args)
@@ -322,13 +303,13 @@ class Kernel:
             bufs[i] = np.asarray(bufs[i], dtype=entry.specs[i].dtype)
         copy_back = ()
         if out is None:
-            outs = [_aligned_empty(s, d) for s, d in entry.outs]
+            outs = [aligned_empty(s, d) for s, d in entry.outs]
         else:
             views, given, copy_back = out_arrays(self.name, entry.outs, out)
             outs = list(views)
             copy_back = sorted(set(copy_back) | set(_overlapping(entry, args, outs)))
             for k in copy_back:
-                outs[k] = _aligned_empty(*entry.outs[k])
+                outs[k] = aligned_empty(*entry.outs[k])
         bufs += outs
         if entry.temps:
             bufs += [np.empty(s, d) for s, d in entry.temps]
@@ -348,26 +329,21 @@ class Kernel:
         check_arity(self.fn, len(args), where=loc)
         names = param_names(self.fn, len(args))
         classify = spec_of
-        lang = target.language if isinstance(target, Target) else None
-        if lang is None and (target is not None or self._target_name != "host"):
+        t = target if isinstance(target, Target) else None
+        if t is None and (target is not None or self._target_name != "host"):
             try:
-                lang = (parse_target(target) if target is not None else self.target).language
+                t = parse_target(target) if target is not None else self.target
             except E.TargetError as err:
                 raise E.located(err, loc) from None
-        if lang is not None:
-            from .backends import for_language
-            be = for_language(lang)
-            if be is not None:
-                classify = be.spec_of         # device arrays, 16-bit floats
-                be.register_device_keys(DEVICE_KEYS)
+        if t is not None:
+            be = backend_for(t)
+            classify = be.spec_of             # device arrays, 16-bit floats
+            be.register_device_keys(DEVICE_KEYS)
+            be.prepare(t)                     # a slow toolchain's start-up, while we trace
         return tuple(a if isinstance(a, ArgSpec) else classify(a, index=i, name=names[i], where=loc)
                      for i, a in enumerate(args))
 
     def _specialize(self, args):
-        name = getattr(self._target_name, "name", self._target_name)
-        if isinstance(name, str) and name.startswith("cuda"):
-            from .backends.cuda import start_nvrtc       # NVRTC's start-up, meanwhile
-            start_nvrtc()
         try:
             key = tuple(map(_arg_key, args))
             if None in key:

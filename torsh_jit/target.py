@@ -49,7 +49,7 @@ class Target:
     description: str = ""
     pointer_bits: int = 64
     fused_multiply_add: bool = True   # False: llvm.fma has no instruction (soft_fma in codegen)
-    # runner data (read by torsh_jit/runtime/runners only)
+    # runner data (read by torsh_jit/backends/runners only)
     emulator_cpu: str = ""        # qemu -cpu value; {vlen}/{vlen_bytes}: the emulated vector length
     vlen_env: str = ""            # environment variable choosing the emulated vector length
     vlens: tuple[int, ...] = ()   # vector lengths the emulator accepts; the first is the default

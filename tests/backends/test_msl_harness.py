@@ -19,7 +19,7 @@ import torsh_jit as tj
 from torsh_jit import errors as E
 from torsh_jit.codegen.cuda import Launch
 from torsh_jit.codegen.msl import LANG
-from torsh_jit.runtime.runners import msl, scratch_dir
+from torsh_jit.backends.runners import msl, scratch_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "targets"))
 from target_configs import require_target  # noqa: E402

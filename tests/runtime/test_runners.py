@@ -14,7 +14,9 @@ import torsh_jit as tj
 from torsh_jit import compiler
 from torsh_jit.errors import RunnerError, TargetError
 from torsh_jit.ir.tracer import spec_of
-from torsh_jit.runtime import hardware, runners
+from torsh_jit.runtime import hardware
+from torsh_jit.backends.llvm import host
+from torsh_jit.backends import runners
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "targets"))
 from target_configs import require_target  # noqa: E402
@@ -71,7 +73,7 @@ def test_emulated_vector_length_is_what_was_asked(target, lengths, monkeypatch, 
 def test_second_build_neither_generates_code_nor_links(monkeypatch, rng):
     require_target("riscv64-rvv")
     from torsh_jit.backends.llvm import build as llvm_cpu
-    from torsh_jit.runtime.runners import qemu
+    from torsh_jit.backends.runners import qemu
     x = rng.standard_normal(77).astype(np.float32)
     fn = lambda x: np.sin(x) * 3 + 0.125  # noqa: E731
     p, _ = tj.kernel(fn)._plan((spec_of(x),), target="riscv64-rvv")
@@ -139,13 +141,13 @@ def test_host_is_never_an_emulated_target():
 
 def test_runs_natively_is_about_the_triple(monkeypatch):
     """On an AArch64 host, the aarch64 targets are native (NEON always, SVE with the feature)."""
-    monkeypatch.setattr(hardware, "machine_arch", lambda: "aarch64")
-    monkeypatch.setattr(hardware, "host_features", lambda: frozenset({"neon", "fp-armv8"}))
-    assert hardware.runs_natively(tj.parse_target("aarch64-neon"))
-    assert not hardware.runs_natively(tj.parse_target("aarch64-sve"))
-    assert not hardware.runs_natively(tj.parse_target("x86_64-sse42"))
-    monkeypatch.setattr(hardware, "host_features", lambda: frozenset({"neon", "fp-armv8", "sve"}))
-    assert hardware.runs_natively(tj.parse_target("aarch64-sve"))
+    monkeypatch.setattr(host, "machine_arch", lambda: "aarch64")
+    monkeypatch.setattr(host, "host_features", lambda: frozenset({"neon", "fp-armv8"}))
+    assert host.runs_natively(tj.parse_target("aarch64-neon"))
+    assert not host.runs_natively(tj.parse_target("aarch64-sve"))
+    assert not host.runs_natively(tj.parse_target("x86_64-sse42"))
+    monkeypatch.setattr(host, "host_features", lambda: frozenset({"neon", "fp-armv8", "sve"}))
+    assert host.runs_natively(tj.parse_target("aarch64-sve"))
 
 
 def test_too_old_emulator_is_missing_and_says_why(monkeypatch, tmp_path):
@@ -186,7 +188,7 @@ def test_a_bad_vector_length_is_one_clear_error(target, monkeypatch, rng):
 
 
 def test_emulator_command_refuses_a_length_qemu_would_reject():
-    from torsh_jit.runtime.runners.qemu import emulator_command
+    from torsh_jit.backends.runners.qemu import emulator_command
     for target, bad in [("aarch64-sve", 4096), ("aarch64-sve", 200), ("riscv64-rvv", 192),
                         ("riscv64-rvv", 2048)]:
         t = tj.parse_target(target)
@@ -197,7 +199,7 @@ def test_emulator_command_refuses_a_length_qemu_would_reject():
 
 
 def test_accepted_vector_lengths_read_as_a_rule():
-    from torsh_jit.runtime.runners.qemu import describe_lengths
+    from torsh_jit.backends.runners.qemu import describe_lengths
     assert describe_lengths(range(128, 2049, 128)) == "128..2048 in multiples of 128"
     assert describe_lengths((128, 256, 512, 1024)) == \
         "128, 256, 512 or 1024 (powers of 2 from 128 to 1024)"

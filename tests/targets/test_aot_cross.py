@@ -63,7 +63,7 @@ def check(o0, o1, x, w, b):
 @pytest.mark.parametrize("target", ["aarch64-neon", "riscv64-rvv"])
 def test_object_links_with_cross_gcc_and_runs_under_qemu(bundle, target, rng):
     require_target(target)
-    from torsh_jit.runtime.runners.qemu import emulator_command
+    from torsh_jit.backends.runners.qemu import emulator_command
     out, entries = bundle
     entry = entries[target]
     t = tj.parse_target(target)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 import torsh_jit as tj
-from torsh_jit.backends import for_language
+from torsh_jit.backends import backend_for
 
 from op_corpus import CASES, cases_for, check, reference
 from target_configs import configs
@@ -42,8 +42,8 @@ def test_corpus(case, target_config, rng):
     name, env = target_config
     args = case.make(rng)
     got = kernel_for(case, name)(*args)
-    be = for_language(tj.parse_target(name).language)
-    flushes = hasattr(be, "flushes_subnormals") and be.flushes_subnormals(tj.parse_target(name))
+    t = tj.parse_target(name)
+    flushes = backend_for(t).flushes_subnormals(t)
     check(case, got, reference(case.fn, args), flushes=flushes)
 
 

@@ -1,21 +1,33 @@
-"""Build and launch, one module per language family.
+"""Build and launch, one package per target language, behind one protocol (base.Backend).
 
-The LLVM CPU targets go through compiler.build's own path (llvm_cpu, runners); every other
-language names its backend module here. A backend module provides:
-    default_config(group, target)   the schedule of a group
-    render(plan) -> str             one compilation unit holding every kernel
-    build(plan)                     a callable object (with .call(args, out, single))
-    toolchain_versions()            what goes into the cache key
-    spec_of(arg, index, name, where) classify an argument (device arrays, 16-bit floats)
-    can_run(target) -> bool         the target executes on this machine now
-    explain(plan) -> str            how its kernels are launched here
+REGISTRY maps a target's language to the module that holds its backend (`BACKEND`, an
+instance of a Backend subclass); `backend_for(target)` imports it on first use, so a
+process that only compiles for CPUs never loads CUDA's or WebGPU's bindings.
 """
 from __future__ import annotations
 
 import importlib
 
-BY_LANGUAGE = {"cuda": "torsh_jit.backends.cuda", "msl": "torsh_jit.backends.metal",
-               "wgsl": "torsh_jit.backends.wgsl"}
+from .. import errors as E
+from .base import Backend
+
+REGISTRY = {"llvm": "torsh_jit.backends.llvm", "cuda": "torsh_jit.backends.cuda",
+            "msl": "torsh_jit.backends.metal", "wgsl": "torsh_jit.backends.wgsl"}
+
+_loaded: dict[str, Backend] = {}
+
+
+def backend_for(target) -> Backend:
+    """The backend of a Target (or of a language name)."""
+    language = target if isinstance(target, str) else target.language
+    be = _loaded.get(language)
+    if be is None:
+        mod = REGISTRY.get(language)
+        if mod is None:
+            raise E.TargetError(f"no backend generates {language!r} code",
+                                hint="the languages with a backend: " + ", ".join(sorted(REGISTRY)))
+        be = _loaded[language] = importlib.import_module(mod).BACKEND
+    return be
 
 
 def take_buffers(fn, plan) -> None:
@@ -26,9 +38,3 @@ def take_buffers(fn, plan) -> None:
     fn.n_inputs = b.n_inputs
     fn.outputs = tuple(b.outputs)
     fn.temps = tuple(b.temps)
-
-
-def for_language(language: str):
-    """The backend module of a language, or None for the LLVM targets."""
-    mod = BY_LANGUAGE.get(language)
-    return importlib.import_module(mod) if mod else None

@@ -86,12 +86,26 @@ class Backend:
     def register_device_keys(self, table: dict) -> None:
         """Teach the kernel's argument fast path this backend's device array types."""
 
+    def flushes_subnormals(self, target) -> bool:
+        """The device running the target's code flushes float32 subnormals to zero."""
+        return False
+
+    def prepare(self, target) -> None:
+        """Start what a first build will wait for (a compiler's start-up) in the background;
+        called when a kernel's arguments are first classified, before tracing."""
+
     def can_run(self, target) -> bool:
         """The target's code executes on this machine now."""
         raise NotImplementedError
 
     def missing(self, target) -> tuple[str, bool] | None:
         """Why the target cannot execute here and whether installing something would fix it
-        ((reason, installable)), or None where it can, or where only other hardware could
-        (a GPU) and CI need not say so."""
-        return None
+        ((reason, installable)); None where it can run, or where only other hardware (a GPU)
+        could help and CI need not say so. A target that declares what it needs (wgsl: wgpu
+        and a Vulkan driver, lavapipe on a CPU; metal: clang++ for the MSL harness) runs
+        wherever those are met, so lacking them is installable."""
+        if not target.needs or self.can_run(target):
+            return None
+        from .runners import missing, why_missing
+        return (why_missing(target) if missing(target) else
+                f"its runner ({target.runner}) found no device here", True)

@@ -26,6 +26,7 @@ from ..once import once
 from ..ir.dtypes import HALF_DTYPES  # noqa: F401 (kernels may cast to both: compiler._check_half)
 from ..ir.tracer import ArgSpec, contiguous_strides, spec_of as host_spec_of
 from . import take_buffers, tma
+from .base import Backend
 
 _lock = threading.Lock()
 STATS = {"compiles": 0, "compile_ms": 0.0}
@@ -1066,3 +1067,56 @@ class _TuneBound:
 
 def tune_harness(specs, p0, seed: int = 0) -> TuneHarness:
     return TuneHarness(specs, p0, seed)
+
+
+class CudaBackend(Backend):
+    language = "cuda"
+    half_dtypes = HALF_DTYPES
+
+    def default_config(self, group, target):
+        return default_config(group, target)
+
+    def tune_space(self, group, target, default):
+        return tune_space(group, target, default)
+
+    def tune_key(self, group, config, target):
+        return tune_key(config)
+
+    def tune_harness(self, specs, plan, seed: int = 0):
+        return tune_harness(specs, plan, seed)
+
+    def device_fingerprint(self, target) -> str:
+        return device_fingerprint(target)
+
+    def render(self, plan) -> str:
+        return render(plan)
+
+    def build(self, plan, obj=None):
+        return build(plan)
+
+    def toolchain_versions(self) -> dict:
+        return toolchain_versions()
+
+    def has_assembly(self, target) -> bool:
+        return True
+
+    def assembly(self, source, target, plan=None) -> str:
+        return assembly(source, target, plan)
+
+    def explain(self, plan) -> str:
+        return explain(plan)
+
+    def spec_of(self, arg, *, index=0, name=None, where=None):
+        return spec_of(arg, index=index, name=name, where=where)
+
+    def register_device_keys(self, table: dict) -> None:
+        register_device_keys(table)
+
+    def can_run(self, target) -> bool:
+        return can_run(target)
+
+    def prepare(self, target) -> None:
+        start_nvrtc()
+
+
+BACKEND = CudaBackend()

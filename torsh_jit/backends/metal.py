@@ -1,7 +1,7 @@
 """Build and launch for the Metal target: MSL through Metal on macOS, the MSL harness elsewhere.
 
 On Linux (what CI runs): the generated .metal file is compiled as C++ by clang++ against
-torsh-jit's MSL shim and executed by the harness (runtime/runners/msl.py), each
+torsh-jit's MSL shim and executed by the harness (backends/runners/msl.py), each
 threadgroup's threads as OS threads meeting at real barriers.
 
 On macOS, with pyobjc's Metal bindings (`pip install pyobjc-framework-Metal`): the same
@@ -12,6 +12,7 @@ it where Metal is importable and reports a device; say so when it fails.
 """
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from .. import errors as E
 from ..once import once
 from ..ir.tracer import ArgSpec, spec_of as host_spec_of
+from .base import Backend
 
 _DOUBLE_HINT = ("Metal has no double: cast to float32 (x.astype(np.float32)), or use a CPU "
                 "target such as 'host'")
@@ -54,17 +56,17 @@ def build(p):
     dev = metal_device()
     if dev is not None:
         return MetalFunction(p, dev)
-    from ..runtime import runners
+    from . import runners
     return runners.build(p)
 
 
 def toolchain_versions() -> dict:
-    from ..runtime.runners.msl import compiler_version
+    from .runners.msl import compiler_version
     return {"msl-harness": compiler_version()} if metal_device() is None else {"metal": "macOS"}
 
 
 def can_run(target) -> bool:
-    from ..runtime import runners
+    from . import runners
     return metal_device() is not None or runners.available(target)
 
 
@@ -88,7 +90,7 @@ def register_device_keys(table: dict) -> None:
 
 def explain(p) -> str:
     from ..codegen.msl import render_plan, describe
-    from ..runtime.runners.msl import dispatch, MAX_GROUPS
+    from .runners.msl import dispatch, MAX_GROUPS
     _, launches = render_plan(p)
     lines = [describe(l) for l in launches]
     if metal_device() is not None:
@@ -146,7 +148,7 @@ class MetalFunction:
 
     def run(self, buffers: tuple) -> None:
         import Metal
-        from ..runtime.runners import byte_span
+        from .runners import byte_span
         mtl = []
         for a in buffers:
             lo, size = byte_span(a)
@@ -180,3 +182,35 @@ def _span_bytes(a, lo: int, size: int) -> np.ndarray:
     import ctypes
     addr = a.__array_interface__["data"][0] + lo
     return np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(addr)).copy()
+
+
+class MetalBackend(Backend):
+    """MSL: through Metal on macOS, through the MSL harness elsewhere (not tunable yet)."""
+    language = "msl"
+
+    def default_config(self, group, target):
+        return default_config(group, target)
+
+    def render(self, plan) -> str:
+        return render(plan)
+
+    def build(self, plan, obj=None):
+        return build(plan)
+
+    def toolchain_versions(self) -> dict:
+        return toolchain_versions()
+
+    def explain(self, plan) -> str:
+        return explain(plan)
+
+    def spec_of(self, arg, *, index=0, name=None, where=None):
+        return spec_of(arg, index=index, name=name, where=where)
+
+    def can_run(self, target) -> bool:
+        return can_run(target)
+
+    def device_fingerprint(self, target) -> str:
+        return json.dumps({"target": target.name, "device": "metal" if metal_device() else "msl-harness"})
+
+
+BACKEND = MetalBackend()

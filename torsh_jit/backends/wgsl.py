@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import json
 import tempfile
 import time
 
@@ -27,6 +28,7 @@ from .. import errors as E
 from ..once import once
 from ..ir.tracer import ArgSpec, spec_of as host_spec_of
 from . import take_buffers
+from .base import Backend
 
 SUPPORTED = ("bool", "int32", "float32")
 _HINT_DTYPE = ("cast to float32 or int32 first (x.astype(np.float32)), or use a CPU target "
@@ -400,3 +402,38 @@ def _scalar_word(a, s: ArgSpec) -> int:
     if dt == "int32":
         return int(np.asarray(int(a)).astype(np.int64).astype(np.int32).view(np.uint32))
     return int(np.asarray(a, np.float32).view(np.uint32))
+
+
+class WgslBackend(Backend):
+    """WGSL through wgpu: a GPU where there is one, lavapipe (a CPU Vulkan) where not."""
+    language = "wgsl"
+
+    def default_config(self, group, target):
+        return default_config(group, target)
+
+    def render(self, plan) -> str:
+        return render(plan)
+
+    def build(self, plan, obj=None):
+        return build(plan)
+
+    def toolchain_versions(self) -> dict:
+        return toolchain_versions()
+
+    def explain(self, plan) -> str:
+        return explain(plan)
+
+    def spec_of(self, arg, *, index=0, name=None, where=None):
+        return spec_of(arg, index=index, name=name, where=where)
+
+    def can_run(self, target) -> bool:
+        return can_run(target)
+
+    def flushes_subnormals(self, target) -> bool:
+        return flushes_subnormals(target)
+
+    def device_fingerprint(self, target) -> str:
+        return json.dumps({"target": target.name, "adapter": adapter_description()})
+
+
+BACKEND = WgslBackend()

@@ -1,145 +1,36 @@
-"""What this machine is: CPU features from LLVM, and which targets run natively.
-
-TORSH_JIT_CPU_FEATURES=-avx512f,... masks features (to test that dispatch picks a
-lower level on a CPU without them).
+"""What this machine can run: every known target asked through its backend (natively, through
+a runner, on a GPU), and what is missing where it cannot. The CPU itself is described by
+backends/llvm/host.py (its names are re-exported here for the CLI).
 """
 from __future__ import annotations
 
-import difflib
-import functools
-import os
-import platform
-
-from ..errors import TargetError
-from ..once import once
-
-
-@once
-def _llvm_host():
-    import llvmlite.binding as llvm
-    from ..backends.llvm.build import init_llvm
-    init_llvm()
-    feats = {}
-    for f, on in llvm.get_host_cpu_features().items():
-        feats[f] = on
-    return llvm.get_host_cpu_name(), llvm.get_process_triple(), feats
-
-
-def host_features() -> frozenset[str]:
-    """Enabled CPU features of this machine, after TORSH_JIT_CPU_FEATURES masking."""
-    return _masked(os.environ.get("TORSH_JIT_CPU_FEATURES", ""))
-
-
-@functools.lru_cache(maxsize=16)
-def _masked(spec: str) -> frozenset[str]:
-    """The host's features with spec's '-name' removed and '+name' added. Every name must
-    be one LLVM knows for this machine's architecture: a typo (-avx512 for -avx512f) would
-    otherwise mask nothing, silently."""
-    _, _, feats = _llvm_host()
-    on = {f for f, v in feats.items() if v}
-    for item in spec.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name = item[1:].strip()
-        if item[0] not in "+-" or not name:
-            raise TargetError(f"TORSH_JIT_CPU_FEATURES={spec!r}: {item!r} is not '-feature' or "
-                              "'+feature'", hint=_FEATURES_HINT)
-        if name not in feats:
-            close = difflib.get_close_matches(name, sorted(feats), n=1)
-            raise TargetError(
-                f"TORSH_JIT_CPU_FEATURES={spec!r}: {name!r} is not a CPU feature LLVM knows on "
-                f"this {machine_arch()} machine" + (f"; did you mean {close[0]!r}?" if close else ""),
-                hint=_FEATURES_HINT + "; the features of this CPU: " + ",".join(sorted(on)))
-        if item[0] == "-":
-            on.discard(name)
-        else:
-            on.add(name)
-    return frozenset(on)
-
-
-_FEATURES_HINT = ("a comma-separated list of LLVM feature names, each after - (mask it) or + "
-                  "(claim it), e.g. TORSH_JIT_CPU_FEATURES=-avx512f,-avx2")
-
-
-def host_cpu_name() -> str:
-    return _llvm_host()[0]
-
-
-def host_arch() -> str:
-    return platform.machine().lower()
-
-
-@once
-def machine_arch() -> str:
-    """This machine's architecture as it starts a target triple (x86_64, aarch64, riscv64):
-    from LLVM's process triple, the one native code is generated and loaded for."""
-    arch = _llvm_host()[1].split("-")[0]
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
-
-
-def runs_natively(t) -> bool:
-    """The target's code executes on this CPU directly: same architecture, every required feature.
-    (An AArch64 target on an AArch64 host is native whatever its runner says.)"""
-    if t.language != "llvm":
-        return False
-    if t.triple.split("-")[0] != machine_arch():
-        return False
-    return set(t.requires) <= host_features()
-
-
-def runner_available(t) -> bool:
-    """The target does not run natively, but its runner (qemu-user, wasmtime) is installed."""
-    from .runners import available
-    return not runs_natively(t) and available(t)
+from ..backends import backend_for
+from ..backends.llvm.host import (host_arch, host_cpu_name, host_features,  # noqa: F401
+                                  host_target, machine_arch, runs_natively)
 
 
 def can_run(t) -> bool:
     """The target executes here: natively, through its runner, or on this machine's GPU."""
-    from ..backends import for_language
-    be = for_language(t.language)
-    if be is not None:
-        return be.can_run(t)
-    return runs_natively(t) or runner_available(t)
+    return backend_for(t).can_run(t)
 
 
-def host_target():
-    """The best (highest rank) CPU target this machine runs natively."""
-    from ..target import known_targets
-    best = None
-    for t in known_targets().values():
-        if runs_natively(t) and (best is None or t.rank > best.rank):
-            best = t
-    if best is None:
-        raise TargetError(f"no known CPU target runs natively on this {host_arch()} machine",
-                          hint="see `torsh-jit targets`")
-    return best
+def runner_available(t) -> bool:
+    """The target does not run natively, but its runner (qemu-user, wasmtime) is installed."""
+    from ..backends.runners import available
+    return not runs_natively(t) and available(t)
 
 
 def _unrunnable() -> list[tuple[str, str, bool]]:
-    """(target, reason, installable) for every known CPU, wasm, MSL or WGSL target that
-    cannot execute here. installable is False where only other hardware would help (a
-    target of this machine's architecture whose CPU features are lacking and that has no
-    runner: no emulator here executes AVX-512), True where a runner (qemu-user, cross gcc,
-    wasm-ld, wasmtime, clang++ for the MSL harness, wgpu and a Vulkan driver for WGSL) is
-    missing, with what to install."""
+    """(target, reason, installable) for every known target that cannot execute here and
+    that its backend says something could be done about (Backend.missing): installable is
+    False where only other hardware would help (a CPU lacking features, with no runner),
+    True where a runner or a package is missing, with what to install."""
     from ..target import known_targets
-    from .runners import kind, missing, why_missing
     out = []
     for name, t in sorted(known_targets().items()):
-        if t.language != "llvm" and t.needs and not can_run(t):
-            # a GPU language with declared needs runs anywhere they are met (wgsl: wgpu on
-            # lavapipe, a CPU Vulkan; metal: clang++ and the harness), so CI must have them
-            out.append((name, why_missing(t) if missing(t) else
-                        f"its runner ({t.runner}) found no device here", True))
-            continue
-        if (t.language != "llvm" and not kind(t)) or can_run(t):
-            continue
-        if t.triple.split("-")[0] == machine_arch() and not kind(t):
-            lacking = sorted(set(t.requires) - host_features())
-            out.append((name, "CPU lacks " + ", ".join(lacking), False))
-        elif kind(t):
-            out.append((name, why_missing(t), True))
+        why = backend_for(t).missing(t)
+        if why is not None:
+            out.append((name, *why))
     return out
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from .. import errors as E
 from .measure import STATS, Measurer
+from ..backends import backend_for
 from .records import (Decision, Subject, autotune_enabled, bucket_of, get_decision, put_decision,
                       subject)
 from .search import EXHAUSTIVE_MAX, Budget, JointSpace, search
@@ -28,17 +29,8 @@ __all__ = ["tune", "resolve", "TuneResult", "STATS", "autotune_enabled", "bucket
 
 def space_of(group, target, default):
     """(GroupSpace, effective-key function) of a group on a target, from its backend."""
-    from ..backends import for_language
-    be = for_language(target.language)
-    if be is not None:
-        from ..schedule.space import GroupSpace
-        if hasattr(be, "tune_space"):
-            s = be.tune_space(group, target, default)
-        else:
-            s = GroupSpace(default, (default,), ())
-        return s, getattr(be, "tune_key", lambda c: c)
-    from ..schedule.space import effective, tune_space
-    return tune_space(group, target, default), (lambda c, g=group: effective(g, c, target))
+    be = backend_for(target)
+    return be.tune_space(group, target, default), (lambda c, g=group: be.tune_key(g, c, target))
 
 
 @dataclass
@@ -223,8 +215,7 @@ def resolve(fn, graph, specs, target, *, mode=True, budget_s: float = 30.0,
         return dec.configs
     if not (allow_measure and autotune_enabled()):
         return None
-    from ..runtime.hardware import runs_natively
-    if target.language == "llvm" and not runs_natively(target):
+    if not backend_for(target).tunes_here(target):
         return None          # emulated targets' times say nothing about the real machine
     res = tune(fn, specs, target, budget_s=budget_s, trials=trials, exact=exact, progress=progress)
     return res.configs if math.isfinite(res.time_s) and _fits(res.configs, p0) else None

@@ -20,11 +20,11 @@ import time
 import numpy as np
 
 from .. import compiler
+from ..backends import backend_for
 from ..compiler import plan as make_plan, render
 from .records import Subject, get_measurement, put_measurement
 
 STATS = {"measured": 0, "reused": 0, "compiled": 0, "retimed": 0}   # this process
-ROTATE_BYTES_CAP = 512 << 20
 BUSY_LIMIT = 0.10        # share of the machine other processes may use during a timing
 RETRIES = 3
 
@@ -65,93 +65,6 @@ class LoadMeter:
             self.others = max(0.0, (b1 - self.b0) - (c1 - self.c0)) / ((t1 - self.t0) * _NCPU)
 
 
-def random_inputs(specs, rng) -> list:
-    out = []
-    for s in specs:
-        if s.kind == "scalar":
-            v = rng.standard_normal() if s.dtype.startswith("float") else int(rng.integers(1, 8))
-            out.append(np.asarray(v if s.dtype != "bool" else True, dtype=s.dtype))
-            continue
-        shape = s.shape
-        if s.dtype.startswith("float"):
-            a = rng.standard_normal(shape).astype(s.dtype)
-        elif s.dtype == "bool":
-            a = rng.random(shape) < 0.5
-        else:
-            a = rng.integers(-64, 64, shape).astype(s.dtype)
-        if s.strides is not None:
-            # a view with these element strides over a larger buffer
-            need = 1 + sum((d - 1) * st for d, st in zip(shape, s.strides) if d > 0)
-            base = rng.standard_normal(need).astype(s.dtype) if s.dtype.startswith("float") else \
-                np.zeros(need, s.dtype)
-            isz = np.dtype(s.dtype).itemsize
-            a = np.lib.stride_tricks.as_strided(base, shape, tuple(st * isz for st in s.strides))
-        out.append(a)
-    return out
-
-
-def rotation_copies(bytes_per_set: int) -> int:
-    from ..schedule.space import _llc_bytes
-    want = -(-2 * _llc_bytes() // max(1, bytes_per_set))
-    return int(max(1, min(8, want, ROTATE_BYTES_CAP // max(1, bytes_per_set))))
-
-
-class CpuHarness:
-    """Input sets on the host and a wall-clock timer."""
-
-    def __init__(self, specs, p0, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        b = p0.part.buffers
-        in_bytes = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in specs if s.kind == "array")
-        out_bytes = sum(int(np.prod(sh)) * np.dtype(d).itemsize for sh, d in b.outputs)
-        self.copies = rotation_copies(in_bytes + out_bytes)
-        self.sets = [random_inputs(specs, rng) for _ in range(self.copies)]
-
-    def bind(self, p, fn):
-        return _CpuBound(self, p, fn)
-
-
-class _CpuBound:
-    def __init__(self, h: CpuHarness, p, fn):
-        from ..kernel import _aligned_empty
-        b = p.part.buffers
-        self.fn = fn
-        # every candidate writes the same output pages: fresh ones per candidate differed
-        # by up to 30% on a memory-bound kernel (page faults, huge pages or not)
-        layout = (tuple(b.outputs), tuple(b.temps))
-        if getattr(h, "_layout", None) != layout:
-            h._layout = layout
-            h._outs = [([_aligned_empty(sh, np.dtype(d)) for sh, d in b.outputs],
-                        [np.empty(sh, d) for sh, d in b.temps]) for _ in h.sets]
-            for outs, temps in h._outs:
-                for a in outs + temps:
-                    a.fill(0)                  # touch every page once, here, not in a timing
-        self.bufs = [(tuple(ins) + tuple(outs) + tuple(temps), outs)
-                     for ins, (outs, temps) in zip(h.sets, h._outs)]
-        self.copies = len(self.bufs)
-
-    def run(self, i: int) -> None:
-        self.fn.run(self.bufs[i % self.copies][0])
-
-    def outputs(self, i: int) -> list:
-        return [o.copy() for o in self.bufs[i % self.copies][1]]
-
-    def time(self, *, min_runs=5, max_runs=30, min_s=0.1, max_s=1.0) -> list[float]:
-        self.run(1)                                   # warm-up (other copies than the check's)
-        self.run(2)
-        ts: list[float] = []
-        start = time.perf_counter()
-        i = 3
-        while True:
-            t0 = time.perf_counter()
-            self.run(i)
-            ts.append(time.perf_counter() - t0)
-            i += 1
-            spent = time.perf_counter() - start
-            if len(ts) >= max_runs or spent >= max_s or (len(ts) >= min_runs and spent >= min_s):
-                return ts
-
-
 def same_outputs(got: list, ref: list, rtol: float | None = None) -> bool:
     """Outputs agree with the reference's up to a reordering of float sums (relative to the
     largest value, so sums that cancel are not held to a relative bound)."""
@@ -170,18 +83,6 @@ def same_outputs(got: list, ref: list, rtol: float | None = None) -> bool:
     return True
 
 
-def harness_for(target, specs, p0, seed: int = 0):
-    from ..backends import for_language
-    be = for_language(target.language)
-    if be is not None:
-        if not hasattr(be, "tune_harness"):
-            from .. import errors as E
-            raise E.TuneError(f"the {target.language} backend cannot time kernels yet",
-                              hint="tune an LLVM CPU target, e.g. --target host")
-        return be.tune_harness(specs, p0, seed)
-    return CpuHarness(specs, p0, seed)
-
-
 class Measurer:
     """Times candidates (tuples of configs, one per group) of one function, reusing every
     stored measurement of the same subject."""
@@ -192,7 +93,7 @@ class Measurer:
         self.pool = pool
         self.pause_s = pause_s
         self.p0 = make_plan(graph, specs, target)
-        self.harness = harness_for(target, specs, self.p0, seed)
+        self.harness = backend_for(target).tune_harness(specs, self.p0, seed)
         self.shape = ";".join(s.describe() for s in specs)
         self.reference = None
         self.results: dict = {}          # candidate -> seconds (inf: failed)
@@ -249,12 +150,10 @@ class Measurer:
 
     def _compile(self, cands, plans) -> dict:
         """Object code for the native LLVM candidates not built yet, from the worker pool."""
-        if self.target.language != "llvm" or self.pool is None:
+        be = backend_for(self.target)
+        if not be.compiles_in_workers or self.pool is None or not be.tunes_here(self.target):
             return {}
         from ..cache import get_cache
-        from ..runtime.hardware import runs_natively
-        if not runs_natively(self.target):
-            return {}
         cache = get_cache()
         need = [c for c in cands if plans[c].key not in compiler._loaded
                 and cache.get("obj", plans[c].key, expect=plans[c].expect) is None]

@@ -13,15 +13,12 @@ Payloads are canonical JSON (cache/FORMAT.md, "Tuning records").
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import inspect
 import json
 import math
 import os
-import platform
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 from .. import errors as E
 from ..cache import get_cache, make_key
@@ -67,30 +64,10 @@ def kernel_identity(fn) -> str:
     return name + ":" + hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
-@functools.lru_cache(maxsize=None)
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def device_fingerprint(target) -> str:
-    """The machine a time was measured on: the backend's own for GPUs; for CPUs the target,
-    the CPU model, the threads a launch may use and the last-level cache."""
-    from ..backends import for_language
-    be = for_language(target.language)
-    if be is not None and hasattr(be, "device_fingerprint"):
-        return be.device_fingerprint(target)
-    from ..runtime.hardware import host_cpu_name
-    from ..schedule.threads import num_threads
-    from ..schedule.space import _llc_bytes
-    return json.dumps({"target": target.name, "features": list(target.features),
-                       "cpu": host_cpu_name(), "model": _cpu_model(), "threads": num_threads(),
-                       "llc": _llc_bytes()}, sort_keys=True)
+    """The machine a time was measured on, as the target's backend describes it."""
+    from ..backends import backend_for
+    return backend_for(target).device_fingerprint(target)
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,7 @@ def aot_artifacts(target, obj: bytes, symbol: str) -> dict[str, bytes]:
 
 
 def build(plan):
-    from ...backends.llvm.build import build_object
-    from ...compiler import render
+    from ..llvm.build import build_object, render
     wasm = get_cache().get_or_make(
         "wasm", wasm_key(plan),
         lambda: link(plan.target, build_object(render(plan), plan.target, jit=False),

@@ -68,8 +68,7 @@ def link(plan, obj: bytes, out_dir: str) -> bytes:
 
 
 def build(plan):
-    from ...backends.llvm.build import build_object
-    from ...compiler import render
+    from ..llvm.build import build_object, render
     key = exe_key(plan)
     exe = get_cache().get_or_make(
         "exe", key, lambda: link(plan, build_object(render(plan), plan.target, jit=False), scratch_dir()),
