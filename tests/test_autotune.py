@@ -94,19 +94,19 @@ def test_a_nearby_shape_uses_the_buckets_decision_and_exact_does_not(fresh_cache
     res = _tune(funcs.softmax, (x,), trials=3)
     assert math.isfinite(res.time_s)
     k = tj.Kernel(funcs.softmax, "host")
-    near = k._specs_of((np.zeros((120, 250), np.float32),))
+    near = k.specs_of((np.zeros((120, 250), np.float32),))
     dec, _ = T.stored(funcs.softmax, near, k.target)
     assert dec is not None and dec.configs == res.configs
     dec_exact, _ = T.stored(funcs.softmax, near, k.target, exact=True)
     assert dec_exact is None
-    far = k._specs_of((np.zeros((300, 200), np.float32),))
+    far = k.specs_of((np.zeros((300, 200), np.float32),))
     assert T.stored(funcs.softmax, far, k.target)[0] is None
 
 
 # -- spaces -------------------------------------------------------------------------------------
 def _groups(fn, *arrays, target="host"):
     k = tj.Kernel(fn, target)
-    specs = k._specs_of(arrays)
+    specs = k.specs_of(arrays)
     g, _ = trace(fn, specs)
     p = plan(g, specs, k.target)
     return g, specs, p
@@ -163,7 +163,7 @@ def test_spaces_follow_the_target_limits(funcs):
     for name in ("x86_64-sse42", "x86_64-avx2", "x86_64-avx512"):
         t = parse_target(name)
         k = tj.Kernel(funcs.mm, name)
-        specs = k._specs_of((a, a))
+        specs = k.specs_of((a, a))
         p = plan(trace(funcs.mm, specs)[0], specs, t)
         space, _ = T.space_of(p.part.groups[0], t, p.configs[0])
         assert all(c.mr * c.nr + c.nr + 1 <= t.vector_registers for c in space.configs)
@@ -371,8 +371,8 @@ def test_exact_mode_tunes_per_shape(fresh_cache, funcs):
     before = T.STATS["measured"]
     k(x)
     assert T.STATS["measured"] > before
-    assert T.stored(funcs.softmax, k._specs_of((x,)), k.target, exact=True)[0] is not None
-    assert T.stored(funcs.softmax, k._specs_of((x,)), k.target, exact=False)[0] is None
+    assert T.stored(funcs.softmax, k.specs_of((x,)), k.target, exact=True)[0] is not None
+    assert T.stored(funcs.softmax, k.specs_of((x,)), k.target, exact=False)[0] is None
     with pytest.raises(E.ArgumentError, match="autotune"):
         tj.kernel(funcs.softmax, autotune="sometimes")
 

@@ -3,7 +3,8 @@
 Read with `ast` from the source files (function-local imports count: hiding an import in a
 function hides a cycle, it does not remove it). The order, bottom to top:
 
-    leaves    errors, target, cache, remote, once, version   (anyone may import them)
+    leaves    errors, target, cache, remote, once, version, and ir/dtypes.py (the dtype
+              table, which imports only errors): anyone may import them
     ir        the graph, op table, dtypes, tracer, passes
     fuse      groups and the partition
     schedule  configs, defaults, spaces
@@ -26,6 +27,7 @@ PKG = Path(__file__).resolve().parents[1] / "torsh_jit"
 
 LAYERS = ["leaves", "ir", "fuse", "schedule", "codegen", "backends", "runtime", "faces"]
 _LEAVES = {"errors", "target", "cache", "remote", "once", "version"}
+_LEAF_MODULES = {"torsh_jit.ir.dtypes"}
 _RUNTIME = {"compiler", "intake", "runtime"}
 _FACES = {"kernel", "tune", "explain", "embed", "aot", "cli", "__init__", "__main__"}
 
@@ -33,7 +35,7 @@ _FACES = {"kernel", "tune", "explain", "embed", "aot", "cli", "__init__", "__mai
 def layer(module: str) -> int:
     parts = module.split(".")[1:] or ["__init__"]
     head = parts[0]
-    if head in _LEAVES:
+    if head in _LEAVES or module in _LEAF_MODULES:
         return 0
     if head in _RUNTIME:
         return LAYERS.index("runtime")
@@ -141,13 +143,8 @@ torsh_jit.codegen.llvm torsh_jit.codegen.llvm_lowering
 torsh_jit.codegen.llvm torsh_jit.codegen.llvm_matmul
 torsh_jit.codegen.llvm_lowering torsh_jit.codegen.llvm
 torsh_jit.codegen.llvm_matmul torsh_jit.codegen.llvm
-torsh_jit.explain torsh_jit.tune
-torsh_jit.kernel torsh_jit.explain
-torsh_jit.kernel torsh_jit.tune
 torsh_jit.schedule.gpu torsh_jit.codegen.cstyle
 torsh_jit.schedule.gpu torsh_jit.codegen.cuda
-torsh_jit.target torsh_jit.ir.dtypes
-torsh_jit.tune torsh_jit.kernel
 """.strip().splitlines() if line.strip()}
 
 

@@ -119,7 +119,7 @@ def cmd_tune(ns) -> int:
     if not autotune_enabled():
         from .kernel import Kernel
         k = Kernel(fn, ns.target)
-        dec, p0 = stored(fn, k._specs_of(specs), k.target, exact=ns.exact)
+        dec, p0 = stored(fn, k.specs_of(specs), k.target, exact=ns.exact)
         print("TORSH_JIT_AUTOTUNE=0: nothing measured.")
         print("stored: " + ("; ".join(map(str, dec.configs)) + f" ({dec.speedup:.2f}x default)"
                             if dec else "none (the defaults are used)"))

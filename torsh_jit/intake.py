@@ -18,7 +18,9 @@ import sys
 import numpy as np
 
 from . import errors as E
+from .backends import backend_for
 from .ir.tensor import Tensor
+from .ir.tracer import ArgSpec, check_arity, param_names, spec_of
 
 _PLAIN = (bool, int, float, complex, str, bytes, np.generic)
 _DLPACK_CPU = 1          # DLDeviceType kDLCPU (kDLCUDAHost, 3, is host memory too)
@@ -60,6 +62,17 @@ def bind_keywords(fn, args: tuple, kwargs: dict) -> tuple:
         else:
             out.append(p.default)
     return tuple(out)
+
+
+def classify_args(fn, args, target=None, *, where=None) -> tuple[ArgSpec, ...]:
+    """The ArgSpec of each argument of a call of fn (ArgSpecs pass as they are), as target's
+    backend classifies it (device arrays, 16-bit floats), or as the host does where target
+    is None; a wrong argument count is an ArgumentError at `where`."""
+    check_arity(fn, len(args), where=where)
+    names = param_names(fn, len(args))
+    classify = backend_for(target).spec_of if target is not None else spec_of
+    return tuple(a if isinstance(a, ArgSpec) else classify(a, index=i, name=names[i], where=where)
+                 for i, a in enumerate(args))
 
 
 def take_args(args, on_device: bool = False) -> tuple[tuple, object]:

@@ -18,8 +18,8 @@ from .backends.host import ALIGN_FROM, aligned_empty, nbytes
 from .compiler import Plan, build, plan, render
 from .ir.graph import Graph
 from .ir.ops import VIEW
-from .intake import bind_keywords, out_arrays, take_args, to_torch
-from .ir.tracer import ArgSpec, check_arity, param_names, spec_of, trace
+from .intake import bind_keywords, classify_args, out_arrays, take_args, to_torch
+from .ir.tracer import ArgSpec, trace
 from .runtime.aliases import resolve as parse_target
 from .target import ALIASES, Target
 
@@ -247,7 +247,7 @@ class Kernel:
 
     def built_variants(self, *args) -> dict:
         """{target name: built function} for these argument types (every named variant)."""
-        specs = self._specs_of(args)
+        specs = self.specs_of(args)
         return {n: self._variants.get((specs, n)) for n in self.variants}
 
     def to(self, target) -> "Kernel":
@@ -323,12 +323,11 @@ class Kernel:
             return o[()] if entry.zero_d[0] else o
         return tuple(o[()] if z else o for o, z in zip(outs, entry.zero_d))
 
-    def _specs_of(self, args, target=None) -> tuple[ArgSpec, ...]:
-        """Check and classify call arguments; errors point at the caller's line."""
+    def specs_of(self, args, target=None) -> tuple[ArgSpec, ...]:
+        """The ArgSpecs these call arguments have for this kernel (on target, or its own):
+        each checked and classified as the target's backend reads it; errors point at the
+        caller's line."""
         loc = E.user_frame()
-        check_arity(self.fn, len(args), where=loc)
-        names = param_names(self.fn, len(args))
-        classify = spec_of
         t = target if isinstance(target, Target) else None
         if t is None and (target is not None or self._target_name != "host"):
             try:
@@ -337,11 +336,14 @@ class Kernel:
                 raise E.located(err, loc) from None
         if t is not None:
             be = backend_for(t)
-            classify = be.spec_of             # device arrays, 16-bit floats
             be.register_device_keys(DEVICE_KEYS)
             be.prepare(t)                     # a slow toolchain's start-up, while we trace
-        return tuple(a if isinstance(a, ArgSpec) else classify(a, index=i, name=names[i], where=loc)
-                     for i, a in enumerate(args))
+        return classify_args(self.fn, args, t, where=loc)
+
+    @property
+    def python_function(self):
+        """The Python function this kernel compiles."""
+        return self.fn
 
     def _specialize(self, args):
         try:
@@ -355,7 +357,7 @@ class Kernel:
         with self._lock:
             if key is not None and key in self._specs:
                 return self._specs[key]
-            specs = self._specs_of(args)
+            specs = self.specs_of(args)
             for other in self._variant_names:
                 # multi-versioned: build (or load) every variant, so all of them are kept
                 if other != self.target.name and (specs, other) not in self._variants:
@@ -393,7 +395,7 @@ class Kernel:
     # -- reading the code ------------------------------------------------------------------
     def lower(self, *args, target=None) -> Lowered:
         """The plan and generated source for these arguments (nothing is executed)."""
-        specs = self._specs_of(args, target)
+        specs = self.specs_of(args, target)
         p, _ = self._plan(specs, target=target, dump=True, measure=False)
         return Lowered(p, render(p))
 

@@ -232,7 +232,7 @@ def test_elementwise_groups_per_thread(unroll, rng):
         r = rng.standard_normal(shape[-1]).astype(np.float32)
         args = (x, r)
         k = tj.kernel(lambda x, r: (tj.exp(x) * r - x, x > r)).to("wgsl")
-        specs = k._specs_of(args)
+        specs = k.specs_of(args)
         p0, single = k._plan(specs)
         p = compiler.plan(p0.graph, specs, p0.target, configs=(p0.configs[0].replace(unroll=unroll),))
         assert f"{unroll} per thread per step" in compiler.build(p).source

@@ -125,12 +125,21 @@ def pyplot():
 
 
 def _setup(fn, args, target):
-    from ..kernel import Kernel
-    pyfn = fn.fn if isinstance(fn, Kernel) else fn
-    k = Kernel(pyfn, target)
-    specs = k._specs_of(tuple(args))
-    graph, _ = k._trace(specs)
-    return pyfn, k.target, specs, graph
+    """(Python function, Target, ArgSpecs, traced graph) of a tuning's subject; fn may be a
+    @tj.kernel."""
+    from .. import errors as E
+    from ..intake import classify_args
+    from ..ir.tracer import trace
+    from ..runtime.aliases import resolve
+    pyfn = getattr(fn, "python_function", fn)
+    loc = E.user_frame()
+    try:
+        tgt = resolve(target)
+    except E.TargetError as err:
+        raise E.located(err, loc) from None
+    specs = classify_args(pyfn, tuple(args), tgt, where=loc)
+    graph, _ = trace(pyfn, specs)
+    return pyfn, tgt, specs, graph
 
 
 def tune(fn, args, target="host", *, budget_s: float = 60.0, trials: int | None = None,
