@@ -339,7 +339,7 @@ def first_call(dev, fn=None):
     if hasattr(cache.get_cache, "cache_clear"):
         cache.get_cache.cache_clear()
     x = [torch.randn(1 << 20, device=dev) for _ in range(3)]
-    compiler._loaded.clear()
+    compiler.LOADED.clear()
     k = tj.kernel(fn or chain).to("cuda")
     n0, ms0 = backend.STATS["compiles"], backend.STATS["compile_ms"]
     prof = None

@@ -169,7 +169,7 @@ def test_an_entry_built_from_another_plan_is_rebuilt(monkeypatch, tmp_path, rng,
     cache = get_cache()
     cache.put("obj", pf.key, obj, {"target": pg.target.name, **pg.expect})
     assert cache.get("obj", pf.key) == obj           # by key alone it would be a hit
-    compiler._loaded.pop(pf.key, None)               # as a new process would start
+    compiler.LOADED.pop(pf.key, None)               # as a new process would start
     codegen = llvm_cpu.STATS["codegen"]
     with caplog.at_level(logging.WARNING, logger="torsh_jit"):
         out = tj.kernel(f)(x)
@@ -179,7 +179,7 @@ def test_an_entry_built_from_another_plan_is_rebuilt(monkeypatch, tmp_path, rng,
     again, meta = cache.get_entry("obj", pf.key, expect=pf.expect)
     assert meta["plan"] == pf.identity and again != obj, "the entry was not rewritten"
     # and the rewritten entry is a hit from now on
-    compiler._loaded.pop(pf.key, None)
+    compiler.LOADED.pop(pf.key, None)
     out2 = tj.kernel(f)(x)
     assert llvm_cpu.STATS["codegen"] == codegen + 1
     np.testing.assert_allclose(out2, np.sin(x) * 3.0 + 0.25, rtol=1e-5, atol=1e-6)
@@ -193,7 +193,7 @@ def test_an_object_from_a_worker_is_checked_too(monkeypatch, tmp_path, rng):
     pf = _plan_of(f, x)
     cache = get_cache()
     cache.put("obj", pf.key, b"not this plan's object", {"plan": "0" * 64})
-    compiler._loaded.pop(pf.key, None)
+    compiler.LOADED.pop(pf.key, None)
     fn = compiler.build(pf, llvm_cpu.build_object(compiler.render(pf), pf.target))
     out = np.empty_like(x)
     fn.run((x, out))

@@ -105,7 +105,7 @@ def n_buffers(p: Plan) -> int:
     return b.n_inputs + len(b.outputs) + len(b.temps)
 
 
-_loaded: dict[str, object] = {}     # key -> built function, this process
+LOADED: dict[str, object] = {}      # key -> built function, this process
 
 
 def compile_object(source: str, target_name: str) -> bytes:
@@ -120,7 +120,7 @@ def build(p: Plan, obj: bytes | None = None):
     """A callable for the plan: from this process, the disk cache, or a fresh build.
     obj: object code already compiled for this plan elsewhere (a tuning worker); it is
     stored in the cache like a build of our own."""
-    fn = _loaded.get(p.key)
+    fn = LOADED.get(p.key)
     if fn is None:
-        fn = _loaded[p.key] = backend_for(p.target).build(p, obj)
+        fn = LOADED[p.key] = backend_for(p.target).build(p, obj)
     return fn

@@ -110,7 +110,7 @@ def test_compile_is_cached_across_kernels():
     tj.kernel(f).to("cuda")(x)
     n1 = backend.STATS["compiles"]
     from torsh_jit import compiler
-    compiler._loaded.clear()
+    compiler.LOADED.clear()
     tj.kernel(f).to("cuda")(x)
     assert backend.STATS["compiles"] == n1 and n1 >= n0
 
@@ -136,7 +136,7 @@ def test_elementwise_writes_every_element_whatever_block_the_launcher_picks(thre
     specs = k._specs_of(args)
     p0, single = k._plan(specs)
     cfg = GpuConfig(threads=threads, vec=4, unroll=unroll)
-    compiler._loaded.clear()
+    compiler.LOADED.clear()
     f = compiler.build(compiler.plan(p0.graph, specs, p0.target, configs=(cfg,)))
     out = cp.full(n, np.nan, np.float32)
     f.call(args, out, single)

@@ -78,7 +78,7 @@ def test_second_build_neither_generates_code_nor_links(monkeypatch, rng):
     fn = lambda x: np.sin(x) * 3 + 0.125  # noqa: E731
     p, _ = tj.kernel(fn)._plan((spec_of(x),), target="riscv64-rvv")
     compiler.build(p)
-    compiler._loaded.pop(p.key, None)          # as a new process would start
+    compiler.LOADED.pop(p.key, None)          # as a new process would start
     links = []
     monkeypatch.setattr(qemu, "link", lambda *a, **k: links.append(1))
     before = llvm_cpu.STATS["codegen"]
@@ -103,7 +103,7 @@ def test_missing_emulator_says_which_package(monkeypatch, tmp_path, rng):
         pytest.skip("an AArch64 host runs it natively")
     p, _ = tj.kernel(gelu_mul)._plan((spec_of(np.zeros(8, np.float32)),) * 2,
                                      target="aarch64-neon")
-    compiler._loaded.pop(p.key, None)
+    compiler.LOADED.pop(p.key, None)
     with pytest.raises(RunnerError) as e:
         compiler.build(p)
     msg = str(e.value)

@@ -155,7 +155,7 @@ class Measurer:
             return {}
         from ..cache import get_cache
         cache = get_cache()
-        need = [c for c in cands if plans[c].key not in compiler._loaded
+        need = [c for c in cands if plans[c].key not in compiler.LOADED
                 and cache.get("obj", plans[c].key, expect=plans[c].expect) is None]
         jobs = []
         for c in need:
