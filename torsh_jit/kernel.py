@@ -275,8 +275,17 @@ class Kernel:
         return self._run(entry, args, out)
 
     def _on_device(self) -> bool:
-        name = getattr(self._target_name, "name", self._target_name)
-        return any(str(n).startswith("cuda") for n in (self._variant_names or (name,)))
+        """A target of this kernel takes device arrays as they are (CUDA's backend places
+        them), so intake must not read them into host memory. Asked once per kernel."""
+        on = self.__dict__.get("_takes_device_arrays")
+        if on is None:
+            try:
+                on = any(backend_for(parse_target(n)).device_arrays
+                         for n in (self._variant_names or (self._target_name,)))
+            except E.TargetError:
+                on = False               # the call's classification reports it, at its line
+            self.__dict__["_takes_device_arrays"] = on
+        return on
 
     def _run(self, entry: _Entry, args: tuple, out):
         if entry.simple and out is None:

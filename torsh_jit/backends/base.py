@@ -17,6 +17,7 @@ class Backend:
     half_dtypes: tuple[str, ...] = ()  # 16-bit float dtypes its kernels may compute in
     aot: bool = False                  # `torsh-jit compile` writes bundles for it
     compiles_in_workers: bool = False  # the tuner may build its candidates in worker processes
+    device_arrays: bool = False        # takes device arrays (__cuda_array_interface__) as they are
 
     # schedule -----------------------------------------------------------------------
     def default_config(self, group, target):

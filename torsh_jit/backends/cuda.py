@@ -1072,6 +1072,7 @@ def tune_harness(specs, p0, seed: int = 0) -> TuneHarness:
 class CudaBackend(Backend):
     language = "cuda"
     half_dtypes = HALF_DTYPES
+    device_arrays = True
 
     def default_config(self, group, target):
         return default_config(group, target)
