@@ -15,6 +15,7 @@ import pytest
 
 import torsh_jit as tj
 from torsh_jit.backends import cuda as backend
+from torsh_jit.backends.cuda import toolchain
 
 from gpu_corpus import ALL_CASES
 
@@ -23,7 +24,7 @@ TARGETS = ("cuda-sm80", "cuda-sm90", "cuda-sm90a")
 
 @pytest.fixture(scope="module", autouse=True)
 def nvrtc():
-    if backend._nvrtc() is None:
+    if toolchain.nvrtc_route() is None:
         pytest.fail("NVRTC is missing: pip install cuda-python nvidia-cuda-nvrtc (the test extra); "
                     "the CUDA backend's code is checked by compiling it")
 
@@ -148,12 +149,12 @@ def test_no_gpu_is_a_target_error_that_says_what_works():
 def test_an_option_this_nvrtc_does_not_know_is_dropped_and_the_compile_retried(monkeypatch):
     # -minimal, -no-cache and -Ofc=min are chosen by NVRTC version; a build that rejects one
     # anyway must still compile (the option is dropped for the process)
-    monkeypatch.setattr(backend, "_OPTIONAL", backend._OPTIONAL + ("-no-such-option",))
-    monkeypatch.setattr(backend, "_REJECTED", set())
+    monkeypatch.setattr(toolchain, "_OPTIONAL", toolchain._OPTIONAL + ("-no-such-option",))
+    monkeypatch.setattr(toolchain, "_REJECTED", set())
     x = np.ones(1024, np.float32)
     low = tj.kernel(lambda a: a * 2 + 1).lower(x, target="cuda-sm90")
     ptx, log = backend.compile_ptx(low.source, low.target, ("-no-such-option",))
-    assert ".entry" in ptx.decode() and backend._REJECTED == {"-no-such-option"}
+    assert ".entry" in ptx.decode() and toolchain._REJECTED == {"-no-such-option"}
 
 
 def test_hopper_matmul_is_fed_by_the_tma_and_warp_specialised():
