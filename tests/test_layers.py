@@ -135,7 +135,6 @@ def bad_edges() -> dict[tuple[str, str], list[str]]:
 
 # The imports against the flow when this test was written; issue 16 empties this list.
 KNOWN = {tuple(line.split()) for line in """
-torsh_jit.backends.cuda.report torsh_jit.compiler
 torsh_jit.backends.metal torsh_jit.runtime.runners
 torsh_jit.backends.metal torsh_jit.runtime.runners.msl
 torsh_jit.codegen.cuda torsh_jit.schedule.gpu

@@ -8,6 +8,7 @@ import re
 from ... import errors as E
 from .cubin import render
 from .hardware import can_run
+from .launch import build
 from .toolchain import compile_cuda, compile_options, module_options, nvrtc_route, nvrtc_version, target_arch
 
 
@@ -20,9 +21,7 @@ def explain(p) -> str:
     if nvrtc_route() is not None:
         lines.append("NVRTC " + nvrtc_version() + ": " + " ".join(compile_options() + list(module_options(p))))
     if can_run(p.target):
-        from ...compiler import build as build_plan
-        fn = build_plan(p)
-        lines.append(fn.describe())
+        lines.append(build(p).describe())
     else:
         lines.append("no GPU here: occupancy and grids are decided on one (from the device's SM "
                      "count and the compiled kernels)")
