@@ -35,6 +35,9 @@ class CudaFunction:
         self.plan = plan
         self.cp = cp
         self.dev = device_info(cp.cuda.Device().id)
+        target = plan.target
+        self.warp = target.limit("warp_size", 32)
+        self.smem_default = target.limit("shared_memory_per_block", 48 * 1024)   # without opt-in
         self.module, self.kernels = self._load(cubin, launches)
         self._unaligned = None            # (module, kernels) built on first need
         self._unaligned_lock = threading.Lock()
@@ -56,13 +59,13 @@ class CudaFunction:
             get = lambda attr: int(drv.funcGetAttribute(attr, fn.ptr))
             regs, static, local, maxt = get(_ATTR_REGS), get(_ATTR_SHARED), get(_ATTR_LOCAL), \
                 get(_ATTR_MAX_THREADS)
-            if l.smem > 48 * 1024:
+            if l.smem > self.smem_default:
                 if static + l.smem > self.dev.smem_per_block_optin:
                     raise E.InternalError(f"{l.name} needs {l.smem} B of shared memory, the device "
                                           f"allows {self.dev.smem_per_block_optin}")
                 drv.funcSetAttribute(fn.ptr, _ATTR_MAX_DYN_SHARED, l.smem)
             block = self._choose_block(fn, l, regs, static, maxt)
-            bps = blocks_per_sm(cp, fn, block, l.smem, regs, static, self.dev)
+            bps = blocks_per_sm(cp, fn, block, l.smem, regs, static, self.dev, self.warp)
             if bps < 1:
                 raise E.InternalError(f"{l.name} cannot run on {self.dev.name}: {regs} registers, "
                                       f"{static + l.smem} B shared memory for {block} threads")
@@ -94,7 +97,7 @@ class CudaFunction:
         best, best_res = l.threads, -1
         b = min(l.threads, maxt)
         while b >= 64:
-            res = blocks_per_sm(self.cp, fn, b, 0, regs, static, self.dev) * b
+            res = blocks_per_sm(self.cp, fn, b, 0, regs, static, self.dev, self.warp) * b
             if res > best_res:
                 best, best_res = b, res
             b //= 2

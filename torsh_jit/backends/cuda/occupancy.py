@@ -64,9 +64,9 @@ class KernelInfo:
 
 
 def blocks_per_sm(cp, fn, block: int, smem: int, regs: int, static_smem: int,
-                  dev: DeviceInfo) -> int:
+                  dev: DeviceInfo, warp: int = 32) -> int:
     """Blocks of `block` threads of the kernel resident on one SM: the driver's answer, else
-    the CUDA occupancy rules."""
+    the CUDA occupancy rules (warps of `warp` threads, the target's warp_size)."""
     occ = getattr(cp.cuda.driver, "occupancyMaxActiveBlocksPerMultiprocessor", None)
     if occ is not None:
         try:
@@ -74,9 +74,9 @@ def blocks_per_sm(cp, fn, block: int, smem: int, regs: int, static_smem: int,
         except Exception:
             pass
     # the CUDA occupancy rules: warps, registers (256-register units per warp), shared memory
-    warps = -(-block // 32)
-    by_threads = dev.threads_per_sm // (warps * 32)
-    regs_warp = -(-max(regs, 1) * 32 // 256) * 256
+    warps = -(-block // warp)
+    by_threads = dev.threads_per_sm // (warps * warp)
+    regs_warp = -(-max(regs, 1) * warp // 256) * 256
     by_regs = dev.regs_per_sm // (regs_warp * warps)
     by_smem = dev.smem_per_sm // (static_smem + smem + 1024) if (static_smem + smem) else 1 << 30
     return max(0, min(dev.blocks_per_sm, by_threads, by_regs, by_smem))
