@@ -125,6 +125,28 @@ def test_lower_needs_no_gpu_and_names_the_arch():
     assert "__global__" in low.source
 
 
+def test_the_backend_object_answers_what_the_module_does_without_a_gpu():
+    from torsh_jit.backends.base import Backend
+    from torsh_jit.ir.dtypes import HALF_DTYPES
+    be = backend.BACKEND
+    assert isinstance(be, Backend) and be.language == "cuda" and be.half_dtypes == HALF_DTYPES
+    a = np.ones((128, 64), np.float16)
+    w = np.ones((64, 128), np.float16)
+    low = tj.kernel(lambda x, w: tj.relu(x @ w)).lower(a, w, target="cuda-sm90")
+    p, t = low.plan, low.target
+    g, cfg = p.part.groups[0], p.configs[0]
+    assert be.render(p) == low.source
+    assert be.default_config(g, t) == cfg
+    assert be.tune_key(g, cfg, t) == backend.tune_key(cfg) and be.tune_key(g, cfg, t).threads == 0
+    assert cfg in be.tune_space(g, t, cfg).configs
+    assert be.has_assembly(t) and ".target sm_90" in be.assembly(low.source, t, p)
+    assert be.toolchain_versions() == backend.toolchain_versions()
+    assert be.spec_of(a).dtype == "float16"
+    assert "threads/block" in be.explain(p)
+    if not backend.gpu_available():
+        assert not be.can_run(t) and not be.tunes_here(t)
+
+
 def test_explain_shows_launches_without_a_gpu():
     from torsh_jit.explain import explain_plan
     x = np.ones((64, 4096), np.float32)
