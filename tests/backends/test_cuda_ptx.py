@@ -15,6 +15,7 @@ import pytest
 
 import torsh_jit as tj
 from torsh_jit.backends import cuda as backend
+from torsh_jit.backends.cuda import toolchain
 
 from gpu_corpus import ALL_CASES
 
@@ -23,7 +24,7 @@ TARGETS = ("cuda-sm80", "cuda-sm90", "cuda-sm90a")
 
 @pytest.fixture(scope="module", autouse=True)
 def nvrtc():
-    if backend._nvrtc() is None:
+    if toolchain.nvrtc_route() is None:
         pytest.fail("NVRTC is missing: pip install cuda-python nvidia-cuda-nvrtc (the test extra); "
                     "the CUDA backend's code is checked by compiling it")
 
@@ -124,6 +125,28 @@ def test_lower_needs_no_gpu_and_names_the_arch():
     assert "__global__" in low.source
 
 
+def test_the_backend_object_answers_what_the_module_does_without_a_gpu():
+    from torsh_jit.backends.base import Backend
+    from torsh_jit.ir.dtypes import HALF_DTYPES
+    be = backend.BACKEND
+    assert isinstance(be, Backend) and be.language == "cuda" and be.half_dtypes == HALF_DTYPES
+    a = np.ones((128, 64), np.float16)
+    w = np.ones((64, 128), np.float16)
+    low = tj.kernel(lambda x, w: tj.relu(x @ w)).lower(a, w, target="cuda-sm90")
+    p, t = low.plan, low.target
+    g, cfg = p.part.groups[0], p.configs[0]
+    assert be.render(p) == low.source
+    assert be.default_config(g, t) == cfg
+    assert be.tune_key(g, cfg, t) == backend.tune_key(cfg) and be.tune_key(g, cfg, t).threads == 0
+    assert cfg in be.tune_space(g, t, cfg).configs
+    assert be.has_assembly(t) and ".target sm_90" in be.assembly(low.source, t, p)
+    assert be.toolchain_versions() == backend.toolchain_versions()
+    assert be.spec_of(a).dtype == "float16"
+    assert "threads/block" in be.explain(p)
+    if not backend.gpu_available():
+        assert not be.can_run(t) and not be.tunes_here(t)
+
+
 def test_explain_shows_launches_without_a_gpu():
     from torsh_jit.explain import explain_plan
     x = np.ones((64, 4096), np.float32)
@@ -148,12 +171,12 @@ def test_no_gpu_is_a_target_error_that_says_what_works():
 def test_an_option_this_nvrtc_does_not_know_is_dropped_and_the_compile_retried(monkeypatch):
     # -minimal, -no-cache and -Ofc=min are chosen by NVRTC version; a build that rejects one
     # anyway must still compile (the option is dropped for the process)
-    monkeypatch.setattr(backend, "_OPTIONAL", backend._OPTIONAL + ("-no-such-option",))
-    monkeypatch.setattr(backend, "_REJECTED", set())
+    monkeypatch.setattr(toolchain, "_OPTIONAL", toolchain._OPTIONAL + ("-no-such-option",))
+    monkeypatch.setattr(toolchain, "_REJECTED", set())
     x = np.ones(1024, np.float32)
     low = tj.kernel(lambda a: a * 2 + 1).lower(x, target="cuda-sm90")
     ptx, log = backend.compile_ptx(low.source, low.target, ("-no-such-option",))
-    assert ".entry" in ptx.decode() and backend._REJECTED == {"-no-such-option"}
+    assert ".entry" in ptx.decode() and toolchain._REJECTED == {"-no-such-option"}
 
 
 def test_hopper_matmul_is_fed_by_the_tma_and_warp_specialised():

@@ -16,8 +16,8 @@ import threading
 
 import numpy as np
 
-from .. import errors as E
-from ..once import once
+from ... import errors as E
+from ...once import once
 
 # CUtensorMap enums (cuda.h): fixed by the driver API
 _UINT16 = 1                 # CU_TENSOR_MAP_DATA_TYPE_UINT16: 16-bit floats are copied as bits

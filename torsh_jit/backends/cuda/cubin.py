@@ -1,0 +1,27 @@
+"""A plan's CUDA module: its .cu source (every kernel of the plan, one compilation unit),
+and its cubin for a device's architecture, from the cache or NVRTC."""
+from __future__ import annotations
+
+from .hardware import arch_flag
+from .toolchain import arch_options, compile_cuda, module_options
+
+
+def render(p) -> str:
+    from ...codegen.cuda import render_plan
+    return render_plan(p)[0]
+
+
+def module_cubin(p, arch: int, aligned: bool = True):
+    """(cubin, launches) of the plan's module, from the cache or NVRTC. aligned=False: the
+    module whose elementwise kernels take pointers of any alignment."""
+    from ...cache import get_cache, make_key
+    from ...codegen.cuda import render_plan
+    src, launches = render_plan(p, aligned=aligned)
+    extra = module_options(p)
+    key = make_key({"plan": p.key, "arch": arch, "options": arch_options(arch, True, extra),
+                    **({} if aligned else {"unaligned": True})})
+    cubin = get_cache().get_or_make(
+        "cubin", key, lambda: compile_cuda(src, arch_flag(p.target, arch), name=f"{p.module_name}.cu",
+                                           extra=extra)[0],
+        {"target": p.target.name, "arch": arch, "kernels": len(launches)}, expect=p.expect)
+    return cubin, launches
