@@ -12,6 +12,11 @@ from ..ir.tracer import contiguous_strides
 from .views import apply_view, base_of
 
 
+def _copy_of(nid: int, n: Node, loc) -> Node:
+    """An identity cast of node nid (whose Node is n): a copy the partition stores."""
+    return Node("cast", (nid,), make_attrs(dtype=n.dtype), n.shape, n.dtype, n.weak, loc)
+
+
 def copy_for_views(g: Graph, specs) -> Graph:
     """A reshape that no strides can express over its source's memory (x.T.reshape(-1) of an
     input, or of a stored value) reads a contiguous copy instead, as numpy's reshape does.
@@ -32,7 +37,7 @@ def copy_for_views(g: Graph, specs) -> Graph:
             r = apply_view(n, nodes[src].shape, base[0], list(base[1]))
             if r is None:
                 s = nodes[src]
-                nodes.append(Node("cast", (src,), make_attrs(dtype=s.dtype), s.shape, s.dtype, s.weak, n.loc))
+                nodes.append(_copy_of(src, s, n.loc))
                 cp = len(nodes) - 1
                 n = Node(n.op, (cp,), n.attrs, n.shape, n.dtype, n.weak, n.loc)
                 r = apply_view(n, s.shape, 0, list(contiguous_strides(s.shape)))
@@ -65,7 +70,7 @@ def materialize_matmul_operands(g: Graph, specs) -> Graph:
             for j, x in zip(n.inputs, ins):
                 if by_value(j):
                     s = nodes[x]
-                    nodes.append(Node("cast", (x,), make_attrs(dtype=s.dtype), s.shape, s.dtype, s.weak, n.loc))
+                    nodes.append(_copy_of(x, s, n.loc))
                     x = len(nodes) - 1
                 fixed.append(x)
             ins = tuple(fixed)
@@ -82,7 +87,7 @@ def materialize_outputs(g: Graph) -> Graph:
     for o in g.outputs:
         n = nodes[o]
         if n.kind in (SOURCE, VIEW) or o in seen:
-            nodes.append(Node("cast", (o,), make_attrs(dtype=n.dtype), n.shape, n.dtype, n.weak, n.loc))
+            nodes.append(_copy_of(o, n, n.loc))
             o = len(nodes) - 1
         seen.add(o)
         outs.append(o)
