@@ -1,4 +1,4 @@
-"""Tests of torsh_jit/cache.py and of the on-disk format in cache/FORMAT.md. No hardware needed."""
+"""Tests of torsh_jit/cache/ and of the on-disk format in cache/FORMAT.md. No hardware needed."""
 from __future__ import annotations
 
 import hashlib

@@ -21,6 +21,7 @@ import torsh_jit as tj
 from torsh_jit import compiler, version
 from torsh_jit.backends.llvm import build as llvm_cpu
 from torsh_jit.cache import get_cache
+from torsh_jit.cache import keys as cache_keys
 from torsh_jit.ir.tracer import spec_of
 from torsh_jit.target import data_dir
 from torsh_jit.tune import records
@@ -133,7 +134,7 @@ def test_kernel_key_and_tuning_records_use_the_one_code_hash(monkeypatch, rng):
     base = _plan_of(fn, x)
     subject = records.subject(fn, (spec_of(x),), base.target)
     assert subject.code == version.code_hash()
-    monkeypatch.setattr(compiler, "code_hash", lambda: "edited")
+    monkeypatch.setattr(cache_keys, "code_hash", lambda: "edited")
     monkeypatch.setattr(records, "code_hash", lambda: "edited")
     edited = _plan_of(fn, x)
     assert edited.key != base.key

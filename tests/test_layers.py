@@ -3,8 +3,8 @@
 Read with `ast` from the source files (function-local imports count: hiding an import in a
 function hides a cycle, it does not remove it). The order, bottom to top:
 
-    leaves    errors, target, cache, remote, once, version, and ir/dtypes.py (the dtype
-              table, which imports only errors): anyone may import them
+    leaves    errors, target, cache (with its remote tier), once, version, and ir/dtypes.py
+              (the dtype table, which imports only errors): anyone may import them
     ir        the graph, op table, dtypes, tracer, passes
     fuse      groups and the partition
     schedule  configs, defaults, spaces
@@ -26,7 +26,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "torsh_jit"
 
 LAYERS = ["leaves", "ir", "fuse", "schedule", "codegen", "backends", "runtime", "faces"]
-_LEAVES = {"errors", "target", "cache", "remote", "once", "version"}
+_LEAVES = {"errors", "target", "cache", "once", "version"}
 _LEAF_MODULES = {"torsh_jit.ir.dtypes"}
 _RUNTIME = {"compiler", "intake", "runtime"}
 _FACES = {"kernel", "tune", "explain", "embed", "aot", "cli", "__init__", "__main__"}

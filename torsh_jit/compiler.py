@@ -7,19 +7,17 @@ asks to read the code.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from . import errors as E
 from .backends import backend_for
-from .cache import make_key
+from .cache import plan_identity, plan_key
 from .fuse import Partition, partition
 from .ir.graph import Graph
 from .ir.passes import run_passes
 from .ir.tracer import ArgSpec
 from .schedule.config import Config
 from .target import Target
-from .version import __version__, code_hash
 
 
 @dataclass(frozen=True)
@@ -70,12 +68,8 @@ def plan(graph: Graph, specs: tuple[ArgSpec, ...], target: Target, *, configs=No
     if configs is None:
         be = backend_for(target)
         configs = tuple(be.default_config(g, target) for g in part.groups)
-    what = {"groups": repr(part.groups), "buffers": repr(part.buffers), "configs": repr(configs),
-            # every field, not describe(): a field added to Target is in the key by construction
-            "target": dataclasses.asdict(target)}
-    identity = make_key(what)          # the groups are canonicalised once, here
-    key = make_key({"plan": identity, "package": __version__, "code": code_hash(),
-                    "tools": toolchain_versions(target)})
+    identity = plan_identity(part, configs, target)    # the groups are canonicalised once, here
+    key = plan_key(identity, toolchain_versions(target))
     return Plan(graph, opt, part, tuple(configs), target, specs, key, tuple(dumps),
                 identity=identity)
 

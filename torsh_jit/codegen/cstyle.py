@@ -22,9 +22,9 @@ import math
 import struct
 
 from .. import errors as E
-from ..fuse import Group, Expr, _REDUCE_OPS
+from ..fuse import Group, Expr
 from ..ir.dtypes import ITEMSIZE, family
-from ..ir.ops import COMPARISONS, LOGICAL, operand_dtypes
+from ..ir.ops import COMPARISONS, LOGICAL, REDUCE_OPS as _REDUCE_OPS, operand_dtypes
 from ..schedule.layout import plan_axes, inner_mode, AxisPlan   # axis collapsing is the same for every language
 
 ARG_REDUCTIONS = ("argmax", "argmin")

@@ -106,10 +106,10 @@ class _Bytecode(jinja2.BytecodeCache):
 def _bytecode_cache():
     if os.environ.get("TORSH_JIT_TEMPLATE_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
-    from ..cache import _default_root
+    from ..cache import default_root
     tag = hashlib.sha256(repr(sorted((k, getattr(v, "__name__", v)) for k, v in OPTIONS.items()))
                          .encode()).hexdigest()[:8]
-    d = Path(_default_root()) / f"templates-{jinja2.__version__}-{tag}"
+    d = Path(default_root()) / f"templates-{jinja2.__version__}-{tag}"
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError:

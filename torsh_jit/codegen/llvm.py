@@ -16,9 +16,9 @@ from __future__ import annotations
 import struct
 
 from .. import errors as E
-from ..fuse import Group, Access, Expr, _REDUCE_OPS
+from ..fuse import Group, Access, Expr
 from ..ir.dtypes import ITEMSIZE, family
-from ..ir.ops import operand_dtypes
+from ..ir.ops import REDUCE_OPS as _REDUCE_OPS, operand_dtypes
 from ..schedule.config import Config
 from . import llvm_ops as T
 from .jinja_env import template

@@ -42,7 +42,8 @@ class Node:
         return math.prod(self.shape)
 
 
-def _attrs(**kw) -> tuple:
+def make_attrs(**kw) -> tuple:
+    """A node's attrs: the keyword arguments as sorted (key, value) pairs."""
     return tuple(sorted(kw.items()))
 
 
@@ -190,7 +191,7 @@ class GraphBuilder:
         if any(s < 0 for s in shape):
             raise E.ShapeError(f"negative dimension in input shape {shape}",
                                hint="dimensions are sizes >= 0")
-        nid = self._push(Node("input", (), _attrs(index=len(self.inputs), name=name), shape,
+        nid = self._push(Node("input", (), make_attrs(index=len(self.inputs), name=name), shape,
                               dtype, weak=weak))
         self.inputs.append(nid)
         return nid
@@ -203,7 +204,7 @@ class GraphBuilder:
         value = {"b": bool, "i": int, "f": float}[dt.family(dtype)](value)
         key = (repr(value), dtype, weak)
         if key not in self._consts:
-            self._consts[key] = self._push(Node("const", (), _attrs(value=value), (), dtype,
+            self._consts[key] = self._push(Node("const", (), make_attrs(value=value), (), dtype,
                                                 weak=weak, loc=loc))
         return self._consts[key]
 
@@ -232,7 +233,7 @@ class GraphBuilder:
             if n.dtype not in dt.CPU_DTYPES and n.dtype not in dt.DTYPES:
                 raise E.DTypeError(f"{op}: unsupported dtype {n.dtype}",
                                    hint="use one of " + ", ".join(sorted(dt.CPU_DTYPES)), where=loc)
-        at = _attrs(**attrs)
+        at = make_attrs(**attrs)
         try:
             out_dt = result_dtype(op, tuple(n.dtype for n in nodes), tuple(n.weak for n in nodes), at)
         except TypeError as e:
@@ -252,7 +253,7 @@ class GraphBuilder:
             if dt.family(ct) == "i" and any(n.weak and dt.family(n.dtype) == "i"
                                             and not _fits(n, ct) for n in nodes):
                 ct = "int64"
-            at = _attrs(ct=ct, **attrs)
+            at = make_attrs(ct=ct, **attrs)
         elif not weak and op != "cast":
             _check_weak_ints(op, nodes, loc)
         if op == "pow":
@@ -301,7 +302,7 @@ class GraphBuilder:
             else:
                 r = self.elementwise("cast", x, dtype=out_dt, loc=loc)
         else:
-            r = self._push(Node(op, (x,), _attrs(axis=axes), kshape, out_dt, loc=loc))
+            r = self._push(Node(op, (x,), make_attrs(axis=axes), kshape, out_dt, loc=loc))
         if not keepdims:
             r = self.reshape(r, tuple(s for i, s in enumerate(n.shape) if i not in axes), loc=loc)
         return r
@@ -329,7 +330,7 @@ class GraphBuilder:
                                     "use -1 for the dimension to infer", where=loc)
         if shape == n.shape:
             return x
-        return self._push(Node("reshape", (x,), _attrs(shape=shape), shape, n.dtype, n.weak, loc))
+        return self._push(Node("reshape", (x,), make_attrs(shape=shape), shape, n.dtype, n.weak, loc))
 
     def permute(self, x: int, perm, *, loc=None) -> int:
         n = self.nodes[x]
@@ -340,7 +341,7 @@ class GraphBuilder:
         if perm == tuple(range(len(n.shape))):
             return x
         shape = tuple(n.shape[p] for p in perm)
-        return self._push(Node("permute", (x,), _attrs(perm=perm), shape, n.dtype, n.weak, loc))
+        return self._push(Node("permute", (x,), make_attrs(perm=perm), shape, n.dtype, n.weak, loc))
 
     def broadcast_to(self, x: int, shape, *, loc=None) -> int:
         n = self.nodes[x]
@@ -354,7 +355,7 @@ class GraphBuilder:
                                     "the right; the target may add leading dimensions", where=loc) from None
         if shape == n.shape:
             return x
-        return self._push(Node("broadcast_to", (x,), _attrs(shape=shape), shape, n.dtype, n.weak, loc))
+        return self._push(Node("broadcast_to", (x,), make_attrs(shape=shape), shape, n.dtype, n.weak, loc))
 
     def slice(self, x: int, slices, *, loc=None) -> int:
         """slices: one (start, step, size) per dimension, already normalised."""
@@ -363,7 +364,7 @@ class GraphBuilder:
         if all(s == (0, 1, d) for s, d in zip(slices, n.shape)):
             return x
         shape = tuple(c for _, _, c in slices)
-        return self._push(Node("slice", (x,), _attrs(slices=slices), shape, n.dtype, n.weak, loc))
+        return self._push(Node("slice", (x,), make_attrs(slices=slices), shape, n.dtype, n.weak, loc))
 
     # -- matmul ---------------------------------------------------------
     def matmul(self, a: int, b: int, *, loc=None) -> int:

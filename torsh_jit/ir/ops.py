@@ -113,6 +113,9 @@ _add("const", SOURCE, 0, None)
 COMPARISONS = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
 LOGICAL = frozenset({"logical_and", "logical_or", "logical_xor", "logical_not"})
 ARG_REDUCTIONS = frozenset({"argmax", "argmin"})
+# The reductions a kernel computes: every REDUCE op but mean, which the graph builder
+# writes as a sum and a division.
+REDUCE_OPS = frozenset({"sum", "prod", "max", "min", "argmax", "argmin", "any", "all"})
 
 
 def _empty(dtype: str, weak: bool):

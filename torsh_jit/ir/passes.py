@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from .graph import Graph, Node, _attrs
+from .graph import Graph, Node, make_attrs
 from .ops import OPS, ELEMENTWISE
 
 
@@ -47,7 +47,7 @@ def constant_fold(g: Graph) -> Graph:
                 attrs = {k: v for k, v in n.attrs if k == "dtype"}
                 v = np.asarray(OPS[n.op].ref(*vals, **attrs)).astype(n.dtype)
             py = v.item()
-            r.map[i] = r.push(Node("const", (), _attrs(value=py), (), n.dtype, n.weak, n.loc))
+            r.map[i] = r.push(Node("const", (), make_attrs(value=py), (), n.dtype, n.weak, n.loc))
         else:
             r.map[i] = r.push(n)
     return r.finish()

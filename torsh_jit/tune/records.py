@@ -1,7 +1,7 @@
 """Tuning records in the cache: one entry per measurement, one per decision.
 
-    kind "tuning"  key = make_key(kernel, bucket, device, code, configs)   one measured candidate
-    kind "tuned"   key = make_key(kernel, bucket, device, code)            the chosen configs
+    kind "tuning"  key = tuning_key(kernel, bucket, device, code, configs)   one measured candidate
+    kind "tuned"   key = tuning_key(kernel, bucket, device, code)            the chosen configs
 
 A measurement is its own entry, so a changed search space finds every candidate it still
 holds already measured and measures only the new ones; nothing is ever invalidated by the
@@ -21,7 +21,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 from .. import errors as E
-from ..cache import get_cache, make_key
+from ..cache import get_cache, tuning_key
 from ..version import code_hash
 
 RECORD_VERSION = 1
@@ -78,15 +78,12 @@ class Subject:
     device: str
     code: str
 
-    def parts(self) -> dict:
-        return {"v": RECORD_VERSION, "kernel": self.kernel, "bucket": self.bucket,
-                "device": self.device, "code": self.code}
-
     def decision_key(self) -> str:
-        return make_key(self.parts())
+        return tuning_key(RECORD_VERSION, self.kernel, self.bucket, self.device, self.code)
 
     def measure_key(self, configs) -> str:
-        return make_key({**self.parts(), "configs": [config_to_json(c) for c in configs]})
+        return tuning_key(RECORD_VERSION, self.kernel, self.bucket, self.device, self.code,
+                          [config_to_json(c) for c in configs])
 
 
 def subject(fn, specs, target, exact: bool = False) -> Subject:

@@ -14,12 +14,12 @@ def render(p) -> str:
 def module_cubin(p, arch: int, aligned: bool = True):
     """(cubin, launches) of the plan's module, from the cache or NVRTC. aligned=False: the
     module whose elementwise kernels take pointers of any alignment."""
-    from ...cache import get_cache, make_key
+    from ...cache import artifact_key, get_cache
     from ...codegen.cuda import render_plan
     src, launches = render_plan(p, aligned=aligned)
     extra = module_options(p)
-    key = make_key({"plan": p.key, "arch": arch, "options": arch_options(arch, True, extra),
-                    **({} if aligned else {"unaligned": True})})
+    key = artifact_key(p.key, arch=arch, options=arch_options(arch, True, extra),
+                       **({} if aligned else {"unaligned": True}))
     cubin = get_cache().get_or_make(
         "cubin", key, lambda: compile_cuda(src, arch_flag(p.target, arch), name=f"{p.module_name}.cu",
                                            extra=extra)[0],

@@ -126,9 +126,8 @@ def engine() -> _Engine:
 def runtime() -> dict[str, int]:
     """Addresses of the native runtime's functions (templates/llvm/runtime.ll.j2), built
     once and kept in the disk cache like a kernel, so a warm process does no codegen."""
-    from ...cache import get_cache, make_key
+    from ...cache import get_cache, identity, runtime_key
     from ...target import Target, data_dir
-    from ...version import code_hash
     init_llvm()
     triple = llvm.get_process_triple()
     arch = triple.split("-")[0]
@@ -137,9 +136,8 @@ def runtime() -> dict[str, int]:
              "aarch64": "call void @llvm.aarch64.hint(i32 1)"}.get(arch, "")
     text = (data_dir("templates") / "llvm" / "runtime.ll.j2").read_text()
     what = {"runtime": text, "triple": triple, "pause": pause}
-    # code_hash: build_object's pipeline (this file) shapes the object as much as the template
-    key = make_key({**what, "llvm": llvm_version(), "code": code_hash()})
-    expect = {"plan": "runtime:" + make_key(what)}
+    key = runtime_key(what, llvm_version())
+    expect = {"plan": "runtime:" + identity(what)}
     cache = get_cache()
     obj = cache.get("obj", key, expect=expect)
     if obj is None:

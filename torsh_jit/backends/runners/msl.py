@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 
 from ... import errors as E
-from ...cache import get_cache, make_key
+from ...cache import artifact_key, get_cache
 from ...once import once
 from . import remove_files, scratch_dir, tool_version
 from .jobfile import JobFunction
@@ -77,8 +77,8 @@ def thunks(launches, entry: str) -> str:
 
 
 def exe_key(plan) -> str:
-    return make_key({"plan": plan.key, "sources": _sources_hash(), "cxx": compiler_version(),
-                     "flags": CXXFLAGS, "groups": MAX_GROUPS})
+    return artifact_key(plan.key, sources=_sources_hash(), cxx=compiler_version(), flags=CXXFLAGS,
+                        groups=MAX_GROUPS)
 
 
 def compile_exe(source: str, entry: str, what: str, out_dir: str) -> bytes:

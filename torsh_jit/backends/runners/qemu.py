@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 
 from ... import errors as E
-from ...cache import get_cache, make_key
+from ...cache import artifact_key, get_cache
 from ...once import once
 from . import remove_files, scratch_dir, tool_version
 from .jobfile import JobFunction
@@ -42,8 +42,8 @@ def _cc_version(cc: str) -> str:
 
 def exe_key(plan) -> str:
     t = plan.target
-    return make_key({"plan": plan.key, "harness": _harness_hash(), "cc": _cc_version(t.cc),
-                     "flags": _CFLAGS, "probe": t.vlen_probe})
+    return artifact_key(plan.key, harness=_harness_hash(), cc=_cc_version(t.cc), flags=_CFLAGS,
+                        probe=t.vlen_probe)
 
 
 def link(plan, obj: bytes, out_dir: str) -> bytes:

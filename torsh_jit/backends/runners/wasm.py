@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import errors as E
-from ...cache import get_cache, make_key
+from ...cache import artifact_key, get_cache
 from ...once import once
 from . import byte_span, remove_files, scratch_dir, tool_version
 
@@ -70,8 +70,8 @@ def _libc_id(sysroot: str) -> str:
 
 def wasm_key(plan) -> str:
     t = plan.target
-    return make_key({"plan": plan.key, "linker": tool_version([t.linker, "--version"]),
-                     "libc": _libc_id(t.sysroot), "exports": 1})
+    return artifact_key(plan.key, linker=tool_version([t.linker, "--version"]),
+                        libc=_libc_id(t.sysroot), exports=1)
 
 
 def link(target, obj: bytes, exports: list[str], out_dir: str | None = None) -> bytes:

@@ -1,7 +1,7 @@
 """The remote tier of the cache: the `RemoteStore` protocol and its Redis implementation.
 
 `TORSH_JIT_REMOTE_CACHE=redis://host:port/db` puts a store shared by every machine that
-points at it behind the local directory (cache.Cache): a local miss asks the remote, a
+points at it behind the local directory (store.Cache): a local miss asks the remote, a
 remote hit is verified exactly like a local file (magic, format version, checksum, kind,
 key and the caller's `expect` fields; nothing is unpickled) and then copied into the local
 directory; every local write is also sent to the remote. The remote holds the same bytes
@@ -20,7 +20,7 @@ import time
 import warnings
 from typing import Protocol
 
-from .errors import CacheWarning
+from ..errors import CacheWarning
 
 log = logging.getLogger("torsh_jit")
 
