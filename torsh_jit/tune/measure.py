@@ -91,7 +91,7 @@ def random_inputs(specs, rng) -> list:
 
 
 def rotation_copies(bytes_per_set: int) -> int:
-    from ..schedule.space import _llc_bytes
+    from ..schedule.space import llc_bytes as _llc_bytes
     want = -(-2 * _llc_bytes() // max(1, bytes_per_set))
     return int(max(1, min(8, want, ROTATE_BYTES_CAP // max(1, bytes_per_set))))
 

@@ -87,7 +87,7 @@ def device_fingerprint(target) -> str:
         return be.device_fingerprint(target)
     from ..runtime.hardware import host_cpu_name
     from ..schedule.threads import num_threads
-    from ..schedule.space import _llc_bytes
+    from ..schedule.space import llc_bytes as _llc_bytes
     return json.dumps({"target": target.name, "features": list(target.features),
                        "cpu": host_cpu_name(), "model": _cpu_model(), "threads": num_threads(),
                        "llc": _llc_bytes()}, sort_keys=True)
