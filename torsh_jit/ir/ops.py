@@ -113,6 +113,8 @@ _add("const", SOURCE, 0, None)
 COMPARISONS = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
 LOGICAL = frozenset({"logical_and", "logical_or", "logical_xor", "logical_not"})
 ARG_REDUCTIONS = frozenset({"argmax", "argmin"})
+# the reductions a fused group holds (the graph builds mean as a sum and a division)
+GROUP_REDUCTIONS = frozenset({"sum", "prod", "max", "min", "argmax", "argmin", "any", "all"})
 # the integer dtypes' ranges: the identities of max and min, and the limits a lowering clamps to
 INT_LIMITS = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
 

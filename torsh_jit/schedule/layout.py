@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from ..fuse import Group
+from ..ir.ops import GROUP_REDUCTIONS
 from .config import Config
 
 
@@ -93,6 +94,26 @@ def inner_mode(inner: tuple[int, ...], st: tuple[int, ...]):
     if linear:
         return ("contig", 1) if st[-1] == 1 else ("strided", st[-1])
     return ("general", 0)
+
+
+def varying(group: Group, ax: AxisPlan) -> list[bool]:
+    """Per expr of the group: whether its value changes along the kernel's vectors (the
+    inner region; in a column reduction, the reduced loop). Those that do not are computed
+    once per row and broadcast."""
+    out: list[bool] = []
+    for e in group.exprs:
+        if e.op == "load" and ax.column:
+            out.append(ax.loop_strides[("l", dict(e.attrs)["access"])] != 0)
+        elif e.op == "load":
+            st = ax.inner_strides[("l", dict(e.attrs)["access"])]
+            out.append(inner_mode(ax.inner, st)[0] != "invariant")
+        elif e.op == "matmul":
+            out.append(True)
+        elif e.op in GROUP_REDUCTIONS or e.op == "const":
+            out.append(False)
+        else:
+            out.append(any(out[a] for a in e.args))
+    return out
 
 
 def column_vectors(ax: AxisPlan, config: Config) -> int:

@@ -41,29 +41,31 @@ class GroupSpace:
         return len(self.configs)
 
 
-def _grain_values(group, cfg: Config) -> list[int]:
-    """Grains giving each useful thread count (1, 2, 4 ... threads), or [] where the work is
-    too small (serial path) or so large that fewer threads can only lose."""
+def _work(group, cfg: Config) -> tuple[int, int, int]:
+    """(elements of work, work units, elements per unit) of a group's launch."""
     elems = math.prod(group.domain) if group.domain else 1
     if group.kind == "matmul":
         elems *= max(group.k, 1)
+    units = max(1, work_units(group, cfg))
+    return elems, units, max(1, elems // units)
+
+
+def _grain_values(group, cfg: Config) -> list[int]:
+    """Grains giving each useful thread count (1, 2, 4 ... threads), or [] where the work is
+    too small (serial path) or so large that fewer threads can only lose."""
+    elems, units, per_unit = _work(group, cfg)
     n = num_threads()
     if n == 1 or elems < (1 << 16) or elems > (1 << 20):
         return []
-    units = max(1, work_units(group, cfg))
-    per_unit = max(1, elems // units)
     counts = sorted({min(n, 1 << i) for i in range(n.bit_length() + 1)})
     return [max(1, -(-units // p)) * per_unit for p in counts]
 
 
 def _parts(group, cfg: Config) -> int:
-    elems = math.prod(group.domain) if group.domain else 1
-    if group.kind == "matmul":
-        elems *= max(group.k, 1)
+    """Threads a launch of this config uses (backends/llvm/threads.py's split)."""
+    elems, units, per_unit = _work(group, cfg)
     if elems < (1 << 16):
         return 1
-    units = max(1, work_units(group, cfg))
-    per_unit = max(1, elems // units)
     return min(num_threads(), max(1, units // max(1, cfg.grain // per_unit)))
 
 

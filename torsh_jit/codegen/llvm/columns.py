@@ -40,7 +40,7 @@ class ColumnMixin:
         u = self.vblock
         for i in self.reductions_of(level):
             e = self.g.exprs[i]
-            acc, _, _ = self.red_info(i)
+            acc = self.red_info(i)[0]
             x = self.fresh("r")
             if e.op in ARG_REDUCTIONS:
                 lines.append(f"%{x} = load <{self.W} x i64>, ptr %aix{i}.{u}")

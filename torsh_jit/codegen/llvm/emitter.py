@@ -9,11 +9,11 @@ reduction code paths and column mode are mixins (memory.py, reduce.py, columns.p
 from __future__ import annotations
 
 from ... import errors as E
-from ...fuse import Group, Expr, _REDUCE_OPS
+from ...fuse import Group, Expr
 from ...ir.dtypes import ITEMSIZE, family
-from ...ir.ops import INT_LIMITS, operand_dtypes
+from ...ir.ops import GROUP_REDUCTIONS, INT_LIMITS, operand_dtypes
 from ...schedule.config import Config
-from ...schedule.layout import inner_mode, plan_axes, vector_sets
+from ...schedule.layout import inner_mode, plan_axes, varying, vector_sets
 from . import ops as T
 from .columns import ColumnMixin
 from .memory import MemoryMixin
@@ -44,31 +44,15 @@ class KernelEmitter(MemoryMixin, ReductionMixin, ColumnMixin):
         self.loop_index: str | None = None
         self.n = 0
         self.row_memo: dict[int, str] = {}
-        self.varies = self._varies()
+        self.varies = varying(group, self.ax)
         self.stored_rows: set[int] = set()
-        self.red = [i for i, e in enumerate(group.exprs) if e.op in _REDUCE_OPS]
+        self.red = [i for i, e in enumerate(group.exprs) if e.op in GROUP_REDUCTIONS]
         self.passes = sorted({group.exprs[i].level for i in self.red})
 
     # -- small helpers -----------------------------------------------------------------------
     def fresh(self, stem="t") -> str:
         self.n += 1
         return f"{stem}{self.n}"
-
-    def _varies(self) -> list[bool]:
-        out = []
-        for i, e in enumerate(self.g.exprs):
-            if e.op == "load" and self.col:
-                out.append(self.ax.loop_strides[("l", dict(e.attrs)["access"])] != 0)
-            elif e.op == "load":
-                st = self.ax.inner_strides[("l", dict(e.attrs)["access"])]
-                out.append(inner_mode(self.ax.inner, st)[0] != "invariant")
-            elif e.op == "matmul":
-                out.append(True)
-            elif e.op in _REDUCE_OPS or e.op == "const":
-                out.append(False)
-            else:
-                out.append(any(out[a] for a in e.args))
-        return out
 
     def ty(self, dtype) -> str:
         return vty(dtype, self.W)
@@ -129,7 +113,7 @@ class KernelEmitter(MemoryMixin, ReductionMixin, ColumnMixin):
             return self.const_vec(dict(e.attrs)["value"], e.dtype)
         if e.op == "load":
             r = self.load(lines, dict(e.attrs)["access"], k, mask)
-        elif e.op in _REDUCE_OPS:
+        elif e.op in GROUP_REDUCTIONS:
             raise E.InternalError(f"reduction %{eid} used before its pass finished")
         elif e.op == "cast":
             a = e.args[0]
@@ -154,7 +138,7 @@ class KernelEmitter(MemoryMixin, ReductionMixin, ColumnMixin):
         lines: list[str] = []
         avail = {i for i in self.red if self.g.exprs[i].level < level}
         for i, e in enumerate(self.g.exprs):
-            if self.varies[i] or i in self.row_memo or e.op in _REDUCE_OPS or e.op == "const":
+            if self.varies[i] or i in self.row_memo or e.op in GROUP_REDUCTIONS or e.op == "const":
                 continue
             if self._ready(i, avail):
                 self.row_memo[i] = self.value(lines, i, self.vpos, self.vmask, {})
@@ -162,7 +146,7 @@ class KernelEmitter(MemoryMixin, ReductionMixin, ColumnMixin):
 
     def _ready(self, i, avail) -> bool:
         e = self.g.exprs[i]
-        if e.op in _REDUCE_OPS:
+        if e.op in GROUP_REDUCTIONS:
             return i in avail
         return all(self._ready(a, avail) for a in e.args)
 

@@ -67,6 +67,19 @@ class MemoryMixin:
         lines.append(f"%{p} = getelementptr {MEMTYPE[acc.dtype]}, ptr %buf{acc.buf}, i64 {idx}")
         return f"%{p}"
 
+    def row_ptr(self, lines, key, acc: Access, k: str) -> str:
+        """Pointer to element k of the row (a contiguous access)."""
+        idx = self.fresh("ix")
+        lines.append(f"%{idx} = add i64 {self.ooff[key]}, {k}")
+        return self.ptr(lines, acc, f"%{idx}")
+
+    def lane_ptrs(self, lines, key, acc: Access, offs: str) -> str:
+        """<W x ptr> to the row's elements at lane offsets offs (a gather or scatter)."""
+        base = self.ptr(lines, acc, self.ooff[key])
+        ps = self.fresh("ps")
+        lines.append(f"%{ps} = getelementptr {MEMTYPE[acc.dtype]}, ptr {base}, <{self.W} x i64> {offs}")
+        return f"%{ps}"
+
     def lane_offsets(self, lines, key, k: str, mode) -> str:
         """<W x i64> element offsets (relative to the row offset) of lanes k..k+W-1."""
         W = self.W
@@ -113,21 +126,16 @@ class MemoryMixin:
         v = self.fresh("v")
         al = ITEMSIZE[acc.dtype]
         if mode[0] == "contig":
-            idx = self.fresh("ix")
-            lines.append(f"%{idx} = add i64 {self.ooff[key]}, {k}")
-            p = self.ptr(lines, acc, f"%{idx}")
+            p = self.row_ptr(lines, key, acc, k)
             if mask is None:
                 lines.append(f"%{v} = load {vt}, ptr {p}, align {al}")
             else:
                 lines.append(f"%{v} = call {vt} @llvm.masked.load.v{W}{SUFFIX[mt]}.p0(ptr {p}, i32 {al}, "
                              f"<{W} x i1> {mask}, {vt} zeroinitializer)")
         else:
-            offs = self.lane_offsets(lines, key, k, mode)
-            base = self.ptr(lines, acc, self.ooff[key])
-            ps = self.fresh("ps")
-            lines.append(f"%{ps} = getelementptr {mt}, ptr {base}, <{W} x i64> {offs}")
+            ps = self.lane_ptrs(lines, key, acc, self.lane_offsets(lines, key, k, mode))
             m = mask or "splat (i1 true)"
-            lines.append(f"%{v} = call {vt} @llvm.masked.gather.v{W}{SUFFIX[mt]}.v{W}p0(<{W} x ptr> %{ps}, "
+            lines.append(f"%{v} = call {vt} @llvm.masked.gather.v{W}{SUFFIX[mt]}.v{W}p0(<{W} x ptr> {ps}, "
                          f"i32 {al}, <{W} x i1> {m}, {vt} zeroinitializer)")
         if acc.dtype == "bool":
             b = self.fresh("lb")
@@ -147,9 +155,7 @@ class MemoryMixin:
         mode = inner_mode(self.ax.inner, self.ax.inner_strides[key])
         al = ITEMSIZE[acc.dtype]
         if mode[0] == "contig":
-            idx = self.fresh("ix")
-            lines.append(f"%{idx} = add i64 {self.ooff[key]}, {k}")
-            p = self.ptr(lines, acc, f"%{idx}")
+            p = self.row_ptr(lines, key, acc, k)
             if mask is None:
                 nt = ", !nontemporal !{i32 1}" if self.cfg.nontemporal else ""
                 lines.append(f"store {vt} {val}, ptr {p}, align {al}{nt}")
@@ -158,9 +164,7 @@ class MemoryMixin:
                              f"i32 {al}, <{W} x i1> {mask})")
         else:
             offs = self.lane_offsets(lines, key, k, mode) if mode[0] != "invariant" else "zeroinitializer"
-            base = self.ptr(lines, acc, self.ooff[key])
-            ps = self.fresh("ps")
-            lines.append(f"%{ps} = getelementptr {mt}, ptr {base}, <{W} x i64> {offs}")
+            ps = self.lane_ptrs(lines, key, acc, offs)
             m = mask or "splat (i1 true)"
             lines.append(f"call void @llvm.masked.scatter.v{W}{SUFFIX[mt]}.v{W}p0({vt} {val}, "
-                         f"<{W} x ptr> %{ps}, i32 {al}, <{W} x i1> {m})")
+                         f"<{W} x ptr> {ps}, i32 {al}, <{W} x i1> {m})")

@@ -216,7 +216,7 @@ class ReductionMixin:
         lines: list[str] = []
         for i in self.reductions_of(level):
             e = self.g.exprs[i]
-            acc, wide, ident = self.red_info(i)
+            acc, wide, _ = self.red_info(i)
             if e.op in ARG_REDUCTIONS:
                 self._fold_arg(lines, i, e, acc)
                 continue
