@@ -23,7 +23,7 @@ import numpy as np
 import llvmlite.binding as llvm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from torsh_jit.codegen.vmath import BINARY_FUNCS, VMATH_FUNCS, render_vmath, vmath_name  # noqa: E402
+from torsh_jit.codegen.llvm.vmath import BINARY_FUNCS, VMATH_FUNCS, render_vmath, vmath_name  # noqa: E402
 
 CONFIGS = [("float32", 16), ("float64", 8)]
 

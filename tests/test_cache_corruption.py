@@ -59,7 +59,7 @@ for t in ("aarch64-neon", "wasm32-simd128", "metal"):
 for k, args in ((ew, (x,)), (tj.kernel(sm), (x,)), (mm, (x, w))):
     for t in ("host", "cuda-sm90", "wgsl", *sorted(targets)):
         assert k.lower(*args, target=t).source
-from torsh_jit.codegen.llvm import template           # the native runtime's (its object is cached)
+from torsh_jit.codegen.jinja_env import template           # the native runtime's (its object is cached)
 assert "tj_fill_pointers" in template("llvm/runtime.ll.j2").render(triple="x86_64", pause="", spin=1)
 print(json.dumps({**get_cache().stats, "code": code_hash()}))
 """

@@ -1,4 +1,4 @@
-"""vmath, the vector math library (torsh_jit/codegen/vmath.py, templates/llvm/vmath/).
+"""vmath, the vector math library (torsh_jit/codegen/llvm/vmath.py, templates/llvm/vmath/).
 
 Every function at float32 widths 16, 4, 1 and float64 widths 8, 2 is JIT-compiled for
 this CPU and compared with numpy: float32 within 4 ulp of numpy's float64 result
@@ -23,7 +23,7 @@ import pytest
 
 llvm = pytest.importorskip("llvmlite.binding")
 
-from torsh_jit.codegen.vmath import (  # noqa: E402
+from torsh_jit.codegen.llvm.vmath import (  # noqa: E402
     BINARY_FUNCS, VMATH_FUNCS, render_vmath, vmath_name)
 from torsh_jit.errors import DTypeError, TorshJitError, UnsupportedOpError  # noqa: E402
 

@@ -3,7 +3,7 @@
 Data with many ties (bools, small integers), as the differential fuzzer found them: on
 AArch64 LLVM's optimiser made integer and bool argmax/argmin take a later tie's position
 (bool argmax of 39 elements gave 37, numpy 1), so those kernels are built unoptimised
-there (codegen/llvm.py: optimiser_miscompiles).
+there (codegen/llvm/module.py: optimiser_miscompiles).
 """
 from __future__ import annotations
 

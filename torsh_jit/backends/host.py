@@ -57,6 +57,6 @@ def random_inputs(specs, rng) -> list:
 
 
 def rotation_copies(bytes_per_set: int) -> int:
-    from ..schedule.space import _llc_bytes
-    want = -(-2 * _llc_bytes() // max(1, bytes_per_set))
+    from ..schedule.space import llc_bytes
+    want = -(-2 * llc_bytes() // max(1, bytes_per_set))
     return int(max(1, min(8, want, ROTATE_BYTES_CAP // max(1, bytes_per_set))))

@@ -3,7 +3,7 @@
 Per op: its kind (which decides fusion), arity, and its numpy reference. The
 reference is the semantics: tests compare against it, and result dtypes are
 found by calling it on empty arrays (so promotion is numpy's, NEP 50 included).
-Each language adds only its spelling (codegen/llvm_ops.py, ...).
+Each language adds only its spelling (codegen/llvm/ops.py, ...).
 """
 from __future__ import annotations
 
@@ -116,6 +116,8 @@ ARG_REDUCTIONS = frozenset({"argmax", "argmin"})
 # The reductions a kernel computes: every REDUCE op but mean, which the graph builder
 # writes as a sum and a division.
 REDUCE_OPS = frozenset({"sum", "prod", "max", "min", "argmax", "argmin", "any", "all"})
+# the integer dtypes' ranges: the identities of max and min, and the limits a lowering clamps to
+INT_LIMITS = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
 
 
 def _empty(dtype: str, weak: bool):

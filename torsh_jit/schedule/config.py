@@ -55,7 +55,6 @@ def default_config(group, target) -> Config:
         nc = max(nr * vl, (1 << 20) // max(1, group.k * isz) // (nr * vl) * (nr * vl))
         return Config(lanes=vl, mr=mr, nr=nr, nc=nc, grain=1 << 15)
     work = math.prod(group.domain) if group.domain else 1
-    out_bytes = sum(math.prod(group.domain[:]) * ITEMSIZE[s.access.dtype] for s in group.stores)
     if group.kind == "reduce":
         inner = math.prod(group.domain[group.n_outer:])
         # four independent accumulators hide the add latency; blocks keep float sums exact to
@@ -64,5 +63,5 @@ def default_config(group, target) -> Config:
         block = 4096 if inner > 4096 else 0
         return Config(lanes=lanes, unroll=unroll, block=block, grain=1 << 15)
     unroll = 2 if work >= 8 * lanes else 1
-    return Config(lanes=lanes, unroll=unroll, grain=1 << 16,
-                  nontemporal=False and out_bytes > (64 << 20))
+    # streaming stores are the tuner's to try (space.py: outputs past twice the last-level cache)
+    return Config(lanes=lanes, unroll=unroll, grain=1 << 16)

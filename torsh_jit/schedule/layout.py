@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from ..fuse import Group
+from ..ir.ops import REDUCE_OPS
 from .config import Config
 
 
@@ -95,12 +96,61 @@ def inner_mode(inner: tuple[int, ...], st: tuple[int, ...]):
     return ("general", 0)
 
 
+def varying(group: Group, ax: AxisPlan) -> list[bool]:
+    """Per expr of the group: whether its value changes along the kernel's vectors (the
+    inner region; in a column reduction, the reduced loop). Those that do not are computed
+    once per row and broadcast."""
+    out: list[bool] = []
+    for e in group.exprs:
+        if e.op == "load" and ax.column:
+            out.append(ax.loop_strides[("l", dict(e.attrs)["access"])] != 0)
+        elif e.op == "load":
+            st = ax.inner_strides[("l", dict(e.attrs)["access"])]
+            out.append(inner_mode(ax.inner, st)[0] != "invariant")
+        elif e.op == "matmul":
+            out.append(True)
+        elif e.op in REDUCE_OPS or e.op == "const":
+            out.append(False)
+        else:
+            out.append(any(out[a] for a in e.args))
+    return out
+
 
 def column_vectors(ax: AxisPlan, config: Config) -> int:
     """Column reductions: vectors side by side in one work unit. Sixteen AVX-512 vectors
     read 1 KiB of each row per step: sum(axis=0) of 4096x4096 float32 went from 9.4 ms
     (one vector) and 7.2 ms (eight) to 3.1 ms, numpy 3.7 ms, on this 2-core Zen 4."""
     return max(1, min(16, -(-ax.K // config.lanes)))
+
+
+def column_blocks(ax: AxisPlan, config: Config) -> int:
+    """Column reductions: blocks of `column_vectors` vectors of columns along a row."""
+    return -(-ax.K // (config.lanes * column_vectors(ax, config)))
+
+
+def vector_sets(ax: AxisPlan, config: Config) -> int:
+    """Vectors side by side per step of a kernel, each with its own accumulators: the
+    config's unroll, or in a column reduction its `column_vectors`."""
+    return column_vectors(ax, config) if ax.column else config.unroll
+
+
+def reduce_block(ax: AxisPlan, config: Config) -> int:
+    """Elements per block of a row reduction as its kernel runs it: 0 (the whole row) unless
+    the config's block is shorter than the row, then rounded down to whole vector steps (at
+    least one)."""
+    block = config.block if config.block and config.block < ax.K else 0
+    if block:
+        step = config.lanes * config.unroll
+        block = max(step, block // step * step)
+    return block
+
+
+def matmul_column_block(group: Group, config: Config) -> int:
+    """Columns of B per packed block (NC) as the matmul kernel runs it: whole panels of NR
+    vectors, no more than N rounded up to a panel, at least one panel."""
+    nrw = config.nr * config.lanes
+    n = group.domain[-1]
+    return max(nrw, min(-(-n // nrw) * nrw, config.nc // nrw * nrw))
 
 
 def matmul_dims(group: Group):
@@ -117,5 +167,5 @@ def work_units(group: Group, config: Config) -> int:
         return math.prod(batch) * -(-m // config.mr)
     ax = plan_axes(group, columns=True)
     if ax.column:
-        return ax.rows * -(-ax.K // (config.lanes * column_vectors(ax, config)))  # (row, column block)
+        return ax.rows * column_blocks(ax, config)     # (row, column block)
     return ax.rows * ax.K if group.kind == "elementwise" else ax.rows

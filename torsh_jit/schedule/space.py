@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from ..ir.dtypes import ITEMSIZE
 from .config import Config, default_config, group_lanes
+from .layout import matmul_column_block, plan_axes, reduce_block, work_units
+from .threads import num_threads
 
 
 @dataclass(frozen=True)
@@ -39,57 +41,45 @@ class GroupSpace:
         return len(self.configs)
 
 
-def _threads() -> int:
-    from ..schedule.threads import num_threads
-    return num_threads()
+def _work(group, cfg: Config) -> tuple[int, int, int]:
+    """(elements of work, work units, elements per unit) of a group's launch."""
+    elems = math.prod(group.domain) if group.domain else 1
+    if group.kind == "matmul":
+        elems *= max(group.k, 1)
+    units = max(1, work_units(group, cfg))
+    return elems, units, max(1, elems // units)
 
 
 def _grain_values(group, cfg: Config) -> list[int]:
     """Grains giving each useful thread count (1, 2, 4 ... threads), or [] where the work is
     too small (serial path) or so large that fewer threads can only lose."""
-    from .layout import work_units
-    elems = math.prod(group.domain) if group.domain else 1
-    if group.kind == "matmul":
-        elems *= max(group.k, 1)
-    n = _threads()
+    elems, units, per_unit = _work(group, cfg)
+    n = num_threads()
     if n == 1 or elems < (1 << 16) or elems > (1 << 20):
         return []
-    units = max(1, work_units(group, cfg))
-    per_unit = max(1, elems // units)
     counts = sorted({min(n, 1 << i) for i in range(n.bit_length() + 1)})
     return [max(1, -(-units // p)) * per_unit for p in counts]
 
 
 def _parts(group, cfg: Config) -> int:
-    from .layout import work_units
-    elems = math.prod(group.domain) if group.domain else 1
-    if group.kind == "matmul":
-        elems *= max(group.k, 1)
+    """Threads a launch of this config uses (backends/llvm/threads.py's split)."""
+    elems, units, per_unit = _work(group, cfg)
     if elems < (1 << 16):
         return 1
-    units = max(1, work_units(group, cfg))
-    per_unit = max(1, elems // units)
-    return min(_threads(), max(1, units // max(1, cfg.grain // per_unit)))
+    return min(num_threads(), max(1, units // max(1, cfg.grain // per_unit)))
 
 
 def effective(group, cfg: Config, target) -> tuple:
     """What the generated code and launch depend on: two configs with equal values here
-    compile to the same kernel."""
-    from .layout import plan_axes
+    compile to the same kernel (the column block, block and vector sets that the kernel
+    derives from them are schedule/layout.py's, read here as the renderer reads them)."""
     if group.kind == "matmul":
-        W, NRW = cfg.lanes, cfg.nr * cfg.lanes
-        N = group.domain[-1]
-        NC = max(NRW, min(-(-N // NRW) * NRW, cfg.nc // NRW * NRW))
-        return ("mm", W, cfg.mr, cfg.nr, NC, _parts(group, cfg))
+        return ("mm", cfg.lanes, cfg.mr, cfg.nr, matmul_column_block(group, cfg), _parts(group, cfg))
     ax = plan_axes(group, columns=True)
     if ax.column:
         return ("col", cfg.lanes, _parts(group, cfg))
     if group.kind == "reduce":
-        block = cfg.block if cfg.block and cfg.block < ax.K else 0
-        if block:
-            step = cfg.lanes * cfg.unroll
-            block = max(step, block // step * step)
-        return ("red", cfg.lanes, cfg.unroll, block, _parts(group, cfg))
+        return ("red", cfg.lanes, cfg.unroll, reduce_block(ax, cfg), _parts(group, cfg))
     return ("ew", cfg.lanes, cfg.unroll, cfg.nontemporal, _parts(group, cfg))
 
 
@@ -98,7 +88,8 @@ def _lane_values(vl: int) -> list[int]:
     return sorted({max(1, vl // 2), vl})
 
 
-def _llc_bytes() -> int:
+def llc_bytes() -> int:
+    """This machine's last-level cache in bytes (32 MiB where the kernel does not say)."""
     try:
         with open("/sys/devices/system/cpu/cpu0/cache/index3/size") as f:
             s = f.read().strip()
@@ -109,7 +100,6 @@ def _llc_bytes() -> int:
 
 
 def _axes(group, target, d: Config) -> dict[str, list]:
-    from .layout import plan_axes
     vl = group_lanes(group, target)
     if group.kind == "matmul":
         isz = ITEMSIZE[group.exprs[0].dtype]
@@ -129,7 +119,7 @@ def _axes(group, target, d: Config) -> dict[str, list]:
                 "grain": _grain_values(group, d)}
     out_bytes = sum(math.prod(group.domain) * ITEMSIZE[s.access.dtype] for s in group.stores)
     return {"lanes": _lane_values(vl), "unroll": [1, 2, 4], "grain": _grain_values(group, d),
-            "nontemporal": [False, True] if out_bytes > 2 * _llc_bytes() else []}
+            "nontemporal": [False, True] if out_bytes > 2 * llc_bytes() else []}
 
 
 def valid(group, cfg: Config, target) -> bool:

@@ -141,7 +141,7 @@ def runtime() -> dict[str, int]:
     cache = get_cache()
     obj = cache.get("obj", key, expect=expect)
     if obj is None:
-        from ...codegen.llvm import template
+        from ...codegen.jinja_env import template
         src = template("llvm/runtime.ll.j2").render(triple=triple, pause=pause, spin=2000)
         obj = build_object(src, Target("runtime", "llvm", triple, "", ()))
         with _lock:

@@ -83,9 +83,9 @@ def cpu_model() -> str:
 def cpu_fingerprint(target) -> str:
     """The machine a CPU time was measured on: the target, the CPU model, the threads a
     launch may use and the last-level cache."""
-    from ...schedule.space import _llc_bytes
+    from ...schedule.space import llc_bytes
     from ...schedule.threads import num_threads
     from .host import host_cpu_name
     return json.dumps({"target": target.name, "features": list(target.features),
                        "cpu": host_cpu_name(), "model": cpu_model(), "threads": num_threads(),
-                       "llc": _llc_bytes()}, sort_keys=True)
+                       "llc": llc_bytes()}, sort_keys=True)

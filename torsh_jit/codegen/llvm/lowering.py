@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from ..jinja_env import template
+
 _FMA32 = re.compile(r"@llvm\.fma\.(v(\d+))?f32\(")
 
 
@@ -30,5 +32,4 @@ def soft_fma(text: str) -> str:
     out = _FMA32.sub(sub, text)
     if not widths and not scalar:
         return text
-    from .llvm import template
     return out + "\n" + template("llvm/soft_fma.ll.j2").render(widths=sorted(widths), scalar=scalar)

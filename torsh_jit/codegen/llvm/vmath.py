@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import functools
 import struct
-from pathlib import Path
 from typing import Iterable
 
 import jinja2
 
-from torsh_jit.errors import DTypeError, TorshJitError, UnsupportedOpError
-
-from .jinja_env import environment
+from ...errors import DTypeError, TorshJitError, UnsupportedOpError
+from ...target import data_dir
+from ..jinja_env import environment
+from .types import fconst
 
 VMATH_FUNCS: frozenset[str] = frozenset(
     {"exp", "exp2", "log", "log2", "log1p", "expm1", "sin", "cos", "tan",
@@ -73,10 +73,7 @@ class _Ty:
         """A splat constant of this dtype. ``value`` is a number, a decimal string or a
         C99 hex float string ("0x1.62e43p-1"); float32 values are rounded to float32
         first. LLVM spells float constants of both widths as a double's hex bits."""
-        v = _to_float(value)
-        if self.S == "float":
-            v = struct.unpack("<f", struct.pack("<f", v))[0]
-        return f"splat ({self.S} {_llvm_hex(v)})"
+        return f"splat ({self.S} {fconst(_to_float(value), self.dtype)})"
 
     def ki(self, value: int) -> str:
         """A splat integer constant of the same size as the element; values are taken
@@ -103,10 +100,6 @@ def _to_float(value) -> float:
             return float.fromhex(s)
         return float(s)
     return float(value)
-
-
-def _llvm_hex(v: float) -> str:
-    return "0x%016X" % struct.unpack("<Q", struct.pack("<d", v))[0]
 
 
 def _arctan_inv(x: int, one: int) -> int:
@@ -175,16 +168,8 @@ _TWO_OVER_PI_TABLE = "@tj_vm__two_over_pi"
 _TWO_OVER_PI_WORDS = 37
 
 
-def _template_dir() -> Path:
-    here = Path(__file__).resolve()
-    installed = here.parents[1] / "_templates"
-    if installed.is_dir():
-        return installed
-    return here.parents[2] / "templates"
-
-
 def _env() -> jinja2.Environment:
-    return environment(str(_template_dir() / "llvm" / "vmath"))
+    return environment(str(data_dir("templates") / "llvm" / "vmath"))
 
 
 def _closure(funcs: Iterable[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
@@ -252,6 +237,3 @@ def render_vmath(funcs: Iterable[tuple[str, str, int]]) -> str:
     module that declares them itself.
     """
     return _render_cached(tuple(sorted({(f, d, int(w)) for f, d, w in funcs})))
-
-
-

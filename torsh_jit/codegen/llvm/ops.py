@@ -4,9 +4,11 @@ A snippet is LLVM IR text over vectors. Placeholders: {a} {b} {c} operands,
 {T} the vector type of the compute dtype, {S} its scalar type, {B} the vector
 of i1 of the same width, {W} lanes, {t} a fresh name prefix; the snippet's last
 line defines %{t}. {MIN}/{MAX} are the integer type's limits. Calls to
-@{vm:NAME} are vector math functions (codegen/vmath.py), bound to the width.
+@{vm:NAME} are vector math functions (vmath.py), bound to the width.
 """
 from __future__ import annotations
+
+from .vmath import BINARY_FUNCS, VMATH_FUNCS
 
 # Families: f = float, i = signed int, b = bool (i1 in registers).
 # Elementwise float arithmetic carries no fast-math flags: results are numpy's to the bit
@@ -123,7 +125,7 @@ OPS: dict[str, dict[str, str]] = {
     "where": {"f": "%{t} = select {B} {a}, {T} {b}, {T} {c}", "i": "%{t} = select {B} {a}, {T} {b}, {T} {c}",
               "b": "%{t} = select {B} {a}, {T} {b}, {T} {c}"},
 }
-for _f in ("exp", "exp2", "log", "log2", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid", "erf"):
+for _f in sorted(VMATH_FUNCS - BINARY_FUNCS):
     OPS[_f] = {"f": "%{t} = call {T} @{vm:" + _f + "}({T} {a})"}
 
 

@@ -1,0 +1,55 @@
+"""Column reductions (sum(axis=0) of a row-major array): the vectors run along the rows'
+contiguous axis, U vectors of columns side by side, and a scalar loop walks the reduced
+axis; each lane's accumulator is its column's result (templates/llvm/reduce_cols.ll.j2).
+A mixin of KernelEmitter (emitter.py)."""
+from __future__ import annotations
+
+from ...ir.ops import ARG_REDUCTIONS
+
+
+class ColumnMixin:
+    """Reads the emitter's axis plan (ax: loop_strides), row offsets (ooff) and memos."""
+
+    def set_columns(self, c0: str, mask: str, u: int = 0) -> str:
+        """Column mode: emit for the u-th vector of columns from now on."""
+        self.vpos, self.vmask, self.vblock = c0, mask, u
+        self.row_memo = self.col_memos.setdefault(u, {})
+        self.stored_rows = self.col_stored.setdefault(u, set())
+        return ""
+
+    def loop_offsets(self, kk: str) -> str:
+        """Offsets of every access at reduced element kk (column mode); restore_offsets undoes."""
+        lines: list[str] = []
+        self._saved_ooff = dict(self.ooff)
+        self.loop_index = kk
+        for key, st in self.ax.loop_strides.items():
+            if st:
+                m, s = self.fresh("lm"), self.fresh("ls")
+                lines.append(f"%{m} = mul i64 {kk}, {st}")
+                lines.append(f"%{s} = add i64 {self.ooff[key]}, %{m}")
+                self.ooff[key] = f"%{s}"
+        return "\n".join("  " + l for l in lines)
+
+    def restore_offsets(self) -> str:
+        self.ooff = self._saved_ooff
+        return ""
+
+    def finish_columns(self, level: int) -> str:
+        """Column mode: each lane's accumulator is its column's result."""
+        lines: list[str] = []
+        u = self.vblock
+        for i in self.reductions_of(level):
+            e = self.g.exprs[i]
+            acc = self.red_info(i)[0]
+            x = self.fresh("r")
+            if e.op in ARG_REDUCTIONS:
+                lines.append(f"%{x} = load <{self.W} x i64>, ptr %aix{i}.{u}")
+                self.row_memo[i] = f"%{x}"
+                continue
+            lines.append(f"%{x} = load {self.ty(acc)}, ptr %acc{i}.{u}")
+            val = f"%{x}"
+            if self.exact_prod(i):
+                lines.append(f"%{x}.e = load <{self.W} x i64>, ptr %pe{i}.{u}")
+                val = self.ldexp(lines, val, f"%{x}.e", self.W)
+            self.row_memo[i] = self.convert(lines, val, acc, e.dtype)
+        return "\n".join("  " + l for l in lines)

@@ -1,0 +1,170 @@
+"""Memory access of a kernel: the buffer table, per-row offsets, and vector loads and
+stores (contiguous, masked, gathered or scattered, by how each access walks the inner
+region: schedule/layout.py inner_mode). A mixin of KernelEmitter (emitter.py)."""
+from __future__ import annotations
+
+from ...fuse import Access
+from ...ir.dtypes import ITEMSIZE
+from ...schedule.layout import inner_mode
+from .types import MEMTYPE, SUFFIX
+
+
+class MemoryMixin:
+    """Loads and stores of one kernel; reads the emitter's group (g), axis plan (ax),
+    lanes (W) and the row offsets (ooff) that row_setup computes."""
+
+    def buffers(self) -> list[int]:
+        bufs = {a.buf for a in self.g.loads} | {s.access.buf for s in self.g.stores}
+        for a in self.g.mm:
+            bufs.add(a.buf)
+        return sorted(bufs)
+
+    def unpack(self) -> str:
+        out = []
+        for b in self.buffers():
+            out.append(f"  %bp{b} = getelementptr ptr, ptr %args, i64 {b}")
+            out.append(f"  %buf{b} = load ptr, ptr %bp{b}")   # ABI alignment: 4 on wasm32
+        return "\n".join(out)
+
+    def row_setup(self, o: str, prefix: str = "") -> str:
+        """Outer coordinates of row `o`, the outer offset of every access, hoisted values."""
+        lines: list[str] = []
+        outer = self.ax.outer
+        coords = []
+        cur = o
+        for d in range(len(outer) - 1, -1, -1):
+            if d == 0:
+                coords.append(cur)
+                break
+            c, q = self.fresh("oc"), self.fresh("oq")
+            lines.append(f"%{c} = urem i64 {cur}, {outer[d]}")
+            lines.append(f"%{q} = udiv i64 {cur}, {outer[d]}")
+            coords.append(f"%{c}")
+            cur = f"%{q}"
+        coords.reverse()
+        self.ooff = {}
+        accesses = [(("l", i), a) for i, a in enumerate(self.g.loads)] + \
+                   [(("s", i), s.access) for i, s in enumerate(self.g.stores)]
+        for key, acc in accesses:
+            name = f"%{prefix}off.{key[0]}{key[1]}"
+            lines.append(f"{name}.0 = add i64 0, {acc.offset}")
+            prev = f"{name}.0"
+            for j, (c, st) in enumerate(zip(coords, self.ax.outer_strides[key])):
+                if st == 0:
+                    continue
+                m, s = f"{name}.m{j}", f"{name}.s{j}"
+                lines.append(f"{m} = mul i64 {c}, {st}")
+                lines.append(f"{s} = add i64 {prev}, {m}")
+                prev = s
+            self.ooff[key] = prev
+        self.row_memo = {}
+        self.col_memos, self.col_stored = {}, {}
+        self.stored_rows = set()
+        return "\n".join("  " + l for l in lines)
+
+    def ptr(self, lines, acc: Access, idx: str) -> str:
+        p = self.fresh("p")
+        lines.append(f"%{p} = getelementptr {MEMTYPE[acc.dtype]}, ptr %buf{acc.buf}, i64 {idx}")
+        return f"%{p}"
+
+    def row_ptr(self, lines, key, acc: Access, k: str) -> str:
+        """Pointer to element k of the row (a contiguous access)."""
+        idx = self.fresh("ix")
+        lines.append(f"%{idx} = add i64 {self.ooff[key]}, {k}")
+        return self.ptr(lines, acc, f"%{idx}")
+
+    def lane_ptrs(self, lines, key, acc: Access, offs: str) -> str:
+        """<W x ptr> to the row's elements at lane offsets offs (a gather or scatter)."""
+        base = self.ptr(lines, acc, self.ooff[key])
+        ps = self.fresh("ps")
+        lines.append(f"%{ps} = getelementptr {MEMTYPE[acc.dtype]}, ptr {base}, <{self.W} x i64> {offs}")
+        return f"%{ps}"
+
+    def lane_offsets(self, lines, key, k: str, mode) -> str:
+        """<W x i64> element offsets (relative to the row offset) of lanes k..k+W-1."""
+        W = self.W
+        kv = self.splat(lines, k, "int64")
+        ki = self.fresh("ki")
+        lines.append(f"%{ki} = add <{W} x i64> {kv}, {self.iota()}")
+        st = self.ax.inner_strides[key]
+        if mode[0] == "strided":
+            r = self.fresh("lo")
+            lines.append(f"%{r} = mul <{W} x i64> %{ki}, splat (i64 {mode[1]})")
+            return f"%{r}"
+        # general: per-lane coordinates of the inner region
+        cur, total = f"%{ki}", None
+        inner = self.ax.inner
+        for d in range(len(inner) - 1, -1, -1):
+            c, q, t = self.fresh("ic"), self.fresh("iq"), self.fresh("it")
+            lines.append(f"%{c} = urem <{W} x i64> {cur}, splat (i64 {inner[d]})")
+            lines.append(f"%{q} = udiv <{W} x i64> {cur}, splat (i64 {inner[d]})")
+            lines.append(f"%{t} = mul <{W} x i64> %{c}, splat (i64 {st[d]})")
+            if total is None:
+                total = f"%{t}"
+            else:
+                a = self.fresh("ia")
+                lines.append(f"%{a} = add <{W} x i64> {total}, %{t}")
+                total = f"%{a}"
+            cur = f"%{q}"
+        return total
+
+    def load(self, lines, li: int, k: str | None, mask: str | None) -> str:
+        acc = self.g.loads[li]
+        key = ("l", li)
+        W, mt = self.W, MEMTYPE[acc.dtype]
+        mode = inner_mode(self.ax.inner, self.ax.inner_strides[key])
+        vt = f"<{W} x {mt}>"
+        if mode[0] == "invariant":
+            p = self.ptr(lines, acc, self.ooff[key])
+            s = self.fresh("ld")
+            lines.append(f"%{s} = load {mt}, ptr {p}, align {ITEMSIZE[acc.dtype]}")
+            if acc.dtype == "bool":
+                b = self.fresh("lb")
+                lines.append(f"%{b} = icmp ne i8 %{s}, 0")
+                return self.splat(lines, f"%{b}", "bool")
+            return self.splat(lines, f"%{s}", acc.dtype)
+        v = self.fresh("v")
+        al = ITEMSIZE[acc.dtype]
+        if mode[0] == "contig":
+            p = self.row_ptr(lines, key, acc, k)
+            if mask is None:
+                lines.append(f"%{v} = load {vt}, ptr {p}, align {al}")
+            else:
+                lines.append(f"%{v} = call {vt} @llvm.masked.load.v{W}{SUFFIX[mt]}.p0(ptr {p}, i32 {al}, "
+                             f"<{W} x i1> {mask}, {vt} zeroinitializer)")
+        else:
+            ps = self.lane_ptrs(lines, key, acc, self.lane_offsets(lines, key, k, mode))
+            m = mask or "splat (i1 true)"
+            lines.append(f"%{v} = call {vt} @llvm.masked.gather.v{W}{SUFFIX[mt]}.v{W}p0(<{W} x ptr> {ps}, "
+                         f"i32 {al}, <{W} x i1> {m}, {vt} zeroinitializer)")
+        if acc.dtype == "bool":
+            b = self.fresh("lb")
+            lines.append(f"%{b} = icmp ne {vt} %{v}, zeroinitializer")
+            return f"%{b}"
+        return f"%{v}"
+
+    def store(self, lines, si: int, val: str, k: str, mask: str | None):
+        acc = self.g.stores[si].access
+        key = ("s", si)
+        W, mt = self.W, MEMTYPE[acc.dtype]
+        vt = f"<{W} x {mt}>"
+        if acc.dtype == "bool":
+            z = self.fresh("zb")
+            lines.append(f"%{z} = zext <{W} x i1> {val} to {vt}")
+            val = f"%{z}"
+        mode = inner_mode(self.ax.inner, self.ax.inner_strides[key])
+        al = ITEMSIZE[acc.dtype]
+        if mode[0] == "contig":
+            p = self.row_ptr(lines, key, acc, k)
+            if mask is None:
+                nt = ", !nontemporal !{i32 1}" if self.cfg.nontemporal else ""
+                lines.append(f"store {vt} {val}, ptr {p}, align {al}{nt}")
+            else:
+                lines.append(f"call void @llvm.masked.store.v{W}{SUFFIX[mt]}.p0({vt} {val}, ptr {p}, "
+                             f"i32 {al}, <{W} x i1> {mask})")
+        else:
+            offs = self.lane_offsets(lines, key, k, mode) if mode[0] != "invariant" else "zeroinitializer"
+            ps = self.lane_ptrs(lines, key, acc, offs)
+            m = mask or "splat (i1 true)"
+            lines.append(f"call void @llvm.masked.scatter.v{W}{SUFFIX[mt]}.v{W}p0({vt} {val}, "
+                         f"<{W} x ptr> {ps}, i32 {al}, <{W} x i1> {m})")
