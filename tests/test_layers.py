@@ -138,7 +138,6 @@ KNOWN = {tuple(line.split()) for line in """
 torsh_jit.backends.cuda torsh_jit.compiler
 torsh_jit.backends.metal torsh_jit.runtime.runners
 torsh_jit.backends.metal torsh_jit.runtime.runners.msl
-torsh_jit.codegen.cuda torsh_jit.schedule.gpu
 torsh_jit.codegen.llvm torsh_jit.codegen.llvm_lowering
 torsh_jit.codegen.llvm torsh_jit.codegen.llvm_matmul
 torsh_jit.codegen.llvm_lowering torsh_jit.codegen.llvm
@@ -146,8 +145,6 @@ torsh_jit.codegen.llvm_matmul torsh_jit.codegen.llvm
 torsh_jit.explain torsh_jit.tune
 torsh_jit.kernel torsh_jit.explain
 torsh_jit.kernel torsh_jit.tune
-torsh_jit.schedule.gpu torsh_jit.codegen.cstyle
-torsh_jit.schedule.gpu torsh_jit.codegen.cuda
 torsh_jit.target torsh_jit.ir.dtypes
 torsh_jit.tune torsh_jit.kernel
 torsh_jit.tune torsh_jit.tune.measure
