@@ -97,7 +97,7 @@ def render_elementwise(group: Group, cfg, name: str, scalars, lang: CStyleLangua
 # -- reductions --------------------------------------------------------------------------------
 def render_reduce(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
                   warp: int = 32) -> tuple[str, Launch]:
-    """warp: the target's warp (SIMD-group) width."""
+    """warp: the target's warp (SIMD-group) width, a power of two."""
     ax = plan_axes(group)
     V, K, rows = cfg.vec, ax.K, ax.rows
     if K % V:
@@ -179,6 +179,7 @@ def render_reduce(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
         vec_ok=em.vec_ok_expr(), setup=em.row_setup("row"), passes=passes, final_hoist=final_hoist,
         row_stores=row_stores, final=final, cache_fill=cache_fill, cache_decl=cache_decl,
         smem_accs=smem_accs, split=split, barrier=barrier, nslot=nslot, cached=bool(cached),
+        warp=warp, warp_shift=warp.bit_length() - 1,
         subgroups=bool(cfg.subgroups) and tpr > 1, scalars=lang.scalar_lets(em), indent=indent)
     if split:
         grid = ("split", rows, max(1, -(-K // (T * V * 4))))
