@@ -137,9 +137,6 @@ def bad_edges() -> dict[tuple[str, str], list[str]]:
 
 # The imports against the flow when this test was written; issue 16 empties this list.
 KNOWN = {tuple(line.split()) for line in """
-torsh_jit.codegen.cuda torsh_jit.schedule.gpu
-torsh_jit.schedule.gpu torsh_jit.codegen.cstyle
-torsh_jit.schedule.gpu torsh_jit.codegen.cuda
 """.strip().splitlines() if line.strip()}
 
 

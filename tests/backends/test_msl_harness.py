@@ -17,7 +17,7 @@ import pytest
 
 import torsh_jit as tj
 from torsh_jit import errors as E
-from torsh_jit.codegen.cuda import Launch
+from torsh_jit.codegen.cstyle.launch import Launch
 from torsh_jit.codegen.msl import LANG
 from torsh_jit.backends.runners import msl, scratch_dir
 

@@ -28,14 +28,11 @@ _DOUBLE_HINT = ("Metal has no double: cast to float32 (x.astype(np.float32)), or
 
 # -- the pipeline hooks ----------------------------------------------------------------------
 def default_config(group, target):
-    """The CUDA schedule's rules under the target's limits, with what MSL kernels take: one
-    element per thread step, whole rows per threadgroup (no split across threadgroups)."""
-    from ..schedule.gpu import default_config as dc
+    """The CUDA schedule's rules under the target's limits, with what MSL kernels take
+    (schedule/webgpu.py); dtypes Metal lacks are refused first."""
+    from ..schedule.webgpu import metal_config
     _check_dtypes(group, target)
-    c = dc(group, target)
-    if c.split:
-        c = c.replace(split=False, tpr=c.threads)
-    return c.replace(vec=1) if c.vec != 1 else c
+    return metal_config(group, target)
 
 
 def _check_dtypes(group, target) -> None:

@@ -123,33 +123,8 @@ def toolchain_versions() -> dict:
 
 # -- the pipeline hooks ----------------------------------------------------------------------
 def default_config(group, target):
-    from ..schedule.layout import plan_axes, inner_mode
-    from ..schedule.gpu import GpuConfig, _pow2_at_least
-    T = min(256, target.limit("max_threads_per_block", 256))
-    if group.kind == "matmul":
-        return GpuConfig(threads=256, tile_m=64, tile_n=64, tile_k=16)
-    ax = plan_axes(group)
-    keys = [("l", i) for i in range(len(group.loads))] + [("s", i) for i in range(len(group.stores))]
-    contig = any(inner_mode(ax.inner, ax.inner_strides[k])[0] == "contig" for k in keys)
-    V = 4 if contig and ax.K >= 4 else 1
-    if group.kind == "elementwise":
-        # one group per thread per step: the dispatch alone keeps enough loads in flight
-        # (our CUDA C reaches the copy bandwidth so); unroll=U gives a thread U of them, and
-        # was 12% slower on lavapipe
-        return GpuConfig(threads=T, vec=V, unroll=1)
-    if ax.K % V:
-        V = 1
-    full = [k for k in keys if k[0] == "l" and inner_mode(ax.inner, ax.inner_strides[k])[0] != "invariant"]
-    row_contig = any(inner_mode(ax.inner, ax.inner_strides[k])[0] == "contig" for k in full)
-    column = (not row_contig and full and ax.outer and
-              all(ax.outer_strides[k] and ax.outer_strides[k][-1] == 1 for k in full))
-    if column or ax.K == 1:
-        return GpuConfig(threads=min(64, T), vec=1, tpr=1)   # a thread per row, rows along memory
-    # a workgroup per row; a thread's groups (at most 8 of V) stay in registers across passes
-    groups = -(-ax.K // V)
-    t = max(32, min(T, _pow2_at_least(-(-groups // 4))))
-    J = -(-groups // t)
-    return GpuConfig(threads=t, vec=V, tpr=t, cache=J if J <= 8 else 0, subgroups=use_subgroups())
+    from ..schedule.webgpu import wgsl_config
+    return wgsl_config(group, target, subgroups=use_subgroups())
 
 
 def render(p) -> str:

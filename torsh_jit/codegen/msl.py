@@ -1,6 +1,6 @@
 """Metal Shading Language: the C-style renderer's data for MSL, and a plan as one .metal file.
 
-MSL is C++14 with address spaces, so the shared skeleton fillers (codegen/cuda.py's
+MSL is C++14 with address spaces, so the shared skeleton fillers (cstyle/skeletons.py's
 render_elementwise / render_reduce / render_matmul_simt) write its kernels from
 templates/msl/*.metal.j2. What differs is data: `device` / `constant` / `threadgroup`,
 `[[buffer(i)]]` bindings and the thread-position parameters, no double (float sums
@@ -12,8 +12,8 @@ of threadgroups is correct: Metal dispatches one per piece, the Linux harness a 
 from __future__ import annotations
 
 from .. import errors as E
-from .cstyle import CStyleLanguage
-from .cuda import render_elementwise, render_reduce, render_matmul_simt, scalar_buffers
+from .cstyle.language import CStyleLanguage
+from .cstyle.skeletons import render_elementwise, render_reduce, render_matmul_simt, scalar_buffers
 from .jinja_env import template
 
 
@@ -48,29 +48,35 @@ class MslLanguage(CStyleLanguage):
     code_for_op = {**CStyleLanguage.code_for_op,
                    **{fn: {"f": f"tj_{fn}({{a}})"} for fn in ("log1p", "expm1", "erf")}}
 
+    def describe_launch(self, l) -> str:
+        return (f"{l.name}: {l.kind}, {l.threads} threads/threadgroup, {groups_needed(l)} "
+                f"threadgroup(s) of work ({l.grid[0]})")
+
 
 LANG = MslLanguage()
 
 
-def render_kernels(kernels, scalars):
+def render_kernels(kernels, scalars, target):
     bodies, launches = [], []
     for name, g, c in kernels:
         if c.vec != 1 or c.split or c.mma:
             raise E.InternalError(f"MSL kernels take one element per thread step, whole rows per "
                                   f"threadgroup and no tensor cores; config {c} asks otherwise")
-        render = {"elementwise": render_elementwise, "reduce": render_reduce,
-                  "matmul": render_matmul_simt}[g.kind]
-        s, l = render(g, c, name, scalars, lang=LANG)
+        if g.kind == "reduce":
+            s, l = render_reduce(g, c, name, scalars, LANG, warp=target.limit("warp_size", 32))
+        else:
+            render = {"elementwise": render_elementwise, "matmul": render_matmul_simt}[g.kind]
+            s, l = render(g, c, name, scalars, LANG)
         bodies.append(s)
         launches.append(l)
     return bodies, launches
 
 
 def render_plan(p):
-    """(the .metal text of every kernel of the plan, their launches: cuda.Launch values)."""
+    """(the .metal text of every kernel of the plan, their launches: cstyle.launch.Launch values)."""
     scalars = scalar_buffers(p.specs)
     kernels = list(zip(p.kernel_names(), p.part.groups, p.configs))
-    bodies, launches = render_kernels(kernels, scalars)
+    bodies, launches = render_kernels(kernels, scalars, p.target)
     src = template("msl/module.metal.j2").render(
         module_name=p.module_name, target=p.target, plan_text=p.describe(), bodies=bodies,
         launches=[describe(l) for l in launches])
@@ -84,6 +90,4 @@ def groups_needed(l) -> int:
 
 
 def describe(l) -> str:
-    return (f"{l.name}: {l.kind}, {l.threads} threads/threadgroup, {groups_needed(l)} threadgroup(s) "
-            f"of work ({l.grid[0]})")
-
+    return LANG.describe_launch(l)

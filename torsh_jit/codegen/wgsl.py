@@ -9,19 +9,20 @@ WGSL has f32, i32, u32 and bool registers; bool lives in memory (buffers and wor
 memory) as u32.
 Every buffer is declared `array<vec4<T>>` (allocations are padded to 16 bytes), so a group
 of 4 is one access and a single element is `b[i >> 2][i & 3]`. Scalars share one binding
-of 32-bit words. `launches()` data says how each entry point is dispatched.
+of 32-bit words. The skeleton fillers are the shared ones (cstyle/skeletons.py); what
+differs is this file's data. `launches()` data says how each entry point is dispatched.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 from .. import errors as E
 from ..fuse import Group
-from ..ir.dtypes import family
-from .cstyle import ARG_REDUCTIONS, batch_offset, CStyleLanguage, CEmitter, Ctx, _indent
-from ..schedule.layout import plan_axes
+from ..ir.ops import ARG_REDUCTIONS
+from .cstyle.language import CStyleLanguage
+from .cstyle.launch import Launch
+from .cstyle.skeletons import render_elementwise, render_matmul_simt, render_reduce, scalar_buffers
 from .jinja_env import template
 
 
@@ -102,37 +103,64 @@ class WgslLanguage(CStyleLanguage):
     shuffle_xor = "subgroupShuffleXor({x}, {o})"
     shuffle_bool = "(subgroupShuffleXor(select(0u, 1u, {x}), {o}) != 0u)"
 
+    # the shared skeletons (cstyle/skeletons.py): every binding starts at offset 0 of our own
+    # buffer (wide accesses need no test), units and rows in blocks of their own, registers
+    # hold whole rows only, scalars unpacked from one binding of 32-bit words
+    vec_flag = "true"
+    array2 = "var {n}: array<array<{T}, {V}>, {J}>;"
+    units_scoped = True
+    cache_whole_rows = True
 
-LANG = WgslLanguage()
+    def index_type(self, group) -> str:
+        return "i32"                   # render_plan refuses what does not fit (check_index)
 
+    def scalar_lets(self, em) -> str:
+        order = sorted(em.scalar_bufs)
+        out = []
+        for b in em.buffers():
+            if b in em.scalar_bufs:
+                mt = self.mem_types[em.buffer_dtype(b)]
+                out.append(f"let b{b}: {mt} = bitcast<{mt}>(tj_sc[{order.index(b)}]);")
+        return "\n".join(out)
 
-# -- launches: plain data for the backend ------------------------------------------------------
-@dataclass(frozen=True)
-class Launch:
-    name: str
-    kind: str                      # elementwise | reduce | matmul
-    threads: int                   # workgroup size
-    grid: tuple                    # ("stride", workgroups wanted) | ("rows", workgroups wanted)
-                                   # | ("tiles", x, y, z): the backend caps x at the adapter's limit
-    buffers: tuple                 # buffer numbers this entry point binds (scalars excluded)
-    scalars: bool                  # it reads the scalar words
+    def pass_accs(self, em, p, name: str) -> list[dict]:
+        """A pass's accumulators in workgroup memory (bools as u32): register name, array, its
+        memory type, the value to write, and how to read slot 0."""
+        dt = {t: d for d, t in self.types.items()}
+        out = []
+        for t, n in em.acc_vars(p):
+            d = dt[t]
+            out.append(dict(n=n, sh=f"sh_{name}_{n}", mt=self.mem_types[d],
+                            put=self.store_conv.get(d, "{x}").format(x=n),
+                            get0=self.load_conv.get(d, "{x}").format(x=f"sh_{name}_{n}[0]")))
+        return out
 
-    def describe(self) -> str:
-        g = self.grid
+    def pass_exchange(self, em, p, name: str, rows: int, nslot: int) -> dict:
+        dt = {t: d for d, t in self.types.items()}
+
+        def from_wg(idx: str):
+            return lambda n, t: self.load_conv.get(dt[t], "{x}").format(x=f"sh_{name}_{n}[{idx}]")
+        return dict(from_w=em.combine_from(p, from_wg("w")), from_ts=em.combine_from(p, from_wg("t + s")))
+
+    def describe_launch(self, l) -> str:
+        g = l.grid
         if g[0] in ("stride", "rows"):
             what = "grid-stride over elements" if g[0] == "stride" else "grid-stride over rows"
             grid = f"{g[1]} workgroup(s) wanted ({what}; at most the adapter's " \
                    f"maxComputeWorkgroupsPerDimension)"
         else:
             grid = f"{g[1]}x{g[2]}x{g[3]} workgroups (tiles)"
-        return f"{self.name}: {self.kind}, workgroup {self.threads}, {grid}, " \
-               f"{len(self.buffers) + self.scalars} storage binding(s)"
+        return f"{l.name}: {l.kind}, workgroup {l.threads}, {grid}, " \
+               f"{len(l.buffers) + l.scalars} storage binding(s)"
+
+
+LANG = WgslLanguage()
 
 
 MAX_INDEX = 2**31 - 1
 
 
-def _check_index(group: Group) -> None:
+def check_index(group: Group) -> None:
     """WGSL has no 64-bit integers: every element offset must fit in i32."""
     big = math.prod(group.domain) if group.domain else 1
     accs = list(group.loads) + [s.access for s in group.stores]
@@ -144,184 +172,8 @@ def _check_index(group: Group) -> None:
                             hint="split the work, or use a CPU or CUDA target")
 
 
-def _scalar_lets(em: CEmitter, order: list) -> str:
-    out = []
-    for b in em.buffers():
-        if b in em.scalar_bufs:
-            mt = LANG.mem_types[em.buffer_dtype(b)]
-            out.append(f"let b{b}: {mt} = bitcast<{mt}>(tj_sc[{order.index(b)}]);")
-    return "\n".join(out)
-
-
-def _launch(em: CEmitter, name, kind, threads, grid) -> Launch:
-    bufs = tuple(b for b in em.buffers() if b not in em.scalar_bufs)
-    return Launch(name, kind, threads, grid, bufs, any(b in em.scalar_bufs for b in em.buffers()))
-
-
-def _ctx(em: CEmitter, seed=None) -> Ctx:
-    return Ctx(lambda li: f"lr{li}" if em.modes_of_load(li) == "invariant" else f"l{li}[v]", seed)
-
-
-# -- elementwise -------------------------------------------------------------------------------
-def render_elementwise(group: Group, cfg, name: str, scalars, order) -> tuple[str, Launch]:
-    ax = plan_axes(group)
-    V, K = cfg.vec, ax.K
-    if ax.outer and K % V:
-        V = 1
-    em = CEmitter(LANG, group, V=V, index="i32", scalar_bufs=scalars, ax=ax)
-    per_row = -(-K // V)
-    G = ax.rows * per_row
-    T, U = cfg.threads, max(1, cfg.unroll)
-    tail = bool(K % V)
-    names = {si: f"s{si}" for si in range(len(group.stores))}
-    units = []
-    for u in range(U):                 # U groups per thread per step, T apart: U loads in flight
-        tag, k = f"_{u}", f"k_{u}"
-        guard = f"{k} + {V} <= {K}" if tail else None
-        ctx = Ctx(lambda li, tag=tag: f"lr{li}{tag}" if em.modes_of_load(li) == "invariant"
-                  else f"l{li}{tag}[v]")
-        units.append(dict(
-            u=u, o=f"o_{u}", k=k, setup=em.row_setup(f"o_{u}", tag),
-            loads="\n".join(em.load_group(li, k, f"l{li}{tag}", guard=guard, vec="true", tag=tag)
-                            for li in em.varying_loads()),
-            decl="\n".join(LANG.array.format(T=LANG.mem_types[group.stores[si].access.dtype], n=n, V=V)
-                           for si, n in names.items()),
-            compute=em.compute_stores(ctx, {si: f"{n}" for si, n in names.items()}),
-            stores="\n".join(em.store_group(si, k, n, guard=guard, vec="true", tag=tag)
-                             for si, n in names.items())))
-    src = template("wgsl/elementwise.wgsl.j2").render(
-        name=name, T=T, U=U, V=V, G=G, K=K, per_row=per_row, rows=ax.rows,
-        scalars=_scalar_lets(em, order), units=units, indent=_indent)
-    return src, _launch(em, name, "elementwise", T, ("stride", max(1, -(-G // (T * U)))))
-
-
-# -- reductions --------------------------------------------------------------------------------
-def _wg_slots(em: CEmitter, p, name: str) -> list[dict]:
-    """A pass's accumulators in workgroup memory (bools as u32): register name, array, its
-    memory type, the value to write, and how to read slot 0."""
-    dt = {t: d for d, t in LANG.types.items()}
-    out = []
-    for t, n in em.acc_vars(p):
-        d = dt[t]
-        out.append(dict(n=n, sh=f"sh_{name}_{n}", mt=LANG.mem_types[d],
-                        put=LANG.store_conv.get(d, "{x}").format(x=n),
-                        get0=LANG.load_conv.get(d, "{x}").format(x=f"sh_{name}_{n}[0]")))
-    return out
-
-
-def _from_wg(name: str, idx: str):
-    dt = {t: d for d, t in LANG.types.items()}
-    return lambda n, t: LANG.load_conv.get(dt[t], "{x}").format(x=f"sh_{name}_{n}[{idx}]")
-
-
-def render_reduce(group: Group, cfg, name: str, scalars, order) -> tuple[str, Launch]:
-    ax = plan_axes(group)
-    V, K, rows = cfg.vec, ax.K, ax.rows
-    if K % V:
-        V = 1
-    em = CEmitter(LANG, group, V=V, index="i32", scalar_bufs=scalars, ax=ax)
-    T, tpr = cfg.threads, cfg.tpr
-    step = tpr * V
-    sg = bool(cfg.subgroups) and tpr > 1
-    J = cfg.cache if tpr > 1 and cfg.cache * step >= K else 0
-    users = em.load_users()
-    cached = sorted(li for li, u in users.items() if J and len(u) >= 2)
-    kept = em.kept_values(cached, J, V)
-
-    def ctx_for(level=None):
-        def load(li):
-            if em.modes_of_load(li) == "invariant":
-                return f"lr{li}"
-            return f"c{li}[j][v]" if li in cached else f"l{li}[v]"
-        return Ctx(load, {e: f"k{e}[j][v]" for e, p in kept.items() if level is None or p < level})
-
-    def loads(lis):
-        return "\n".join(em.load_group(li, "k", f"l{li}", guard=None, vec="true")
-                         for li in lis if li not in cached)
-
-    passes = []
-    for p in em.passes:
-        roots = [group.exprs[i].args[0] for i in em.reductions_of(p)]
-        passes.append(dict(
-            hoist=em.hoist(p), init=em.acc_init(p, V), loads=loads(em.varying_loads(roots)),
-            accumulate=em.accumulate(p, ctx_for(p), "v", "k + v",
-                                     keep={e: f"k{e}[j][v]" for e, q in kept.items() if q == p}),
-            fold=em.acc_fold(p, V),
-            accs=_wg_slots(em, p, name),
-            shfl=em.combine_from(p, lambda n, t: LANG.shuffle(n, "o", t)),
-            from_w=em.combine_from(p, _from_wg(name, "w")),
-            from_ts=em.combine_from(p, _from_wg(name, "t + s")),
-        ))
-        passes[-1]["finish"] = em.finish_pass(p)
-    final_hoist = em.hoist(len(em.passes) and max(em.passes) + 1)
-    row_stores = em.row_stores()
-    vst = em.varying_stores()
-    decl, names = em.store_arrays()
-    final = dict(
-        decl=decl, loads=loads(em.varying_loads([group.stores[si].expr for si in vst])),
-        compute=em.compute_stores(ctx_for(), names),
-        stores="\n".join(em.store_group(si, "k", n, guard=None, vec="true") for si, n in names.items()),
-    ) if vst else None
-    cache_decl = "\n".join([f"var c{li}: array<array<{LANG.types[group.loads[li].dtype]}, {V}>, {J}>;"
-                            for li in cached] +
-                           [f"var k{e}: array<array<{LANG.types[group.exprs[e].dtype]}, {V}>, {J}>;"
-                            for e in kept])
-    cache_fill = "\n".join(em.load_group(li, "k", f"c{li}[j]", guard=None, vec="true", decl=False)
-                           for li in cached)
-    src = template("wgsl/reduce.wgsl.j2").render(
-        name=name, T=T, V=V, K=K, ROWS=rows, tpr=tpr, step=step, J=J if cached else 0,
-        exact=J * step == K, subgroups=sg, scalars=_scalar_lets(em, order),
-        setup=em.row_setup("row"), passes=passes, final_hoist=final_hoist, row_stores=row_stores,
-        final=final, cache_decl=cache_decl, cache_fill=cache_fill, indent=_indent)
-    wanted = rows if tpr > 1 else -(-rows // T)
-    return src, _launch(em, name, "reduce", T, ("rows", max(1, wanted)))
-
-
-# -- matmul ------------------------------------------------------------------------------------
-def render_matmul(group: Group, cfg, name: str, scalars, order) -> tuple[str, Launch]:
-    nb = len(group.domain) - 2
-    batch = group.domain[:nb]
-    M, N = group.domain[-2:]
-    K = group.k
-    A, B = group.mm
-    em = CEmitter(LANG, group, V=1, index="i32", scalar_bufs=scalars)
-    mdt = group.exprs[0].dtype
-    fam = family(mdt)
-    BM, BN, BK = cfg.tile_m, cfg.tile_n, cfg.tile_k
-    T = cfg.threads
-    TM, TN = BM // 16, BN // 16
-    AT = LANG.types[mdt]
-
-    def read(acc, idx):
-        x = LANG.load_conv.get(acc.dtype, "{x}").format(x=LANG.elem.format(buf=acc.buf, ro="0", i=idx))
-        return LANG.cast(x, acc.dtype, mdt)
-    seed = {0: "acc[i][j]"}
-    names = {si: f"s{si}" for si in range(len(group.stores))}
-    epi = dict(
-        setup=em.row_setup("row"),
-        loads="\n".join(em.load_group(li, "k", f"l{li}", guard=None, vec="true") for li in em.varying_loads()),
-        decl="\n".join(LANG.array.format(T=LANG.mem_types[group.stores[si].access.dtype], n=n, V=1)
-                       for si, n in names.items()),
-        compute=em.compute_stores(_ctx(em, seed), names),
-        stores="\n".join(em.store_group(si, "k", n, guard=None, vec="true") for si, n in names.items()))
-    src = template("wgsl/matmul.wgsl.j2").render(
-        name=name, T=T, BM=BM, BN=BN, BK=BK, TM=TM, TN=TN, M=M, N=N, K=K, AT=AT,
-        ident=LANG.literal(False if fam == "b" else 0, mdt),
-        a_off=batch_offset(A, batch, nb, "bz", None), b_off=batch_offset(B, batch, nb, "bz", None),
-        a_read=read(A, f"a_base + m * {A.strides[nb]} + k * {A.strides[nb + 2]}"),
-        b_read=read(B, f"b_base + n * {B.strides[nb + 1]} + k * {B.strides[nb + 2]}"),
-        muladd=LANG.fmt(LANG.muladd[fam], mdt, a="a[i]", b="bb[j]", c="acc[i][j]"),
-        scalars=_scalar_lets(em, order), epi=epi, indent=_indent)
-    grid = ("tiles", -(-N // BN), -(-M // BM), max(1, math.prod(batch)))
-    return src, _launch(em, name, "matmul", T, grid)
-
-
 # -- the module --------------------------------------------------------------------------------
-RENDER = {"elementwise": render_elementwise, "reduce": render_reduce, "matmul": render_matmul}
-
-
-def scalar_buffers(specs) -> frozenset:
-    return frozenset(i for i, s in enumerate(specs) if s.kind == "scalar")
+RENDER = {"elementwise": render_elementwise, "reduce": render_reduce, "matmul": render_matmul_simt}
 
 
 def narrow_weak_scalars(group: Group, specs) -> Group:
@@ -380,10 +232,10 @@ def render_plan(p) -> tuple[str, tuple[Launch, ...]]:
                                    "does not have (WGSL has 32-bit floats and integers)",
                                    hint="cast to float32 or int32 (x.astype(np.float32)), or use a "
                                         "CPU target such as 'host'")
-        _check_index(g)
+        check_index(g)
     bodies, launches = [], []
     for name, g, c in zip(p.kernel_names(), groups, p.configs):
-        s, l = RENDER[g.kind](g, c, name, scalars, order)
+        s, l = RENDER[g.kind](g, c, name, scalars, LANG)
         bodies.append(s)
         launches.append(l)
     src = template("wgsl/module.wgsl.j2").render(

@@ -11,6 +11,14 @@ import itertools
 from dataclasses import dataclass, asdict, replace
 
 from ..ir.dtypes import ITEMSIZE
+from .analysis import GroupAnalysis
+from .gpu_rules import (TMA_STAGING, arch_number, arch_specific, mma_eligible, thread_registers,
+                        tma_eligible, tma_registers, tma_store_map, wgmma_eligible)
+from .layout import plan_axes, inner_mode
+
+# arch_number and arch_specific live in gpu_rules.py; backends/cuda.py still reads them here
+__all__ = ["GpuConfig", "access_layout", "arch_number", "arch_specific", "default_config",
+           "matmul_config", "matmul_tune_space", "pow2_at_least", "tune_space", "vector_width"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class GpuConfig:
                                 # each block multicasting half of their shared B tile; 0: none)
     tma_store: bool = False     # tma: the output written by the TMA from shared memory, drained while
                                 # the next tile runs (16-bit: the whole tile; float32: two halves);
-                                # where the output allows (codegen.cuda.tma_store_map), else the
+                                # where the output allows (gpu_rules.tma_store_map), else the
                                 # epilogue's own stores
 
     def as_dict(self) -> dict:
@@ -55,18 +63,7 @@ class GpuConfig:
         return "GpuConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
 
 
-def arch_number(arch: str) -> int:
-    """'sm_90a' -> 90."""
-    digits = "".join(c for c in arch if c.isdigit())
-    return int(digits) if digits else 0
-
-
-def arch_specific(arch: str) -> bool:
-    """'sm_90a': code for exactly this architecture (wgmma), which no later GPU runs."""
-    return arch.endswith("a")
-
-
-def _pow2_at_least(n: int) -> int:
+def pow2_at_least(n: int) -> int:
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
@@ -77,14 +74,25 @@ def vector_width(group, target, accesses) -> int:
     return max(1, min(8, (target.vector_bits // 8) // min(sizes)))
 
 
-def default_config(group, target) -> GpuConfig:
-    from .layout import plan_axes, inner_mode
-    ax = plan_axes(group)
-    max_threads = target.limit("max_threads_per_block", 1024)
+def access_layout(group, ax):
+    """(the accesses contiguous along the inner axis, whether the rows lie along memory: every
+    load that varies along a row steps by one element from one row to the next)."""
     keys = [("l", i) for i in range(len(group.loads))] + [("s", i) for i in range(len(group.stores))]
     acc = {("l", i): a for i, a in enumerate(group.loads)}
     acc.update({("s", i): s.access for i, s in enumerate(group.stores)})
     contig = [acc[k] for k in keys if inner_mode(ax.inner, ax.inner_strides[k])[0] == "contig"]
+    full = [k for k in keys if k[0] == "l" and inner_mode(ax.inner, ax.inner_strides[k])[0] != "invariant"]
+    row_contig = any(inner_mode(ax.inner, ax.inner_strides[k])[0] == "contig" for k in full)
+    column = bool(not row_contig and full and ax.outer and
+                  all(ax.outer_strides[k] and ax.outer_strides[k][-1] == 1 for k in full))
+    return contig, column
+
+
+def default_config(group, target) -> GpuConfig:
+    ax = plan_axes(group)
+    max_threads = target.limit("max_threads_per_block", 1024)
+    warp = target.limit("warp_size", 32)
+    contig, column = access_layout(group, ax)
     if group.kind == "matmul":
         return matmul_config(group, target)
     V = vector_width(group, target, contig) if contig else 1
@@ -99,10 +107,6 @@ def default_config(group, target) -> GpuConfig:
     if K % V:
         V = 1
     rows = ax.rows
-    full = [k for k in keys if k[0] == "l" and inner_mode(ax.inner, ax.inner_strides[k])[0] != "invariant"]
-    row_contig = any(inner_mode(ax.inner, ax.inner_strides[k])[0] == "contig" for k in full)
-    column = (not row_contig and full and ax.outer and
-              all(ax.outer_strides[k] and ax.outer_strides[k][-1] == 1 for k in full))
     if column or K == 1:
         # rows lie along memory (x.sum(axis=0)): a thread per row reads coalesced across the warp
         return GpuConfig(threads=min(256, max_threads), vec=1, tpr=1)
@@ -110,25 +114,23 @@ def default_config(group, target) -> GpuConfig:
     if rows < 64 and groups >= 4 * 256:
         # few long rows: blocks share a row (the split count is the device's to decide)
         return GpuConfig(threads=min(512, max_threads), vec=V, tpr=min(512, max_threads), split=True)
-    if groups <= 32 * 8:
-        tpr = min(32, _pow2_at_least(-(-groups // 8)))
+    if groups <= warp * 8:
+        tpr = min(warp, pow2_at_least(-(-groups // 8)))
         threads = min(256, max_threads)
     else:
         # a block per row, at most 8 groups a thread; up to 256 threads, 4 a thread (an H100,
         # rows of 4096 float32: layernorm 50.3 us against 52.2 with 128 threads, softmax 49.3/49.6)
-        tpr = threads = min(max_threads, max(64, _pow2_at_least(-(-groups // 8)),
-                                             min(256, _pow2_at_least(-(-groups // 4)))))
+        tpr = threads = min(max_threads, max(64, pow2_at_least(-(-groups // 8)),
+                                             min(256, pow2_at_least(-(-groups // 4)))))
     J = -(-groups // tpr)
     # registers hold the loads that more than one pass reads (x in softmax, not w in layernorm)
-    from ..codegen.cstyle import CEmitter, CStyleLanguage
-    users = CEmitter(CStyleLanguage(), group, V=V, ax=ax).load_users()
+    users = GroupAnalysis(group, V=V, ax=ax).load_users()
     n_cached = max(1, sum(1 for u in users.values() if len(u) >= 2))
     cache = J if J * V * n_cached <= 64 and J <= 16 else 0
     return GpuConfig(threads=threads, vec=V, tpr=tpr, cache=cache)
 
 
 def matmul_config(group, target) -> GpuConfig:
-    from ..codegen.cuda import mma_eligible, tma_eligible, tma_store_map, wgmma_eligible
     M, N = group.domain[-2:]
     if tma_eligible(group, target) and M >= 128 and N >= 256 and not group.loads and \
             tma_store_map(group) is not None and group.stores[0].access.dtype != "float32":
@@ -207,22 +209,21 @@ def matmul_tune_space(group, target, default: GpuConfig) -> list[GpuConfig]:
             t = 2 * bm
             if bm > cap_m or bn > cap_n or t > max_t or st < 2 + inf:
                 continue
-            if st * (bm + bn) * 128 + 1024 > smem_max or bn // 2 + 64 > min(255, 65536 // t):
+            if st * (bm + bn) * 128 + 1024 > smem_max or bn // 2 + 64 > thread_registers(target, t):
                 continue
             out.append(GpuConfig(threads=t, tile_m=bm, tile_n=bn, tile_k=64, stages=st, wgmma=True,
                                  inflight=inf))
     if default.tma:
         # matmul_tma.cu.j2: tile_m / 64 consumer warpgroups (1 to 3) and a producer, BN a
         # multiple of 64 up to 256, STAGES x (BM + BN) x 128 bytes, the epilogue's staging
-        # (codegen.cuda.TMA_STAGING per consumer) and 2 KiB of shared memory,
+        # (gpu_rules.TMA_STAGING per consumer) and 2 KiB of shared memory,
         # a consumer's BN / 2 accumulators plus ~40 other registers within what setmaxnreg
-        # gives it (codegen.cuda.tma_registers), block-rows grouped by 1, 8 or 16, a block
+        # gives it (gpu_rules.tma_registers), block-rows grouped by 1, 8 or 16, a block
         # per tile or a persistent grid, no cluster or clusters of two blocks along M
         # (tile_n 128 or 256: each block multicasts half of the B tile, whole 64-column boxes),
-        # and for an output the TMA can write (codegen.cuda.tma_store_map) its stores from a
+        # and for an output the TMA can write (gpu_rules.tma_store_map) its stores from a
         # tile in shared memory (BM x BN x 2 bytes in place of the staging: a 16-bit tile, or
         # half of a float32 one at a time)
-        from ..codegen.cuda import TMA_STAGING, tma_registers, tma_store_map
         smem_max = target.limit("max_shared_memory_per_block", 49152)
         stores = (False, True) if tma_store_map(group) is not None else (False,)
         for bm, bn, st, inf, r, pe, cl, ts in itertools.product(
@@ -232,7 +233,7 @@ def matmul_tune_space(group, target, default: GpuConfig) -> list[GpuConfig]:
                 continue
             out_smem = bm * bn * 2 if ts else (bm // 64) * TMA_STAGING
             if st * (bm + bn) * 128 + out_smem + 2048 > smem_max or \
-                    bn // 2 + 40 > tma_registers(bm // 64)[1]:
+                    bn // 2 + 40 > tma_registers(bm // 64, target)[1]:
                 continue
             if cl and ((bn // 64) % cl or cl * bm > cap_m):
                 continue

@@ -1,0 +1,265 @@
+"""The skeleton fillers every C-style language shares: elementwise, reduce and SIMT matmul.
+
+Each one plans the kernel (vector width, rows, passes, registers kept, tiles), asks the
+emitter for the statements, and renders the language's skeleton templates/<name>/<kind><suffix>.j2
+with them; what differs between CUDA C, MSL and WGSL is the language object's data.
+Every filler returns (source, Launch).
+"""
+from __future__ import annotations
+
+import math
+
+from ...fuse import Group
+from ...ir.dtypes import family
+from ...schedule.layout import plan_axes
+from ..jinja_env import template
+from .emitter import CEmitter, Ctx, indent
+from .language import CStyleLanguage
+from .launch import Launch
+
+SIMT_THREADS = 256             # the SIMT matmul skeletons lay out 16 x 16 threads
+
+
+def skeleton(lang: CStyleLanguage, kind: str):
+    return template(f"{lang.name}/{kind}{lang.file_suffix}.j2")
+
+
+def scalar_buffers(specs) -> frozenset:
+    """The argument positions passed by value (scalars), not as buffers."""
+    return frozenset(i for i, s in enumerate(specs) if s.kind == "scalar")
+
+
+def params_of(em: CEmitter) -> tuple:
+    """((buffer, "ptr" | "scalar", dtype), ...) in the kernel's signature order."""
+    return tuple((b, "scalar" if b in em.scalar_bufs else "ptr", em.buffer_dtype(b))
+                 for b in em.buffers())
+
+
+def batch_offset(acc, batch, nb, var: str, wide: str | None = "long long") -> str:
+    """Element offset of operand `acc` for the linear batch index `var` (each term widened to
+    `wide` first; None: no cast, where the index type is the offset type)."""
+    terms = [str(acc.offset)] if acc.offset else []
+    cur = var
+    for d in range(nb - 1, -1, -1):
+        coord = cur if d == 0 else f"({cur} % {batch[d]})"
+        if acc.strides[d]:
+            terms.append((f"({wide})" if wide else "") + f"{coord} * {acc.strides[d]}")
+        cur = f"({cur} / {batch[d]})"
+    return " + ".join(terms) or "0"
+
+
+# -- elementwise -------------------------------------------------------------------------------
+def render_elementwise(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
+                       aligned: bool = False) -> tuple[str, Launch]:
+    """aligned: the kernel has only the wide accesses and says which pointers they need
+    aligned (Launch.align); else it checks them at run time and has scalar accesses besides.
+    The scalar half was a tenth of NVRTC's time for a chain of three inputs."""
+    ax = plan_axes(group)
+    V = cfg.vec
+    K = ax.K
+    if ax.outer and K % V:
+        V = 1
+    em = CEmitter(lang, group, V=V, index=lang.index_type(group), scalar_bufs=scalars, ax=ax)
+    per_row = -(-K // V)
+    G = ax.rows * per_row
+    U = max(1, cfg.unroll)
+    loads = em.varying_loads()
+    tail = bool(K % V)          # only with a single row: the last group is partial
+    vec = lang.vec_flag
+    units = []
+    for u in range(U):          # U groups per thread per step, T apart: U loads in flight
+        tag, k = f"_{u}", f"k_{u}"
+        ctx = Ctx(lambda li, tag=tag: f"lr{li}{tag}" if em.modes_of_load(li) == "invariant"
+                  else f"l{li}{tag}[v]")
+        names = {si: f"s{si}" + ("" if lang.units_scoped else tag) for si in range(len(group.stores))}
+        guard = f"{k} + {V} <= {K}" if tail else None
+        units.append(dict(
+            u=u, o=f"o_{u}", k=k, tag=tag,
+            setup=em.row_setup(f"o_{u}", tag),
+            loads="\n".join(em.load_group(li, k, f"l{li}{tag}", guard=guard, vec=vec, tag=tag)
+                            for li in loads),
+            decl="\n".join(lang.array.format(T=lang.mem_types[group.stores[si].access.dtype], n=n, V=V)
+                           for si, n in names.items()),
+            compute=em.compute_stores(ctx, names),
+            stores="\n".join(em.store_group(si, k, n, guard=guard, vec=vec, tag=tag)
+                             for si, n in names.items()),
+        ))
+    align = tuple(sorted({(buf, al) for _, buf, al in em.vector_accesses()})) if aligned else ()
+    src = skeleton(lang, "elementwise").render(
+        name=name, T=cfg.threads, V=V, U=U, G=G, K=K, per_row=per_row, rows=ax.rows, I=em.I,
+        params=", ".join(em.params()), vec_ok="true" if align else em.vec_ok_expr(), units=units,
+        scalars=lang.scalar_lets(em), indent=indent)
+    blocks = max(1, -(-G // (cfg.threads * U)))
+    return src, Launch(name, "elementwise", cfg.threads, params_of(em), ("stride", blocks),
+                       align=align, lang=lang)
+
+
+# -- reductions --------------------------------------------------------------------------------
+def render_reduce(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
+                  warp: int = 32) -> tuple[str, Launch]:
+    """warp: the target's warp (SIMD-group) width, a power of two."""
+    ax = plan_axes(group)
+    V, K, rows = cfg.vec, ax.K, ax.rows
+    if K % V:
+        V = 1
+    tpr = cfg.tpr or 1
+    T = cfg.threads
+    split = cfg.split
+    if split:
+        tpr = T
+    # a thread sums at most 64 elements of a row: in float32, then float64 across threads
+    short = not split and -(-K // (tpr * V)) * V <= 64
+    em = CEmitter(lang, group, V=V, index=lang.index_type(group), scalar_bufs=scalars, ax=ax,
+                  short_sums=short)
+    rpb = T // tpr
+    users = em.load_users()
+    step = tpr * V
+    J = cfg.cache if not split else 0
+    if lang.cache_whole_rows and not (tpr > 1 and J * step >= K):
+        J = 0
+    cached = sorted(li for li, u in users.items() if J and len(u) >= 2)
+    J = J if cached else 0
+    exact = bool(J) and J * step == K
+    W = max(1, T // warp)
+    vec = lang.vec_flag
+
+    kept = em.kept_values(cached, J, V)         # expr -> the pass that computes it
+
+    def ctx_for(level=None):
+        def load(li):
+            if em.modes_of_load(li) == "invariant":
+                return f"lr{li}"
+            return f"c{li}[j][v]" if li in cached else f"l{li}[v]"
+        seed = {e: f"k{e}[j][v]" for e, p in kept.items() if level is None or p < level}
+        return Ctx(load, seed)
+
+    def loop_loads(lis, k):
+        return "\n".join(em.load_group(li, k, f"l{li}", guard=None, vec=vec)
+                         for li in lis if li not in cached)
+
+    nslot = max([len(em.acc_vars(p)) for p in em.passes] or [1])
+    passes = []
+    for p in em.passes:
+        roots = [group.exprs[i].args[0] for i in em.reductions_of(p)]
+        lis = em.varying_loads(roots)
+        passes.append(dict(
+            level=p,
+            hoist=em.hoist(p),
+            init=em.acc_init(p, V),
+            loads=loop_loads(lis, "k"),
+            accumulate=em.accumulate(p, ctx_for(p), "v", "k + v",
+                                     keep={e: f"k{e}[j][v]" for e, q in kept.items() if q == p}),
+            fold=em.acc_fold(p, V),
+            accs=lang.pass_accs(em, p, name),
+            shfl=em.combine_from(p, lambda n, t: lang.shuffle(n, "o", t)),
+        ))
+        passes[-1].update(lang.pass_exchange(em, p, name, rows, nslot))
+        passes[-1]["finish"] = em.finish_pass(p)    # later passes read its results (r<i>)
+    final_hoist = em.hoist(len(em.passes) and max(em.passes) + 1)
+    row_stores = em.row_stores()
+    vst = em.varying_stores()
+    decl, names = em.store_arrays()
+    final_lis = em.varying_loads([group.stores[si].expr for si in vst]) if vst else []
+    final = dict(
+        decl=decl,
+        loads=loop_loads(final_lis, "k"),
+        compute=em.compute_stores(ctx_for(), names),
+        stores="\n".join(em.store_group(si, "k", n, guard=None, vec=vec) for si, n in names.items()),
+    ) if vst else None
+    cache_fill = "\n".join(
+        em.load_group(li, "k", f"c{li}[j]", guard=None, vec=vec, decl=False) for li in cached)
+    cache_decl = "\n".join(
+        [lang.array2.format(T=lang.types[group.loads[li].dtype], n=f"c{li}", J=J, V=V) for li in cached] +
+        [lang.array2.format(T=lang.types[group.exprs[e].dtype], n=f"k{e}", J=J, V=V) for e in kept])
+    smem_accs = [a for p in em.passes for a in em.acc_vars(p)] if tpr > warp else []
+    barrier = split and (len(em.passes) > 1 or bool(vst))
+    src = skeleton(lang, "reduce").render(
+        name=name, T=T, V=V, K=K, ROWS=rows, tpr=tpr, rpb=rpb, W=W, J=J, exact=exact, step=step,
+        I=em.I, params=", ".join(em.params() + (["unsigned long long* __restrict__ ws_raw"] if split else [])),
+        vec_ok=em.vec_ok_expr(), setup=em.row_setup("row"), passes=passes, final_hoist=final_hoist,
+        row_stores=row_stores, final=final, cache_fill=cache_fill, cache_decl=cache_decl,
+        smem_accs=smem_accs, split=split, barrier=barrier, nslot=nslot, cached=bool(cached),
+        warp=warp, warp_shift=warp.bit_length() - 1,
+        subgroups=bool(cfg.subgroups) and tpr > 1, scalars=lang.scalar_lets(em), indent=indent)
+    if split:
+        grid = ("split", rows, max(1, -(-K // (T * V * 4))))
+        ws = nslot
+    else:
+        grid = ("rows", max(1, -(-rows // rpb)))
+        ws = 0
+    return src, Launch(name, "reduce", T, params_of(em), grid, workspace=ws,
+                       passes=len(em.passes) if split else 0, barrier=barrier, lang=lang)
+
+
+# -- matmul ------------------------------------------------------------------------------------
+def epilogue(em: CEmitter, acc_expr: str, V: int, hoist: tuple = (), chunks: int = 0,
+             stored_by_tma: bool = False) -> dict:
+    """Code of the fused epilogue for V accumulators acc_expr(v) at row `row`, inner `k`.
+    hoist: loads that do not depend on the row within a tile (a bias along N), read before the
+    epilogue's chunks into pl<li>[chunk][v] (`pre`: for row `prow`, inner `k`, chunk `ch`).
+    stored_by_tma: the template writes the stores' values (s<si>) itself: no store offsets."""
+    L = em.L
+    mdt = em.g.exprs[0].dtype
+    seed = {0: L.cast(acc_expr, "float32" if family(mdt) == "f" and mdt not in ("float64",)
+                      else mdt, mdt)}
+    lis = [li for li in em.varying_loads() if li not in hoist]
+
+    def load(li):
+        if em.modes_of_load(li) == "invariant":
+            return f"lr{li}"
+        return f"pl{li}[ch][v]" if li in hoist else f"l{li}[v]"
+    ctx = Ctx(load, seed)
+    names = {si: f"s{si}" for si in range(len(em.g.stores))}
+    decl = "\n".join(L.array.format(T=L.mem_types[em.g.stores[si].access.dtype], n=n, V=V)
+                     for si, n in names.items())
+    # hoisted loads have the pre-loads' row offsets (ro_l<li>p), not the row's
+    skip = {("l", li) for li in hoist} | \
+        ({("s", si) for si in names} if stored_by_tma else set())
+    setup = em.row_setup("row", skip=skip)
+    pre_decl = "\n".join(L.array2.format(T=L.types[em.g.loads[li].dtype], n=f"pl{li}", J=chunks, V=V)
+                         for li in hoist)
+    pre = "\n".join([L.let.format(T=em.I, n=f"ro_l{li}p", x=em.row_offset(("l", li), "prow"))
+                     for li in hoist] +
+                    [em.load_group(li, "k", f"pl{li}[ch]", guard=None, vec=L.vec_flag, decl=False,
+                                   tag="p") for li in hoist])
+    return dict(
+        setup=setup,
+        loads="\n".join(em.load_group(li, "k", f"l{li}", guard=None, vec=L.vec_flag) for li in lis),
+        decl=decl,
+        compute=em.compute_stores(ctx, names),
+        stores="\n".join(em.store_group(si, "k", n, guard=None, vec=L.vec_flag) for si, n in names.items()),
+        pre_decl=pre_decl, pre=pre,
+    )
+
+
+def render_matmul_simt(group: Group, cfg, name: str, scalars, lang: CStyleLanguage
+                       ) -> tuple[str, Launch]:
+    from ...schedule.gpu_rules import mm_common
+    nb, batch, M, N, K, A, B = mm_common(group)
+    em = CEmitter(lang, group, V=1, index=lang.index_type(group), scalar_bufs=scalars)
+    mdt = group.exprs[0].dtype
+    acc_dt = "float32" if mdt in ("float16", "bfloat16") else mdt
+    fam = family(acc_dt)
+    BM, BN, BK = cfg.tile_m or 64, cfg.tile_n or 64, cfg.tile_k or 16
+    T = SIMT_THREADS
+    TM, TN = BM // 16, BN // 16
+    ident = lang.literal(False if fam == "b" else 0, acc_dt)
+    conv = lambda acc: lang.cast(lang.load_conv.get(acc.dtype, "{x}").format(x="{x}"), acc.dtype, acc_dt)
+
+    def read(acc, idx):
+        x = lang.load_conv.get(acc.dtype, "{x}").format(x=lang.elem.format(buf=acc.buf, ro="0", i=idx))
+        return lang.cast(x, acc.dtype, acc_dt)
+    muladd = lang.fmt(lang.muladd[fam], acc_dt, a="a[i]", b="bb[j]", c="acc[i][j]")
+    epi = epilogue(em, "acc[i][j]", 1)
+    wide = lang.types.get("int64")      # batch offsets in 64 bits where the language has them
+    src = skeleton(lang, "matmul_simt").render(
+        name=name, T=T, BM=BM, BN=BN, BK=BK, TM=TM, TN=TN, M=M, N=N, K=K, NZ=max(1, math.prod(batch)),
+        AT=lang.types[acc_dt], ident=ident, params=", ".join(em.params()),
+        a_off=batch_offset(A, batch, nb, "bz", wide), b_off=batch_offset(B, batch, nb, "bz", wide),
+        a_m=A.strides[nb], a_k=A.strides[nb + 2], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2],
+        A=A, B=B, a_conv=conv(A), b_conv=conv(B), muladd=muladd, epi=epi, I=em.I,
+        a_read=read(A, f"a_base + m * {A.strides[nb]} + k * {A.strides[nb + 2]}"),
+        b_read=read(B, f"b_base + n * {B.strides[nb + 1]} + k * {B.strides[nb + 2]}"),
+        scalars=lang.scalar_lets(em), indent=indent)
+    grid = ("tiles", -(-N // BN), -(-M // BM), max(1, math.prod(batch)))
+    return src, Launch(name, "matmul", T, params_of(em), grid, lang=lang)
