@@ -142,7 +142,7 @@ def linear_relu(x, w, b):
 def with_config(fn, args, cfg):
     """A call of fn on args built with an explicit schedule (the tuner's space, by hand)."""
     k = tj.kernel(fn).to("cuda")
-    specs = k._specs_of(args)
+    specs = k.specs_of(args)
     p0, single = k._plan(specs)
     p = compiler.plan(p0.graph, specs, p0.target, configs=(cfg,))
     f = compiler.build(p)
@@ -306,7 +306,7 @@ def wgsl_section(dev, R):
         if label.startswith("chain"):          # the elementwise schedule's groups per thread
             from torsh_jit.schedule.gpu import GpuConfig
             for u in (2, 4):
-                specs = kw._specs_of(args)
+                specs = kw.specs_of(args)
                 p0, _ = kw._plan(specs)
                 p = compiler.plan(p0.graph, specs, p0.target,
                                   configs=(GpuConfig(threads=256, vec=4, unroll=u),))

@@ -124,6 +124,22 @@ def test_explain_asm_on_cuda_shows_sass_where_cuobjdump_is_on_path(tmp_path):
     assert "SASS for sm_80 (cuobjdump)\nfake sass of a cubin" in r.stdout
 
 
+def test_explain_asm_on_cuda_keeps_the_ptx_when_cuobjdump_cannot_read_the_cubin(tmp_path):
+    """CUDA 13.0's cuobjdump refused NVRTC's cubin on an H200 host ("does not contain device
+    code"): the PTX is still printed, with a line saying why the SASS is missing."""
+    fake = tmp_path / "cuobjdump"
+    fake.write_text("#!/bin/sh\necho \"cuobjdump info    : File '$2' does not contain device code\" >&2\n"
+                    "exit 255\n")
+    fake.chmod(0o755)
+    r = subprocess.run([sys.executable, "-m", "torsh_jit.cli", *GELU, "--target", "cuda-sm80", "--asm"],
+                       env=_env_with_path(f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"),
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert ".target sm_80" in r.stdout
+    assert "SASS for sm_80: cuobjdump could not read NVRTC's cubin" in r.stdout
+    assert "does not contain device code" in r.stdout
+
+
 def test_explain_asm_on_metal_and_wgsl_says_there_is_none_and_shows_the_source():
     for target, lang in (("metal", "msl"), ("wgsl", "wgsl")):
         r = cli(*GELU, "--target", target, "--asm", check=False)

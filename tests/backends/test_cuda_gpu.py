@@ -133,7 +133,7 @@ def test_elementwise_writes_every_element_whatever_block_the_launcher_picks(thre
     fn = lambda a, b, c: tj.exp(a) * b + tj.sin(c) * 0.5 - tj.tanh(a * c)   # noqa: E731
     k = tj.kernel(fn).to("cuda")
     args = tuple(cp.asarray(v) for v in (a, b, c))
-    specs = k._specs_of(args)
+    specs = k.specs_of(args)
     p0, single = k._plan(specs)
     cfg = GpuConfig(threads=threads, vec=4, unroll=unroll)
     compiler.LOADED.clear()
@@ -217,7 +217,7 @@ def test_tma_matmul_schedules_match_numpy(label, bm, bn, stages, inflight, raste
               c_ @ d_)]
     for what, fn, args, want in cases:
         k = tj.kernel(fn).to("cuda")
-        specs = k._specs_of(args)
+        specs = k.specs_of(args)
         p0, single = k._plan(specs)
         p = compiler.plan(p0.graph, specs, p0.target, configs=(cfg,))
         f = compiler.build(p)
@@ -246,7 +246,7 @@ def test_tma_store_output_off_16_bytes_runs_the_fallback(rng):
             for s in ((M, K), (K, N)))
     want = a.double().cpu().numpy() @ b.double().cpu().numpy()
     k = tj.kernel(lambda a, b: (a @ b).astype(BF16)).to("cuda")
-    specs = k._specs_of((a, b))
+    specs = k.specs_of((a, b))
     p, single = k._plan(specs)
     assert p.configs[0].tma_store, p.configs[0]
     f = compiler.build(p)

@@ -9,6 +9,8 @@ reductions' statements: reductions.py.
 """
 from __future__ import annotations
 
+import math
+
 from ... import errors as E
 from ...fuse import Group, Expr
 from ...ir.ops import REDUCE_OPS
@@ -227,6 +229,14 @@ class CEmitter(ReductionSteps, GroupAnalysis):
         x = self.g.exprs[a]
         if x.op == "const" and family(dst) == "f" and family(x.dtype) == "i":
             return self.L.literal(dict(x.attrs)["value"], dst)
+        if x.op == "const" and family(dst) == family(x.dtype) == "f" and \
+                self.L.types[dst] != self.L.types[x.dtype]:
+            c = float(dict(x.attrs)["value"])
+            if not math.isnan(c) and self.L.round_value(c, dst) != c:
+                # a number dst cannot hold (too large, too small, or between two of its
+                # values) is written as dst's value of it, as numpy casts it, not left to the
+                # compiler (NVRTC 13.0 warns #221-D, "value does not fit", at 1e40 and 1e-50)
+                return self.L.literal(c, dst)
         return self.L.cast(v, x.dtype, dst)
 
     def apply(self, e: Expr, vals: list[str]) -> str:
