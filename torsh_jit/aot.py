@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import errors as E
 from .backends import backend_for
-from .compiler import plan, render, n_buffers
+from .compiler import plan, render
 from .ir.tracer import ArgSpec, trace
 from .runtime.aliases import resolve as parse_target
 
@@ -217,7 +217,7 @@ def _build(graph, specs, names, targets, out: Path, name: str, progress) -> dict
             "outputs": [{"dtype": dt, "shape": list(sh)} for sh, dt in b.outputs],
             # the entry's buffer table is arguments, outputs, then these scratch buffers
             "temporaries": [{"dtype": dt, "shape": list(sh)} for sh, dt in b.temps],
-            "kernels": len(p.part.groups), "buffers": n_buffers(p),
+            "kernels": len(p.part.groups), "buffers": p.part.buffers.count,
         })
         extra = "".join(f", {Path(f).suffix}" for k, f in files.items() if k not in ("llvm_ir", "object", "header"))
         progress(f"  built {t.name}/{name}.o, .h, .ll{extra} ({len(p.part.groups)} kernel(s))")

@@ -94,11 +94,6 @@ def render(p: Plan) -> str:
     return backend_for(p.target).render(p)
 
 
-def n_buffers(p: Plan) -> int:
-    b = p.part.buffers
-    return b.n_inputs + len(b.outputs) + len(b.temps)
-
-
 LOADED: dict[str, object] = {}      # key -> built function, this process
 
 

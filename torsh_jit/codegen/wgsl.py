@@ -242,5 +242,5 @@ def render_plan(p) -> tuple[str, tuple[Launch, ...]]:
         module_name=p.module_name, target=p.target, plan_text=p.describe(), bodies=bodies,
         launches=[l.describe() for l in launches], buffers=buffer_decls(p, groups),
         scalar_binding=(max([b for b, _, _ in buffer_decls(p, groups)] + [-1]) + 1) if order else None,
-        n_buffers=p.part.buffers.n_inputs + len(p.part.buffers.outputs) + len(p.part.buffers.temps))
+        n_buffers=p.part.buffers.count)
     return src, tuple(launches)

@@ -66,6 +66,11 @@ class BufferPlan:
     outputs: tuple[tuple[tuple[int, ...], str], ...]    # (shape, dtype) of each graph output
     temps: tuple[tuple[tuple[int, ...], str], ...]
 
+    @property
+    def count(self) -> int:
+        """How many buffers a launch passes: inputs, outputs and temporaries."""
+        return self.n_inputs + len(self.outputs) + len(self.temps)
+
 
 @dataclass(frozen=True)
 class Partition:

@@ -172,7 +172,6 @@ def pointer_reader():
 def render(p) -> str:
     """The LLVM module of a plan: every kernel, the serial entry and the Python trampoline."""
     from ...codegen.llvm import render_module
-    b = p.part.buffers
     return render_module(list(zip(p.kernel_names(), p.part.groups, p.configs)), p.target,
-                         p.module_name, b.n_inputs + len(b.outputs) + len(b.temps),
+                         p.module_name, p.part.buffers.count,
                          plan_text=p.describe())

@@ -46,8 +46,7 @@ class CpuFunction:
         self.pymain = _PYMAIN_T(addrs[pymain]) if pointer_reader() is not None else None
         # small work: straight to the serial trampoline (one native call, no pool)
         self.fast_run = self.pymain if (self.pymain is not None and self.work < (1 << 16)) else None
-        self.n_buffers = plan.part.buffers.n_inputs + len(plan.part.buffers.outputs) + \
-            len(plan.part.buffers.temps)
+        self.n_buffers = plan.part.buffers.count
         self._pool = pool
         self._native = native_pool
 
