@@ -35,20 +35,20 @@ def test_plan_identity_and_plan_key_are_the_old_dicts():
 
 
 def test_artifact_keys_are_the_runners_and_cubins_old_dicts():
-    # runtime/runners/qemu.py exe_key
+    # backends/runners/qemu.py exe_key
     assert keys.artifact_key(PLAN_KEY, harness="h" * 64, cc="gcc 13", flags=["-O2", "-static"],
                              probe=True) == \
         make_key({"plan": PLAN_KEY, "harness": "h" * 64, "cc": "gcc 13",
                   "flags": ["-O2", "-static"], "probe": True})
-    # runtime/runners/wasm.py wasm_key
+    # backends/runners/wasm.py wasm_key
     assert keys.artifact_key(PLAN_KEY, linker="wasm-ld 17", libc="c" * 64, exports=1) == \
         make_key({"plan": PLAN_KEY, "linker": "wasm-ld 17", "libc": "c" * 64, "exports": 1})
-    # runtime/runners/msl.py exe_key
+    # backends/runners/msl.py exe_key
     assert keys.artifact_key(PLAN_KEY, sources="s" * 64, cxx="clang 18", flags=("-O2",),
                              groups=64) == \
         make_key({"plan": PLAN_KEY, "sources": "s" * 64, "cxx": "clang 18", "flags": ("-O2",),
                   "groups": 64})
-    # backends/cuda.py _cubin, aligned and not
+    # backends/cuda/cubin.py module_cubin, aligned and not
     opts = ("--gpu-architecture=sm_80", "-lineinfo")
     for aligned in (True, False):
         assert keys.artifact_key(PLAN_KEY, arch=80, options=opts,

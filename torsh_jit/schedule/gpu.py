@@ -12,12 +12,11 @@ from dataclasses import dataclass, asdict, replace
 
 from ..ir.dtypes import ITEMSIZE
 from .analysis import GroupAnalysis
-from .gpu_rules import (TMA_STAGING, arch_number, arch_specific, mma_eligible, thread_registers,
+from .gpu_rules import (TMA_STAGING, mma_eligible, thread_registers,
                         tma_eligible, tma_registers, tma_store_map, wgmma_eligible)
 from .layout import plan_axes, inner_mode
 
-# arch_number and arch_specific live in gpu_rules.py; backends/cuda.py still reads them here
-__all__ = ["GpuConfig", "access_layout", "arch_number", "arch_specific", "default_config",
+__all__ = ["GpuConfig", "access_layout", "default_config",
            "matmul_config", "matmul_tune_space", "pow2_at_least", "tune_space", "vector_width"]
 
 
@@ -270,7 +269,7 @@ def matmul_tune_space(group, target, default: GpuConfig) -> list[GpuConfig]:
 def tune_space(group, target, default: GpuConfig):
     """The GroupSpace of a group on a CUDA target: matmul searches tiles, warps, stages and
     fragments; elementwise and reduce keep their default (their launch shape is decided from
-    the device at run time, backends/cuda.py)."""
+    the device at run time, backends/cuda/launch.py)."""
     from .space import GroupSpace
     if group.kind != "matmul":
         return GroupSpace(default, (default,), ())

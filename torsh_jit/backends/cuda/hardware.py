@@ -63,14 +63,14 @@ def current_target():
 def runs_on(target, arch: int) -> bool:
     """Code for the target runs on a GPU of compute capability `arch` (90 for 9.0): one of the
     target's or a later architecture, or exactly the target's for arch-specific code (sm_90a)."""
-    from ...schedule.gpu import arch_number, arch_specific
+    from ...schedule.gpu_rules import arch_number, arch_specific
     want = arch_number(target.arch)
     return arch == want if arch_specific(target.arch) else arch >= want
 
 
 def arch_flag(target, arch: int) -> str:
     """NVRTC's architecture for the target on a GPU of compute capability `arch`: '90a', '90'."""
-    from ...schedule.gpu import arch_specific
+    from ...schedule.gpu_rules import arch_specific
     return f"{arch}a" if arch_specific(target.arch) else str(arch)
 
 
