@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..ir.dtypes import ITEMSIZE
 from ..ir.ops import REDUCE_OPS
-from .layout import plan_axes, inner_mode, AxisPlan
+from .layout import plan_axes, inner_mode, varying, AxisPlan
 
 
 class GroupAnalysis:
@@ -70,17 +70,7 @@ class GroupAnalysis:
 
     # -- what varies ------------------------------------------------------------------------
     def varying_exprs(self) -> list[bool]:
-        out = []
-        for e in self.g.exprs:
-            if e.op == "load":
-                out.append(self.modes_of_load(dict(e.attrs)["access"]) != "invariant")
-            elif e.op == "matmul":
-                out.append(True)
-            elif e.op in REDUCE_OPS or e.op == "const":
-                out.append(False)
-            else:
-                out.append(any(out[a] for a in e.args))
-        return out
+        return varying(self.g, self.ax)
 
     def varying_loads(self, exprs=None) -> list[int]:
         """Loads that differ along the inner axis (read per element), of the given exprs' cone."""
