@@ -29,9 +29,11 @@ Guarantees, and how they are kept:
   and the caller carries on without it.
 
 The package: keys.py (the keys), format.py (an entry's bytes), files.py (names and
-removal), lock.py (the cross-process lock), store.py (the directory store, Cache),
-null.py (NullCache), remote.py (the remote tier: RemoteStore, RedisStore); `get_cache`,
-here, is the process-wide one.
+removal), lock.py (the cross-process lock), protocol.py (the Store protocol every store
+implements), directory.py (the local directory store, DirectoryStore), null.py (the null
+store, NullStore, and NullCache), remote.py (RedisStore, the remote tier), store.py (Cache:
+a local store with an optional remote one behind it); `get_cache`, here, is the
+process-wide one.
 """
 from __future__ import annotations
 
@@ -43,12 +45,14 @@ from . import remote
 from .files import ENV_DIR, ENV_ENABLE, default_root, remove_in_place
 from .format import FORMAT_VERSION, MAGIC, decode_entry, encode_entry
 from .keys import artifact_key, identity, make_key, plan_identity, plan_key, runtime_key, tuning_key
-from .null import NullCache
+from .directory import DirectoryStore
+from .null import NullCache, NullStore
+from .protocol import Store
 from .store import Cache
 
 __all__ = [
     "FORMAT_VERSION", "MAGIC", "CacheWarning", "make_key", "encode_entry", "decode_entry",
-    "Cache", "NullCache", "get_cache", "remove_in_place", "default_root", "ENV_DIR", "ENV_ENABLE",
+    "Cache", "NullCache", "Store", "DirectoryStore", "NullStore", "get_cache", "remove_in_place", "default_root", "ENV_DIR", "ENV_ENABLE",
     "identity", "plan_identity", "plan_key", "artifact_key", "runtime_key", "tuning_key",
 ]
 
