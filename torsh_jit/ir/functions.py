@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import errors as E
 from . import dtypes as dt
-from .graph import normalize_axes
+from .builder import normalize_axes
 from .traced import Traced, first_traced, lift, record_op, record_reduce
 from .views import reshape
 

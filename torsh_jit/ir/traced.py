@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import errors as E
 from . import dtypes as dt
-from .graph import GraphBuilder
+from .builder import GraphBuilder
 
 
 class Traced:
