@@ -276,8 +276,8 @@ def wgsl_section(dev, R):
     """The chain on 64M float32 and softmax 4096x4096 as WGSL through wgpu (this GPU's Vulkan
     driver) against our CUDA C path. wgpu times a submission of `repeat` runs, waited for by
     reading a buffer back (median of 7 such submissions); CUDA times each call by events."""
-    from torsh_jit.backends import wgsl as wb
-    if wb._gpu() is None:
+    from torsh_jit.backends.wgsl import device as wb
+    if wb.gpu() is None:
         print("  wgsl: no wgpu adapter here (wgpu missing or no Vulkan driver): skipped", flush=True)
         return {}
     print(f"  wgsl adapter: {wb.adapter_description()}", flush=True)

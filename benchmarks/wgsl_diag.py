@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "targets"))
 import torsh_jit as tj  # noqa: E402
-from torsh_jit.backends import wgsl as wb  # noqa: E402
+from torsh_jit.backends.wgsl import device as wb  # noqa: E402
 
 
 def ulp_distance(a, b):
@@ -157,7 +157,7 @@ def main():
     args = ap.parse_args()
     if not wb.gpu_available():
         raise SystemExit("no wgpu adapter here (pip install wgpu; a Vulkan driver or lavapipe)")
-    g = wb._gpu()
+    g = wb.gpu()
     print(f"adapter: {wb.adapter_description()}; subgroup feature: {'subgroup' in g[2].features}; "
           f"subgroups used: {wb.use_subgroups()}; subnormals may flush: {wb.flushes_subnormals(None)}")
     steps = {"floordiv": floordiv, "reduce": reduce, "subnormal": subnormal, "math": math,

@@ -16,12 +16,13 @@ from .version import __version__
 from .errors import (TorshJitError, TraceError, UnsupportedOpError, DTypeError, ShapeError,
                      ArgumentError, DomainError, TargetError, RunnerError, CompileError, CacheError,
                      TuneError, InternalError)
-from .ir.tensor import (Tensor, exp, exp2, log, log2, log1p, expm1, sqrt, rsqrt, sin, cos, tan,
-                        tanh, sigmoid, erf, floor, ceil, round, sign, relu, abs, neg, negative,
-                        logical_not, add, sub, mul, truediv, floordiv, mod, pow, maximum, minimum,
-                        eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_xor, where, astype,
-                        clip, sum, prod, mean, var, std, max, min, any, all, argmax, argmin, matmul, reshape,
-                        transpose, permute, swapaxes, broadcast_to, expand_dims, squeeze)
+from .ir.tensor import Tensor
+from .ir.functions import (exp, exp2, log, log2, log1p, expm1, sqrt, rsqrt, sin, cos, tan,
+                           tanh, sigmoid, erf, floor, ceil, round, sign, relu, abs, neg, negative,
+                           logical_not, add, sub, mul, truediv, floordiv, mod, pow, maximum, minimum,
+                           eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_xor, where, astype,
+                           clip, sum, prod, mean, var, std, max, min, any, all, argmax, argmin, matmul)
+from .ir.views import reshape, transpose, permute, swapaxes, broadcast_to, expand_dims, squeeze
 from .kernel import Kernel, Lowered, kernel
 from .target import Target, known_targets
 from .runtime.aliases import resolve as parse_target

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import errors as E
 from .ir import dtypes as dt
-from .ir.graph import GraphBuilder
+from .ir.builder import GraphBuilder
 from .ir.tensor import Tensor
 from .ir.tracer import ArgSpec
 

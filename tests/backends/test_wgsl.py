@@ -13,7 +13,7 @@ import pytest
 
 import torsh_jit as tj
 from torsh_jit import errors as E
-from torsh_jit.backends import wgsl as backend
+from torsh_jit.backends.wgsl import device
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "targets"))
 from target_configs import require_target  # noqa: E402
@@ -113,8 +113,8 @@ def test_more_rows_than_one_dispatch_dimension(rng):
 
 
 def test_too_many_bindings_is_a_clear_error(monkeypatch):
-    wgpu_, adapter, dev, lim = backend._require()
-    monkeypatch.setattr(backend, "_require", lambda: (wgpu_, adapter, dev,
+    wgpu_, adapter, dev, lim = device.require_gpu()
+    monkeypatch.setattr(device, "require_gpu", lambda: (wgpu_, adapter, dev,
                                                       {**lim, "max-storage-buffers-per-shader-stage": 2}))
     x = np.ones(16, np.float32)
     with pytest.raises(E.TargetError, match="binds at most 2 storage buffers"):
@@ -150,9 +150,9 @@ def test_rows_combine_by_subgroups_and_by_tree(subgroups, monkeypatch, rng):
     """Both ways a row's threads combine (bools through workgroup memory as u32, arg
     reductions, several passes, rows kept in registers), and a one-pass reduction over more
     rows than one dispatch holds (the grid-stride loop reuses workgroup memory)."""
-    if subgroups and "subgroup" not in backend._require()[2].features:
+    if subgroups and "subgroup" not in device.require_gpu()[2].features:
         pytest.skip("this adapter has no subgroup operations")
-    monkeypatch.setattr(backend, "SUBGROUPS", subgroups)
+    monkeypatch.setattr(device, "SUBGROUPS", subgroups)
     from op_corpus import _reductions, check, reference
     case = _reductions(int_sum=False)
     args = case.make(rng)
@@ -170,9 +170,9 @@ def test_float_prod_pairs_cross_subgroups_and_the_tree(subgroups, monkeypatch, r
     """Issue 14: a float prod's (mantissa, exponent) partials combine by subgroup shuffles
     and through workgroup memory: rows alternating huge and tiny factors (partials of inf and
     0 gave NaN) match the exact product, in a workgroup per row and a thread per column."""
-    if subgroups and "subgroup" not in backend._require()[2].features:
+    if subgroups and "subgroup" not in device.require_gpu()[2].features:
         pytest.skip("this adapter has no subgroup operations")
-    monkeypatch.setattr(backend, "SUBGROUPS", subgroups)
+    monkeypatch.setattr(device, "SUBGROUPS", subgroups)
     from numpy_reference import exact_prod, wide_range_rows
     x = wide_range_rows(rng, np.float32, 5, 4096)
     f = tj.kernel(lambda x, xt: (x.prod(axis=1), xt.prod(axis=0)))

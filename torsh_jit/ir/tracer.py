@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import errors as E
 from . import dtypes as dt
-from .graph import Graph, GraphBuilder
+from .builder import GraphBuilder
+from .graph import Graph
 from .tensor import Tensor
 
 

@@ -1,9 +1,6 @@
-"""Build and launch for the WGSL target through wgpu (WebGPU).
+"""Launching a WGSL module through wgpu: WgslFunction, its buffers, grids and timing.
 
-One adapter and device per process (a GPU where there is one; Mesa's lavapipe, a CPU
-Vulkan, where there is none), asked for the adapter's own limits on storage buffers and
-workgroups rather than WebGPU's defaults (a 64M float32 array is a 256 MiB binding). A
-function's WGSL module is compiled once, with one compute pipeline per kernel; calls
+A function's WGSL module is compiled once, with one compute pipeline per kernel; calls
 upload numpy arrays (bool as u32 words, every buffer padded to 16 bytes so it can be read
 as vec4), dispatch each kernel with its grid capped at maxComputeWorkgroupsPerDimension
 (the kernels loop over what the grid does not cover), and read the outputs back.
@@ -17,157 +14,31 @@ launch + sync and returns seconds per run.
 from __future__ import annotations
 
 import math
-import os
-import json
-import tempfile
 import time
 
 import numpy as np
 
-from .. import errors as E
-from ..once import once
-from ..ir.tracer import ArgSpec, spec_of as host_spec_of
-from . import take_buffers
-from .base import Backend
-
-SUPPORTED = ("bool", "int32", "float32")
-_HINT_DTYPE = ("cast to float32 or int32 first (x.astype(np.float32)), or use a CPU target "
-               "such as 'host' for 64-bit arithmetic")
-_HINT_INSTALL = ("pip install wgpu; without a GPU, a CPU Vulkan driver: apt-get install "
-                 "mesa-vulkan-drivers libvulkan1 (or `torsh-jit runners --install`)")
-
-
-# -- the device --------------------------------------------------------------------------------
-def _wgpu():
-    try:
-        import wgpu
-        return wgpu
-    except Exception:
-        return None
-
-
-@once
-def _gpu():
-    """(wgpu module, adapter, device, limits) or None when no adapter can be had."""
-    if not os.environ.get("XDG_RUNTIME_DIR"):
-        os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="torsh-jit-xdg-")
-    wgpu = _wgpu()
-    if wgpu is None:
-        return None
-    try:
-        adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
-        if adapter is None:
-            return None
-        al = adapter.limits
-        want = ("max-storage-buffer-binding-size", "max-buffer-size",
-                "max-storage-buffers-per-shader-stage", "max-compute-workgroups-per-dimension",
-                "max-compute-invocations-per-workgroup", "max-compute-workgroup-size-x",
-                "max-compute-workgroup-storage-size")
-        limits = {k: al[k] for k in want if k in al}
-        features = [f for f in ("subgroup",) if f in adapter.features]
-        device = adapter.request_device_sync(required_limits=limits, required_features=features)
-    except Exception:
-        return None
-    return wgpu, adapter, device, dict(device.limits)
-
-
-def gpu_available() -> bool:
-    return _gpu() is not None
-
-
-# Subgroup operations: a row's threads combine by shuffles inside each subgroup and one
-# value per subgroup through workgroup memory. None: on a GPU whose adapter has the
-# 'subgroup' feature (not on a CPU adapter: lavapipe emulates shuffles, and its workgroup
-# tree is twice as fast); tests set True and False to run both paths.
-SUBGROUPS: bool | None = None
-
-
-def use_subgroups() -> bool:
-    if SUBGROUPS is not None:
-        return SUBGROUPS
-    g = _gpu()
-    return g is not None and "subgroup" in g[2].features and g[1].info.get("adapter_type") != "CPU"
-
-
-def _require():
-    g = _gpu()
-    if g is None:
-        why = "wgpu is not installed" if _wgpu() is None else "wgpu found no adapter (no GPU and no CPU Vulkan driver)"
-        raise E.TargetError(f"the wgsl target cannot run here: {why}", hint=_HINT_INSTALL)
-    return g
-
-
-def can_run(target) -> bool:
-    return gpu_available()
-
-
-def flushes_subnormals(target) -> bool:
-    """WGSL lets an implementation flush float32 subnormals to zero, and GPU drivers do
-    (NVIDIA's); lavapipe, a CPU, keeps them."""
-    g = _gpu()
-    return g is not None and g[1].info.get("adapter_type") != "CPU"
-
-
-def adapter_description() -> str:
-    g = _gpu()
-    if g is None:
-        return "no wgpu adapter"
-    info = g[1].info
-    return f"{info.get('device', '?')} ({info.get('backend_type', '?')}, {info.get('adapter_type', '?')})"
-
-
-def toolchain_versions() -> dict:
-    w = _wgpu()
-    return {"wgpu": getattr(w, "__version__", "none") if w else "none"}
-
-
-# -- the pipeline hooks ----------------------------------------------------------------------
-def default_config(group, target):
-    from ..schedule.webgpu import wgsl_config
-    return wgsl_config(group, target, subgroups=use_subgroups())
-
-
-def render(p) -> str:
-    from ..codegen.wgsl import render_plan
-    return render_plan(p)[0]
-
+from ... import errors as E
+from ...ir.tracer import ArgSpec
+from .. import take_buffers
+from . import device as wgsl_device  # read at call time: tests patch device.require_gpu
+from .device import adapter_description
 
 _modules: dict = {}      # WGSL text -> shader module, this process
 
 
 def build(p):
-    from ..codegen.wgsl import render_plan
-    _require()
+    from ...codegen.wgsl import render_plan
+    wgsl_device.require_gpu()
     src, launches = render_plan(p)
     return WgslFunction(p, src, launches)
 
 
-def spec_of(arg, *, index: int = 0, name: str | None = None, where: str | None = None) -> ArgSpec:
-    """Classify an argument for the wgsl target: numpy arrays (uploaded contiguous), numbers.
-    64-bit arrays and numpy scalars are refused (WGSL has no 64-bit types); Python numbers
-    are weak (NEP 50) and take the dtype of the array they meet."""
-    s = host_spec_of(arg, index=index, name=name, where=where)
-    if s.dtype not in SUPPORTED and not s.weak:
-        what = f"argument {index}" + (f" ({name!r})" if name else "")
-        line = E.source_line(where)
-        raise E.DTypeError(f"{what} is {s.dtype}, which the wgsl target does not have (WGSL "
-                           "computes in 32-bit floats and integers)"
-                           + (f"; the call: `{line}`" if line else ""),
-                           hint=_HINT_DTYPE, where=where)
-    if s.kind == "array" and s.strides is not None:
-        s = ArgSpec("array", s.shape, s.dtype)
-    return s
-
-
-def register_device_keys(table: dict) -> None:
-    """wgsl takes numpy arrays only: nothing to register."""
-
-
 def explain(p) -> str:
-    from ..codegen.wgsl import render_plan
+    from ...codegen.wgsl import render_plan
     _, launches = render_plan(p)
     lines = [l.describe() for l in launches]
-    g = _gpu()
+    g = wgsl_device.gpu()
     if g is None:
         lines.append("no wgpu adapter here: grids are capped at the adapter's limits when one runs")
     else:
@@ -181,7 +52,6 @@ def explain(p) -> str:
     return "\n".join(lines)
 
 
-# -- launching ---------------------------------------------------------------------------------
 def _grid(l, lim) -> tuple:
     cap = lim["max-compute-workgroups-per-dimension"]
     g = l.grid
@@ -218,7 +88,7 @@ class WgslFunction:
     device = True
 
     def __init__(self, plan, source: str, launches):
-        self.wgpu, self.adapter, self.dev, self.lim = _require()
+        self.wgpu, self.adapter, self.dev, self.lim = wgsl_device.require_gpu()
         self.plan = plan
         self.source = source
         self.launches = tuple(launches)
@@ -378,37 +248,3 @@ def _scalar_word(a, s: ArgSpec) -> int:
         return int(np.asarray(int(a)).astype(np.int64).astype(np.int32).view(np.uint32))
     return int(np.asarray(a, np.float32).view(np.uint32))
 
-
-class WgslBackend(Backend):
-    """WGSL through wgpu: a GPU where there is one, lavapipe (a CPU Vulkan) where not."""
-    language = "wgsl"
-
-    def default_config(self, group, target):
-        return default_config(group, target)
-
-    def render(self, plan) -> str:
-        return render(plan)
-
-    def build(self, plan, obj=None):
-        return build(plan)
-
-    def toolchain_versions(self) -> dict:
-        return toolchain_versions()
-
-    def explain(self, plan) -> str:
-        return explain(plan)
-
-    def spec_of(self, arg, *, index=0, name=None, where=None):
-        return spec_of(arg, index=index, name=name, where=where)
-
-    def can_run(self, target) -> bool:
-        return can_run(target)
-
-    def flushes_subnormals(self, target) -> bool:
-        return flushes_subnormals(target)
-
-    def device_fingerprint(self, target) -> str:
-        return json.dumps({"target": target.name, "adapter": adapter_description()})
-
-
-BACKEND = WgslBackend()
