@@ -27,14 +27,6 @@ _DOUBLE_HINT = ("Metal has no double: cast to float32 (x.astype(np.float32)), or
 
 
 # -- the pipeline hooks ----------------------------------------------------------------------
-def default_config(group, target):
-    """The CUDA schedule's rules under the target's limits, with what MSL kernels take
-    (schedule/webgpu.py); dtypes Metal lacks are refused first."""
-    from ..schedule.webgpu import metal_config
-    _check_dtypes(group, target)
-    return metal_config(group, target)
-
-
 def _check_dtypes(group, target) -> None:
     accs = list(group.loads) + [s.access for s in group.stores] + list(group.mm)
     # constants are weak Python scalars (float64 in the IR), cast to the dtype they meet
@@ -42,63 +34,6 @@ def _check_dtypes(group, target) -> None:
         if not target.supports(d):
             raise E.DTypeError(f"{d} values are not supported on target {target.name} "
                                f"(it holds {', '.join(target.dtypes)})", hint=_DOUBLE_HINT)
-
-
-def render(p) -> str:
-    from ..codegen.msl import render_plan
-    return render_plan(p)[0]
-
-
-def build(p):
-    dev = metal_device()
-    if dev is not None:
-        return MetalFunction(p, dev)
-    from . import runners
-    return runners.build(p)
-
-
-def toolchain_versions() -> dict:
-    from .runners.msl import compiler_version
-    return {"msl-harness": compiler_version()} if metal_device() is None else {"metal": "macOS"}
-
-
-def can_run(target) -> bool:
-    from . import runners
-    return metal_device() is not None or runners.available(target)
-
-
-def spec_of(arg, *, index: int = 0, name: str | None = None, where: str | None = None) -> ArgSpec:
-    """Host arrays and scalars, as on CPU targets; a Python float is a weak float32 (NEP 50
-    casts it to the array's dtype anyway), and a float64 array or numpy scalar is refused."""
-    from ..codegen.msl import LANG
-    s = host_spec_of(arg, index=index, name=name, where=where)
-    if s.weak and s.dtype == "float64":
-        return ArgSpec("scalar", (), "float32", weak=True)
-    if s.dtype not in LANG.types:
-        what = f"argument {index}" + (f" ({name!r})" if name else "")
-        raise E.DTypeError(f"{what} is {s.dtype}, which Metal kernels cannot hold", hint=_DOUBLE_HINT,
-                           where=where)
-    return s
-
-
-def register_device_keys(table: dict) -> None:
-    """Host arrays only: nothing to add to the kernel's hot path."""
-
-
-def explain(p) -> str:
-    from ..codegen.msl import render_plan, describe
-    from .runners.msl import dispatch, MAX_GROUPS
-    _, launches = render_plan(p)
-    lines = [describe(l) for l in launches]
-    if metal_device() is not None:
-        lines.append("runs through Metal on this Mac: one threadgroup per piece of work")
-    else:
-        lines.append(f"runs here in the MSL harness (clang++, C++ against the MSL shim): at most "
-                     f"{MAX_GROUPS} threadgroups per dispatch, one at a time, each thread an OS thread")
-        for l in launches:
-            g, t = dispatch(l)
-            lines.append(f"  {l.name}: {g} threadgroup(s) x {t} threads")
-    return "\n".join(lines)
 
 
 # -- macOS: Metal through pyobjc (not run by the project) ---------------------------------------
@@ -186,25 +121,58 @@ class MetalBackend(Backend):
     language = "msl"
 
     def default_config(self, group, target):
-        return default_config(group, target)
+        """The CUDA schedule's rules under the target's limits, with what MSL kernels take
+        (schedule/webgpu.py); dtypes Metal lacks are refused first."""
+        from ..schedule.webgpu import metal_config
+        _check_dtypes(group, target)
+        return metal_config(group, target)
 
     def render(self, plan) -> str:
-        return render(plan)
+        from ..codegen.msl import render_plan
+        return render_plan(plan)[0]
 
     def build(self, plan, obj=None):
-        return build(plan)
+        dev = metal_device()
+        if dev is not None:
+            return MetalFunction(plan, dev)
+        from . import runners
+        return runners.build(plan)
 
     def toolchain_versions(self) -> dict:
-        return toolchain_versions()
-
-    def explain(self, plan) -> str:
-        return explain(plan)
-
-    def spec_of(self, arg, *, index=0, name=None, where=None):
-        return spec_of(arg, index=index, name=name, where=where)
+        from .runners.msl import compiler_version
+        return {"msl-harness": compiler_version()} if metal_device() is None else {"metal": "macOS"}
 
     def can_run(self, target) -> bool:
-        return can_run(target)
+        from . import runners
+        return metal_device() is not None or runners.available(target)
+
+    def spec_of(self, arg, *, index: int = 0, name: str | None = None, where: str | None = None):
+        """Host arrays and scalars, as on CPU targets; a Python float is a weak float32 (NEP 50
+        casts it to the array's dtype anyway), and a float64 array or numpy scalar is refused."""
+        from ..codegen.msl import LANG
+        s = host_spec_of(arg, index=index, name=name, where=where)
+        if s.weak and s.dtype == "float64":
+            return ArgSpec("scalar", (), "float32", weak=True)
+        if s.dtype not in LANG.types:
+            what = f"argument {index}" + (f" ({name!r})" if name else "")
+            raise E.DTypeError(f"{what} is {s.dtype}, which Metal kernels cannot hold",
+                               hint=_DOUBLE_HINT, where=where)
+        return s
+
+    def explain(self, plan) -> str:
+        from ..codegen.msl import render_plan, describe
+        from .runners.msl import dispatch, MAX_GROUPS
+        _, launches = render_plan(plan)
+        lines = [describe(l) for l in launches]
+        if metal_device() is not None:
+            lines.append("runs through Metal on this Mac: one threadgroup per piece of work")
+        else:
+            lines.append(f"runs here in the MSL harness (clang++, C++ against the MSL shim): at most "
+                         f"{MAX_GROUPS} threadgroups per dispatch, one at a time, each thread an OS thread")
+            for l in launches:
+                g, t = dispatch(l)
+                lines.append(f"  {l.name}: {g} threadgroup(s) x {t} threads")
+        return "\n".join(lines)
 
     def device_fingerprint(self, target) -> str:
         return json.dumps({"target": target.name, "device": "metal" if metal_device() else "msl-harness"})
