@@ -26,12 +26,14 @@ import re
 import shutil
 import tempfile
 
+import numpy as np
+
 from ... import errors as E
 from ...once import once
 
 # runner kind (the first word of `runner`) -> module implementing it
 KINDS = {"qemu": "qemu", "wasmtime": "wasm", "msl": "msl",
-         "wgpu": None}    # WGSL runs through its backend (backends/wgsl.py); its needs are listed here
+         "wgpu": None}    # WGSL runs through its backend (backends/wgsl/); its needs are listed here
 
 
 def kind(target) -> str:
@@ -147,6 +149,16 @@ def byte_span(a) -> tuple[int, int]:
     lo = sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s < 0)
     hi = sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s > 0)
     return lo, hi - lo + a.itemsize
+
+
+def copy_outputs(buffers, first: int, last: int, memory, offsets) -> None:
+    """Copy outputs buffers[first:last] back from a runner's memory (a job file's map, a
+    wasm linear memory), where output i starts at offsets[i] with its own strides."""
+    for i in range(first, last):
+        out = buffers[i]
+        if out.size:
+            np.copyto(out, np.ndarray(out.shape, out.dtype, buffer=memory, offset=offsets[i],
+                                      strides=out.strides))
 
 
 def aot_artifacts(target, obj: bytes, symbol: str) -> dict[str, bytes]:

@@ -19,7 +19,7 @@ import threading
 import numpy as np
 
 from ... import errors as E
-from . import byte_span, remove_files, scratch_dir
+from . import byte_span, copy_outputs, remove_files, scratch_dir
 
 _HEADER = 32          # magic, n, vector bits, status; then n offsets (harness.c)
 _counter = itertools.count()
@@ -80,11 +80,7 @@ class JobFunction:
             if status != 1:
                 raise E.RunnerError(f"{self.target.name}: the harness did not finish the job")
             self.check_probe(bits)
-            for i in range(self.n_inputs, self.n_inputs + self.n_outputs):
-                out = buffers[i]
-                if out.size:
-                    np.copyto(out, np.ndarray(out.shape, out.dtype, buffer=view, offset=offsets[i],
-                                              strides=out.strides))
+            copy_outputs(buffers, self.n_inputs, self.n_inputs + self.n_outputs, view, offsets)
         finally:
             view = None
             if mm is not None:

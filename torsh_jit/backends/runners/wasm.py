@@ -28,7 +28,7 @@ import numpy as np
 from ... import errors as E
 from ...cache import artifact_key, get_cache
 from ...once import once
-from . import byte_span, remove_files, scratch_dir, tool_version
+from . import byte_span, copy_outputs, remove_files, scratch_dir, tool_version
 
 _counter = itertools.count()
 _live: "weakref.WeakSet[WasmFunction]" = weakref.WeakSet()
@@ -177,11 +177,7 @@ class WasmFunction:
                                         hint="a trap in generated code is a torsh-jit bug: please "
                                              "report it with `torsh-jit explain` output") from None
                 mem = self._mem()            # the kernel's malloc may have grown the memory
-                for i in range(self.n_inputs, self.n_inputs + self.n_outputs):
-                    out = buffers[i]
-                    if out.size:
-                        np.copyto(out, np.ndarray(out.shape, out.dtype, buffer=mem, offset=ptrs[i],
-                                                  strides=out.strides))
+                copy_outputs(buffers, self.n_inputs, self.n_inputs + self.n_outputs, mem, ptrs)
             finally:
                 for p in reversed(blocks):
                     self.free(self.store, p)
