@@ -198,6 +198,47 @@ def test_integer_division_every_sign():
         np.testing.assert_array_equal(r, a % b)
 
 
+
+def _same_floats(got, want):
+    """Equal values, NaN where numpy has NaN, and the sign of every zero and infinity."""
+    got, want = np.asarray(got), np.asarray(want)
+    np.testing.assert_array_equal(got, want)          # NaNs compare equal here
+    num = ~np.isnan(want)
+    np.testing.assert_array_equal(np.signbit(got[num]), np.signbit(want[num]))
+
+
+@pytest.mark.parametrize("divisor", ["constant zero", "array with signed zeros"])
+def test_division_by_zero_gives_numpys_infinities_and_nans(divisor, rng):
+    """WGSL leaves x / 0 to the implementation: lavapipe gave 0.0 for (a + 1) / 0 and for
+    the mean of an empty array (found by CI's differential fuzzer); the prelude's tj_div
+    gives IEEE's +-inf and NaN, as numpy does."""
+    a = rng.standard_normal(1003).astype(np.float32)
+    a[rng.integers(0, a.size, 40)] = rng.choice(np.float32([0.0, -0.0, np.nan, np.inf, -np.inf]), 40)
+    if divisor == "constant zero":
+        fn = lambda a, z: (a + 1) / 0      # noqa: E731
+    else:
+        fn = lambda a, z: a / z            # noqa: E731
+    z = np.where(rng.random(a.size) < 0.5, np.float32(0.0), np.float32(-0.0)).astype(np.float32)
+    z[rng.random(a.size) < 0.2] = rng.standard_normal(1).astype(np.float32)[0]
+    with np.errstate(all="ignore"):
+        want = fn(a, z)
+    _same_floats(tj.kernel(fn).to("wgsl")(a, z), want)
+
+
+def test_mean_of_an_empty_array_is_nan():
+    a = np.zeros(0, np.float32)
+    got = tj.kernel(lambda a: np.mean(a)).to("wgsl")(a)
+    assert np.isnan(got)
+
+
+def test_rsqrt_of_zero_is_infinite(rng):
+    a = np.abs(rng.standard_normal(257).astype(np.float32))
+    a[::5] = 0.0
+    a[1::5] = -0.0
+    with np.errstate(all="ignore"):
+        want = (1 / np.sqrt(a)).astype(np.float32)
+    _same_floats(tj.kernel(lambda a: tj.rsqrt(a)).to("wgsl")(a), want)
+
 # the largest error, in float32 ulps against numpy's float64 rounded, seen over 2^22 arguments
 # (benchmarks/wgsl_diag.py --only math): tests allow one more
 MATH_ULP = {"exp": 2, "exp2": 2, "expm1": 2, "tanh": 2, "sigmoid": 3, "sin": 2, "cos": 2, "tan": 4,

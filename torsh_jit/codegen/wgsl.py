@@ -62,7 +62,8 @@ class WgslLanguage(CStyleLanguage):
         "floor": {"f": "tj_floor({a})", "i": "{a}", "b": "{a}"},
         "ceil": {"f": "tj_ceil({a})", "i": "{a}", "b": "{a}"},
         "sign": {"f": "tj_sign({a})", "i": "(i32({a} > 0) - i32({a} < 0))"},
-        "rsqrt": {"f": "(1.0f / sqrt({a}))"},
+        "rsqrt": {"f": "tj_div(1.0f, sqrt({a}))"},
+        "truediv": {"f": "tj_div({a}, {b})"},
         # negative by the bits (not -0.0, not NaN): a driver that flushes subnormal inputs
         # (NVIDIA's) would call -1e-45 >= 0 true
         "relu": {"f": "select({a}, 0.0f, bitcast<u32>({a}) > 0x80000000u && !tj_isnan({a}))",
