@@ -20,6 +20,11 @@ class ReductionMixin:
     def reductions_of(self, level: int) -> list[int]:
         return [i for i in self.red if self.g.exprs[i].level == level]
 
+    def pass_reductions(self, level: int):
+        """(index, expr, accumulate dtype, wide dtype, identity) of each reduction of a pass."""
+        for i in self.reductions_of(level):
+            yield (i, self.g.exprs[i], *self.red_info(i))
+
     def red_info(self, i: int):
         """(accumulate dtype, wide dtype, identity) of reduction i."""
         e = self.g.exprs[i]
@@ -89,9 +94,7 @@ class ReductionMixin:
     def acc_init(self, level: int, which: str) -> str:
         """Store identities: which='block' (vector accumulators) or 'wide'."""
         out = []
-        for i in self.reductions_of(level):
-            e = self.g.exprs[i]
-            acc, wide, ident = self.red_info(i)
+        for i, e, acc, wide, ident in self.pass_reductions(level):
             if e.op in ARG_REDUCTIONS:
                 first = "-inf" if e.op == "argmax" else "inf"
                 if family(acc) == "i":
@@ -121,9 +124,7 @@ class ReductionMixin:
         lines: list[str] = []
         memo: dict = {}
         m = mask if masked else None
-        for i in self.reductions_of(level):
-            e = self.g.exprs[i]
-            acc, _, ident = self.red_info(i)
+        for i, e, acc, _, ident in self.pass_reductions(level):
             src = e.args[0]
             v = self.value(lines, src, k, m, memo)
             v = self.convert(lines, v, self.g.exprs[src].dtype, acc)
@@ -214,9 +215,7 @@ class ReductionMixin:
     def fold_block(self, level: int) -> str:
         """Combine the U block accumulators, reduce horizontally, fold into the wide accumulator."""
         lines: list[str] = []
-        for i in self.reductions_of(level):
-            e = self.g.exprs[i]
-            acc, wide, _ = self.red_info(i)
+        for i, e, acc, wide, _ in self.pass_reductions(level):
             if e.op in ARG_REDUCTIONS:
                 self._fold_arg(lines, i, e, acc)
                 continue
@@ -322,9 +321,7 @@ class ReductionMixin:
     def finish_pass(self, level: int) -> str:
         """The pass's reductions become row-level values (splats of the final result)."""
         lines: list[str] = []
-        for i in self.reductions_of(level):
-            e = self.g.exprs[i]
-            acc, wide, _ = self.red_info(i)
+        for i, e, acc, wide, _ in self.pass_reductions(level):
             if e.op in ARG_REDUCTIONS:
                 x = self.fresh("r")
                 lines.append(f"%{x}.v = load <1 x i64>, ptr %wix{i}")
