@@ -25,7 +25,7 @@ class Graph:
     """A graph under construction: inputs, operations on them, outputs."""
 
     def __init__(self):
-        self._b = GraphBuilder()
+        self.builder = GraphBuilder()
         self._specs: list[ArgSpec] = []
         self._outputs: list[int] | None = None
 
@@ -33,18 +33,18 @@ class Graph:
         d = dt.from_numpy(dtype)
         shape = tuple(shape) if not scalar else ()
         self._specs.append(ArgSpec("scalar" if scalar else "array", shape, d))
-        return Tensor(self._b, self._b.add_input(shape, d))
+        return Tensor(self.builder, self.builder.add_input(shape, d))
 
     def output(self, *values: Tensor) -> None:
         for v in values:
-            if not isinstance(v, Tensor) or v._b is not self._b:
+            if not isinstance(v, Tensor) or v.builder is not self.builder:
                 raise E.ArgumentError("Graph.output takes values built in this graph")
-        self._outputs = [v._id for v in values]
+        self._outputs = [v.node_id for v in values]
 
     def build(self):
         if self._outputs is None:
             raise E.ArgumentError("the graph has no outputs", hint="call g.output(value, ...)")
-        return self._b.finish(self._outputs), tuple(self._specs)
+        return self.builder.finish(self._outputs), tuple(self._specs)
 
 
 class CompiledGraph:

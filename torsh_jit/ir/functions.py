@@ -55,7 +55,7 @@ def astype(x, dtype):
     """Cast to a numpy dtype; float16 and bfloat16 (ml_dtypes.bfloat16, or the names) on the
     targets that hold them (CUDA), rounded to nearest even as numpy and ml_dtypes round."""
     d = dt.from_numpy(dtype, where=E.user_frame(), half=True)
-    if isinstance(x, Traced) and x._b.nodes[x._id].dtype == d:
+    if isinstance(x, Traced) and x.builder.nodes[x.node_id].dtype == d:
         return x
     return record_op("cast", x, dtype=d)
 
@@ -146,7 +146,7 @@ def matmul(a, b):
     t = first_traced(a, b)
     if t is None:
         return np.matmul(a, b)
-    bld = t._b
+    bld = t.builder
     loc = E.user_frame()
     return type(t)(bld, bld.matmul(lift(bld, a, loc), lift(bld, b, loc), loc=loc))
 

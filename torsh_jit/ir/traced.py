@@ -20,20 +20,20 @@ class Traced:
     whose shape and dtype are static. Tensor (tensor.py) is the subclass every traced value
     is; it adds the operators, methods and numpy protocols."""
 
-    __slots__ = ("_b", "_id")
+    __slots__ = ("builder", "node_id")
 
     def __init__(self, builder: GraphBuilder, nid: int):
-        self._b = builder
-        self._id = nid
+        self.builder = builder
+        self.node_id = nid
 
     # -- static facts -----------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._b.nodes[self._id].shape
+        return self.builder.nodes[self.node_id].shape
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(self._b.nodes[self._id].dtype)
+        return np.dtype(self.builder.nodes[self.node_id].dtype)
 
     @property
     def ndim(self) -> int:
@@ -41,7 +41,7 @@ class Traced:
 
     @property
     def size(self) -> int:
-        return self._b.nodes[self._id].size
+        return self.builder.nodes[self.node_id].size
 
     def __len__(self):
         if not self.shape:
@@ -50,8 +50,8 @@ class Traced:
         return self.shape[0]
 
     def __repr__(self):
-        n = self._b.nodes[self._id]
-        return f"Tensor(%{self._id} {n.op}, shape={n.shape}, dtype={n.dtype})"
+        n = self.builder.nodes[self.node_id]
+        return f"Tensor(%{self.node_id} {n.op}, shape={n.shape}, dtype={n.dtype})"
 
     # -- values a trace cannot have ---------------------------------------
     def _no_value(self, what: str, hint: str):
@@ -100,10 +100,10 @@ def first_traced(*vals) -> Traced | None:
 
 def lift(b: GraphBuilder, v, loc) -> int:
     if isinstance(v, Traced):
-        if v._b is not b:
+        if v.builder is not b:
             raise E.TraceError("a value from another traced function or graph was used here",
                                hint="pass it in as an argument of this kernel", where=loc)
-        return v._id
+        return v.node_id
     if isinstance(v, (bool, int, float)) and not isinstance(v, np.generic):
         if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
             raise E.DTypeError(f"integer constant {v} does not fit in int64",
@@ -132,7 +132,7 @@ def record_op(op: str, *vals, **attrs):
     if t is None:   # called outside a trace: eager numpy semantics
         from .ops import OPS
         return OPS[op].ref(*vals, **attrs)
-    b = t._b
+    b = t.builder
     loc = E.user_frame()
     ids = [lift(b, v, loc) for v in vals]
     return type(t)(b, b.elementwise(op, *ids, loc=loc, **attrs))
@@ -155,12 +155,12 @@ def record_reduce(op, x, axis=None, keepdims=False):
         return OPS[op].ref(x, axis=axis, keepdims=keepdims) if op not in ("argmax", "argmin") \
             else OPS[op].ref(x, axis=axis)
     loc = E.user_frame()
-    return type(x)(x._b, x._b.reduce(op, x._id, axis, keepdims, loc=loc))
+    return type(x)(x.builder, x.builder.reduce(op, x.node_id, axis, keepdims, loc=loc))
 
 
 def record_view(x, fn):
     """fn(builder, node, loc) recorded for a traced x; None for a plain value."""
     if not isinstance(x, Traced):
         return None
-    return type(x)(x._b, fn(x._b, x._id, E.user_frame()))
+    return type(x)(x.builder, fn(x.builder, x.node_id, E.user_frame()))
 

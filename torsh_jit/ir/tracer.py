@@ -126,11 +126,11 @@ def trace(fn, specs: tuple[ArgSpec, ...]) -> tuple[Graph, bool]:
     ids = []
     for k, o in enumerate(outs):
         if isinstance(o, Tensor):
-            if o._b is not b:
+            if o.builder is not b:
                 raise E.TraceError(f"output {k} comes from another traced function",
                                    hint="compute outputs from this kernel's own arguments",
                                    where=_def_site(fn))
-            ids.append(o._id)
+            ids.append(o.node_id)
         elif isinstance(o, (bool, int, float, np.generic)):
             ids.append(b.add_const(o if not isinstance(o, np.generic) else o.item(),
                                    None if not isinstance(o, np.generic) else dt.from_numpy(o.dtype)))

@@ -75,7 +75,7 @@ def squeeze(x, axis=None):
 def getitem(x: Traced, idx):
     """x[idx] for basic indices: ints, slices, None and ..."""
     loc = E.user_frame()
-    b = x._b
+    b = x.builder
     if not isinstance(idx, tuple):
         idx = (idx,)
     # array indices first, and by identity below: `==` on an array or a traced value is
@@ -118,7 +118,7 @@ def getitem(x: Traced, idx):
             raise E.UnsupportedOpError(f"index of type {type(i).__name__} is not supported",
                                        hint="use slices, integers, None and ...", where=loc)
         dim += 1
-    v = b.slice(x._id, slices, loc=loc)
+    v = b.slice(x.node_id, slices, loc=loc)
     return type(x)(b, b.reshape(v, tuple(out_shape), loc=loc))
 
 
