@@ -83,6 +83,7 @@ class Tol:
     rtol: float = 0.0          # in eps of the output dtype (0: exact)
     atol: float = 0.0          # in eps of the output dtype
     zero_sign: bool = True     # signs of zeros must match (exact outputs)
+    special: bool = False      # within rtol/atol, and where numpy gives 0 the sign must match
 
 
 EXACT = Tol()
@@ -313,8 +314,58 @@ def _compare_numbers():
     return Case("compare-python-numbers", fn, make, (), labels)
 
 
+# The IEEE special cases of the array API standard's elementwise functions: +-0, +-inf, NaN,
+# values next to 0 (the smallest subnormal and normal) and to the overflow thresholds (max,
+# and where exp, exp2, expm1, sigmoid and tanh saturate), and a few ordinary ones; every
+# unary op on all of them (log and sqrt of negatives included), every binary op on every
+# ordered pair (so both argument orders).
+_SPECIAL_COMMON = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 1.5707964,
+                   9.0, -9.0, 1e-7, -1e-7]
+_SPECIAL_ARGS = {   # next to 0, and the thresholds of each dtype (exp, expm1, exp2 overflow/underflow)
+    "float32": _SPECIAL_COMMON + [1e-45, -1e-45, 1.1754944e-38, -1.1754944e-38, 3.4028235e38,
+                                  -3.4028235e38, 88.72283, 88.72284, -87.33655, -103.97208, -104.0,
+                                  127.99999, 128.0, -149.0, -150.0],
+    "float64": _SPECIAL_COMMON + [5e-324, -5e-324, 2.2250738585072014e-308, -2.2250738585072014e-308,
+                                  1.7976931348623157e308, -1.7976931348623157e308, 709.782712893384,
+                                  709.7827128933841, -708.3964185322641, -745.1332191019412, -746.0,
+                                  1023.9999999999999, 1024.0, -1074.0, -1075.0],
+}
+_SPECIAL_UNARY = ("neg", "abs", "floor", "ceil", "round", "sign", "relu", "sqrt", "rsqrt") + UNARY_MATH
+_SPECIAL_BINARY = ("add", "sub", "mul", "truediv", "floordiv", "mod", "maximum", "minimum", "pow",
+                   "eq", "lt", "ge")
+
+
+def _specials_case(dtype):
+    def fn(F):
+        def f(x, a, b):
+            ops = {"neg": lambda v: -v, "abs": F.abs, "floor": F.floor, "ceil": F.ceil,
+                   "round": F.round, "sign": F.sign, "relu": F.relu, "sqrt": F.sqrt,
+                   "rsqrt": F.rsqrt, **{n: getattr(F, n) for n in UNARY_MATH}}
+            two = {"add": lambda u, v: u + v, "sub": lambda u, v: u - v, "mul": lambda u, v: u * v,
+                   "truediv": lambda u, v: u / v, "floordiv": lambda u, v: u // v,
+                   "mod": lambda u, v: u % v, "maximum": F.maximum, "minimum": F.minimum,
+                   "pow": lambda u, v: u ** v, "eq": lambda u, v: u == v,
+                   "lt": lambda u, v: u < v, "ge": lambda u, v: u >= v}
+            return tuple(ops[n](x) for n in _SPECIAL_UNARY) + \
+                tuple(two[n](a, b) for n in _SPECIAL_BINARY)
+        return f
+
+    def make(rng):
+        x = np.array(_SPECIAL_ARGS[dtype], dtype)
+        perm = rng.permutation(x.size)          # a fresh order each run; every value present
+        x = x[perm]
+        return x, x[:, None].copy(), x[None, :].copy()
+    exact_signs = Tol(zero_sign=True)
+    math = Tol(16, 4, special=True)
+    tols = (exact_signs,) * 6 + (Tol(zero_sign=False), exact_signs, Tol(2, 0, special=True)) + \
+        (math,) * len(UNARY_MATH) + (exact_signs,) * 6 + \
+        (Tol(zero_sign=False),) * 2 + (math,) + (EXACT,) * 3     # max/min of +-0: either zero
+    return Case(f"specials-{dtype}", fn, make, tols, _SPECIAL_UNARY + _SPECIAL_BINARY)
+
+
 CASES = [_unary("float32"), _unary("float64"), _binary("float32"), _binary("float64"),
-         _ints("int32"), _ints("int64"), _views(), _reductions(), _matmuls(), _compare_numbers()]
+         _ints("int32"), _ints("int64"), _views(), _reductions(), _matmuls(), _compare_numbers(),
+         _specials_case("float32"), _specials_case("float64")]
 # the same ops for targets without 64-bit types, in their place
 NARROW_CASES = [_ints("int32", wide="float32"), _ints("int64", wide="float32"), _matmuls(wide="float32"),
                 _reductions(int_sum=False)]
@@ -348,10 +399,25 @@ def cases_for(dtypes) -> list:
         ([c for c in NARROW_CASES if fits(c)] if "float64" not in dtypes else [])
 
 
-def check(case: Case, got, want, dtype_eps=None, flushes=False) -> None:
+def flush_subnormals(args) -> tuple:
+    """The arguments as a device that flushes subnormal inputs reads them: each subnormal
+    float a zero of its sign."""
+    out = []
+    for a in args:
+        a = np.asarray(a)
+        if a.dtype.kind == "f":
+            sub = (a != 0) & (np.abs(a) < np.finfo(a.dtype).tiny)
+            a = np.where(sub, np.copysign(a.dtype.type(0), a), a).astype(a.dtype)
+        out.append(a)
+    return tuple(out)
+
+
+def check(case: Case, got, want, dtype_eps=None, flushes=False, flushed=None) -> None:
     """Every output: dtype and shape as numpy's; values exact or within the case's tolerance.
     flushes: the device may flush subnormal float results to zero (a zero of either sign
-    passes where numpy's value is subnormal; nothing else is relaxed)."""
+    passes where numpy's value is subnormal); flushed: numpy's outputs for the arguments with
+    subnormal inputs flushed (flush_subnormals), which such a device may give instead,
+    element by element. Nothing else is relaxed."""
     got = got if isinstance(got, tuple) else (got,)
     assert len(got) == len(want)
     for i, (g, w) in enumerate(zip(got, want)):
@@ -359,6 +425,15 @@ def check(case: Case, got, want, dtype_eps=None, flushes=False) -> None:
         if flushes and w.dtype.kind == "f" and g.shape == w.shape and g.dtype == w.dtype:
             sub = (w != 0) & (np.abs(w) < np.finfo(w.dtype).tiny) & (g == 0)
             g = np.where(sub, w, g)
+        if flushed is not None and g.shape == w.shape and g.dtype == w.dtype:
+            f = np.asarray(flushed[i])
+            if w.dtype.kind == "f":
+                e = float(np.finfo(w.dtype).eps) * max(1.0, case.tol(i).rtol)
+                same = (np.isclose(g, f, rtol=e, atol=0, equal_nan=True)
+                        & (np.signbit(g) == np.signbit(f)) | np.isnan(g) & np.isnan(f))
+            else:
+                same = g == f
+            w = np.where(same, f, w)
         what = f"{case.name}: {case.label(i)}"
         assert g.dtype == w.dtype, f"{what}: dtype {g.dtype}, numpy gives {w.dtype}"
         assert g.shape == w.shape, f"{what}: shape {g.shape}, numpy gives {w.shape}"
@@ -367,6 +442,12 @@ def check(case: Case, got, want, dtype_eps=None, flushes=False) -> None:
             e = float(np.finfo(w.dtype).eps)
             np.testing.assert_allclose(g, w, rtol=tol.rtol * e, atol=tol.atol * e, equal_nan=True,
                                        err_msg=what)
+            if tol.special:
+                z = w == 0
+                np.testing.assert_array_equal(np.signbit(g[z]), np.signbit(w[z]),
+                                              err_msg=f"{what}: a zero of the wrong sign (or not 0)")
+                np.testing.assert_array_equal(g[np.isinf(w)], w[np.isinf(w)],
+                                              err_msg=f"{what}: an infinity differs")
         else:
             np.testing.assert_array_equal(g, w, err_msg=what)
             if w.dtype.kind == "f" and tol.zero_sign:

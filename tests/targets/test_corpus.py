@@ -14,7 +14,7 @@ import pytest
 import torsh_jit as tj
 from torsh_jit.backends import backend_for
 
-from op_corpus import CASES, cases_for, check, reference
+from op_corpus import CASES, cases_for, check, flush_subnormals, reference
 from target_configs import configs
 
 _kernels: dict = {}
@@ -44,7 +44,10 @@ def test_corpus(case, target_config, rng):
     got = kernel_for(case, name)(*args)
     t = tj.parse_target(name)
     flushes = backend_for(t).flushes_subnormals(t)
-    check(case, got, reference(case.fn, args), flushes=flushes)
+    # a device that flushes subnormals (NVIDIA's Vulkan driver) may read subnormal inputs as
+    # zeros: numpy's answer for those arguments is accepted too (the README lists this)
+    check(case, got, reference(case.fn, args), flushes=flushes,
+          flushed=reference(case.fn, flush_subnormals(args)) if flushes else None)
 
 
 def test_corpus_uses_every_op_of_the_op_table(rng):
