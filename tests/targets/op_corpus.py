@@ -404,8 +404,9 @@ def flush_subnormals(args) -> tuple:
     float a zero of its sign."""
     out = []
     for a in args:
-        a = np.asarray(a)
-        if a.dtype.kind == "f":
+        if isinstance(a, float):              # a Python float stays one (weak, NEP 50)
+            a = math.copysign(0.0, a) if a != 0 and abs(a) < np.finfo(np.float32).tiny else a
+        elif isinstance(a, np.ndarray) and a.dtype.kind == "f":
             sub = (a != 0) & (np.abs(a) < np.finfo(a.dtype).tiny)
             a = np.where(sub, np.copysign(a.dtype.type(0), a), a).astype(a.dtype)
         out.append(a)
