@@ -111,15 +111,23 @@ def test_explain_asm_on_cuda_shows_ptx_and_says_what_sass_needs(tmp_path):
     assert shutil.which("cuobjdump", path=path) is None
 
 
-def test_explain_asm_on_cuda_shows_sass_where_cuobjdump_is_on_path(tmp_path):
-    """A stand-in cuobjdump: what it prints of the cubin NVRTC made is the SASS section."""
+def _explain_asm_with_cuobjdump(tmp_path, script: str):
+    """`torsh-jit explain --asm` for CUDA with a stand-in cuobjdump (the shell script) on PATH;
+    the command must succeed."""
     fake = tmp_path / "cuobjdump"
-    fake.write_text('#!/bin/sh\n[ "$1" = -sass ] && [ -s "$2" ] && echo "fake sass of a cubin"\n')
+    fake.write_text(script)
     fake.chmod(0o755)
     r = subprocess.run([sys.executable, "-m", "torsh_jit.cli", *GELU, "--target", "cuda-sm80", "--asm"],
                        env=_env_with_path(f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"),
                        capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_explain_asm_on_cuda_shows_sass_where_cuobjdump_is_on_path(tmp_path):
+    """A stand-in cuobjdump: what it prints of the cubin NVRTC made is the SASS section."""
+    r = _explain_asm_with_cuobjdump(
+        tmp_path, '#!/bin/sh\n[ "$1" = -sass ] && [ -s "$2" ] && echo "fake sass of a cubin"\n')
     assert ".target sm_80" in r.stdout
     assert "SASS for sm_80 (cuobjdump)\nfake sass of a cubin" in r.stdout
 
@@ -127,14 +135,9 @@ def test_explain_asm_on_cuda_shows_sass_where_cuobjdump_is_on_path(tmp_path):
 def test_explain_asm_on_cuda_keeps_the_ptx_when_cuobjdump_cannot_read_the_cubin(tmp_path):
     """CUDA 13.0's cuobjdump refused NVRTC's cubin on an H200 host ("does not contain device
     code"): the PTX is still printed, with a line saying why the SASS is missing."""
-    fake = tmp_path / "cuobjdump"
-    fake.write_text("#!/bin/sh\necho \"cuobjdump info    : File '$2' does not contain device code\" >&2\n"
-                    "exit 255\n")
-    fake.chmod(0o755)
-    r = subprocess.run([sys.executable, "-m", "torsh_jit.cli", *GELU, "--target", "cuda-sm80", "--asm"],
-                       env=_env_with_path(f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"),
-                       capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert r.returncode == 0, r.stderr
+    r = _explain_asm_with_cuobjdump(
+        tmp_path, "#!/bin/sh\necho \"cuobjdump info    : File '$2' does not contain device code\" >&2\n"
+                  "exit 255\n")
     assert ".target sm_80" in r.stdout
     assert "SASS for sm_80: cuobjdump could not read NVRTC's cubin" in r.stdout
     assert "does not contain device code" in r.stdout
