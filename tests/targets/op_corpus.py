@@ -205,9 +205,13 @@ def _views():
     labels = ("x + row", "t * col", "r - s", "exp(x)*row+col", "reshape", "where", "slice",
               "sum keepdims + row", "transpose")
     # exp(x)*row + col can cancel: its error is a few ulp of the largest term (|exp(x)*row|
-    # reaches ~200 here), not of the result, so the absolute bound is in units of that term
+    # reaches ~200 here), not of the result, so the absolute bound is in units of that term.
+    # The same for a column sum in another order (a GPU's tree, numpy's rows): each of its 4
+    # additions rounds at half an ulp of a partial sum (|x| draws reach ~20, partial sums ~64),
+    # so the result is held to 2 x 4 x 0.5 ulp(64) = 256 eps, not to its own ulp (a WGSL run
+    # gave 0.2958760 against 0.2958775: 1.4e-6 off, 12 eps)
     return Case("views-broadcast", fn, make, (None, None, None, Tol(16, 1024), None, None, None,
-                                               Tol(8, 8), None),
+                                               Tol(8, 256), None),
                 labels)
 
 
