@@ -110,6 +110,7 @@ class Kernel:
         self._target_name = target
         self._target: Target | None = None
         self._variants: dict = {}
+        self._device_arrays: bool | None = None   # _on_device(), asked once
         if isinstance(target, str) and target.strip() not in ALIASES:
             # a misspelt name is reported where it is written, not at the first call
             try:
@@ -177,15 +178,13 @@ class Kernel:
     def _on_device(self) -> bool:
         """A target of this kernel takes device arrays as they are (CUDA's backend places
         them), so intake must not read them into host memory. Asked once per kernel."""
-        on = self.__dict__.get("_takes_device_arrays")
-        if on is None:
+        if self._device_arrays is None:
             try:
-                on = any(backend_for(parse_target(n)).device_arrays
-                         for n in (self._variant_names or (self._target_name,)))
+                self._device_arrays = any(backend_for(parse_target(n)).device_arrays
+                                          for n in (self._variant_names or (self._target_name,)))
             except E.TargetError:
-                on = False               # the call's classification reports it, at its line
-            self.__dict__["_takes_device_arrays"] = on
-        return on
+                self._device_arrays = False   # the call's classification reports it, at its line
+        return self._device_arrays
 
     def _run(self, entry: Specialization, args: tuple, out):
         if entry.simple and out is None:

@@ -9,10 +9,15 @@ without that ability does (cannot tune, has no assembly, classifies host arrays 
 """
 from __future__ import annotations
 
+import abc
+
 from .. import errors as E
 
 
-class Backend:
+class Backend(abc.ABC):
+    """Abstract: default_config, device_fingerprint, render, build and can_run have no default
+    (a backend without one cannot be instantiated, so its module fails to import)."""
+
     language: str = ""
     half_dtypes: tuple[str, ...] = ()  # 16-bit float dtypes its kernels may compute in
     aot: bool = False                  # `torsh-jit compile` writes bundles for it
@@ -20,9 +25,9 @@ class Backend:
     device_arrays: bool = False        # takes device arrays (__cuda_array_interface__) as they are
 
     # schedule -----------------------------------------------------------------------
+    @abc.abstractmethod
     def default_config(self, group, target):
         """The schedule of a group when nothing was tuned."""
-        raise NotImplementedError
 
     def tune_space(self, group, target, default):
         """The candidates the tuner may try for a group (a schedule.space.GroupSpace)."""
@@ -44,19 +49,19 @@ class Backend:
         do not)."""
         return self.can_run(target)
 
+    @abc.abstractmethod
     def device_fingerprint(self, target) -> str:
         """The machine a time was measured on (tuning records are per device)."""
-        raise NotImplementedError
 
     # code ---------------------------------------------------------------------------
+    @abc.abstractmethod
     def render(self, plan) -> str:
         """The source of every kernel of the plan: one compilation unit."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def build(self, plan, obj: bytes | None = None):
         """A callable for the plan (with .call(args, out, single)). obj: object code built
         for this plan elsewhere (a tuning worker), where the backend takes it."""
-        raise NotImplementedError
 
     def toolchain_versions(self) -> dict:
         """What goes into the cache key besides the package: compiler versions."""
@@ -95,9 +100,9 @@ class Backend:
         """Start what a first build will wait for (a compiler's start-up) in the background;
         called when a kernel's arguments are first classified, before tracing."""
 
+    @abc.abstractmethod
     def can_run(self, target) -> bool:
         """The target's code executes on this machine now."""
-        raise NotImplementedError
 
     def missing(self, target) -> tuple[str, bool] | None:
         """Why the target cannot execute here and whether installing something would fix it

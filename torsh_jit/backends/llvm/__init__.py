@@ -8,7 +8,7 @@ wasmtime). host.py says what this CPU is; harness.py times candidates for the tu
 from __future__ import annotations
 
 from ..base import Backend
-from .build import build_object, llvm_version, render as render_module
+from .build import build_object, llvm_version, render as render_source
 from .host import machine_arch, runs_natively
 
 
@@ -41,7 +41,7 @@ class LlvmBackend(Backend):
         return cpu_fingerprint(target)
 
     def render(self, plan) -> str:
-        return render_module(plan)
+        return render_source(plan)
 
     def build(self, plan, obj: bytes | None = None):
         if not runs_natively(plan.target):
@@ -58,7 +58,7 @@ class LlvmBackend(Backend):
                     cache.put("obj", plan.key, obj, {**meta, **plan.expect})
         else:
             obj = cache.get_or_make("obj", plan.key,
-                                    lambda: build_object(render_module(plan), plan.target),
+                                    lambda: build_object(render_source(plan), plan.target),
                                     meta, expect=plan.expect)
         return CpuFunction(plan, obj)
 
