@@ -7,7 +7,7 @@ asks to read the code.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import errors as E
 from .backends import backend_for
@@ -15,8 +15,10 @@ from .cache import plan_identity, plan_key
 from .fuse import Partition, partition
 from .ir.graph import Graph
 from .ir.passes import run_passes
-from .ir.tracer import ArgSpec
+from .ir.symbols import ShapeEnv, current_env
+from .ir.tracer import ArgSpec, spec_symbols
 from .schedule.config import Config
+from .schedule.layout import work_units
 from .target import Target
 
 
@@ -33,6 +35,17 @@ class Plan:
     # make_key of what the artifact is made from (groups, buffers, configs, target), without
     # the versions: every stored artifact of the plan records it, and a load checks it
     identity: str = ""
+    # symbolic sizes: their names (the order of the size table, the buffer after the last
+    # temporary) and what the code assumes of them; () for a plan of exact shapes
+    symbols: tuple[str, ...] = ()
+    guards: tuple = ()
+    units: tuple = ()             # each kernel's work units (schedule.layout.work_units)
+    source: str | None = field(default=None, compare=False)   # rendered while planning
+
+    @property
+    def n_buffers(self) -> int:
+        """Entries of the buffer table a launch passes: the buffers, then the size table."""
+        return self.part.buffers.count + (1 if self.symbols else 0)
 
     @property
     def expect(self) -> dict:
@@ -61,6 +74,24 @@ def toolchain_versions(target: Target) -> dict:
 
 def plan(graph: Graph, specs: tuple[ArgSpec, ...], target: Target, *, configs=None,
          dump: bool = False) -> Plan:
+    """The plan of a traced graph. Where the specs hold symbolic sizes, planning runs in a
+    ShapeEnv (the caller's, which holds the trace's guards, or a new one) and the source is
+    rendered here too, so every guard the code depends on is known before the key."""
+    symbols = spec_symbols(specs)
+    if not symbols:
+        return _plan(graph, specs, target, configs, dump)
+    env = current_env() or ShapeEnv()
+    with env.active():
+        p = _plan(graph, specs, target, configs, dump, symbols=symbols)
+        source = render(p)
+    guards = tuple(env.guards)
+    identity = plan_identity(p.part, p.configs, target, symbols=symbols, guards=guards)
+    key = plan_key(identity, toolchain_versions(target))
+    final = replace(p, key=key, identity=identity, guards=guards)
+    return replace(final, source=source.replace(p.module_name, final.module_name))
+
+
+def _plan(graph, specs, target, configs, dump, symbols=()) -> Plan:
     dumps: list = []
     _check_half(graph, target)
     opt = run_passes(graph, dump=(lambda n, g: dumps.append((n, g.dump()))) if dump else None)
@@ -68,10 +99,11 @@ def plan(graph: Graph, specs: tuple[ArgSpec, ...], target: Target, *, configs=No
     if configs is None:
         be = backend_for(target)
         configs = tuple(be.default_config(g, target) for g in part.groups)
-    identity = plan_identity(part, configs, target)    # the groups are canonicalised once, here
+    identity = plan_identity(part, configs, target, symbols=symbols)   # canonicalised once, here
     key = plan_key(identity, toolchain_versions(target))
+    units = tuple(work_units(g, c) for g, c in zip(part.groups, configs))
     return Plan(graph, opt, part, tuple(configs), target, specs, key, tuple(dumps),
-                identity=identity)
+                identity=identity, symbols=symbols, units=units)
 
 
 def _check_half(graph: Graph, target: Target) -> None:
@@ -91,6 +123,8 @@ def _check_half(graph: Graph, target: Target) -> None:
 
 def render(p: Plan) -> str:
     """The source text of the whole function: one compilation unit in the target's language."""
+    if p.source is not None:
+        return p.source
     return backend_for(p.target).render(p)
 
 

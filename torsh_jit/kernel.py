@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,8 +19,10 @@ from .backends.host import aligned_empty
 from .compiler import Plan, build, plan, render
 from .ir.graph import Graph
 from .intake import bind_keywords, classify_args, out_arrays, take_args, to_torch
-from .ir.tracer import ArgSpec, trace
+from .ir.symbols import ShapeEnv
+from .ir.tracer import ArgSpec, spec_symbols, trace
 from .runtime.aliases import resolve as parse_target
+from .runtime.dynamic import Variant, auto_marks, check_policy, log, symbolic_specs
 from .runtime.specialization import Specialization
 from .target import ALIASES, Target
 
@@ -81,8 +84,18 @@ class Kernel:
     """A compiled-on-demand kernel. Call it like the Python function it wraps."""
 
     def __init__(self, fn, target="host", *, name: str | None = None, autotune=False,
-                 tune_budget_s: float = 30.0, tune_trials: int | None = None):
+                 tune_budget_s: float = 30.0, tune_trials: int | None = None,
+                 dynamic="auto", max_specializations: int = 64):
         _check_callable(fn)
+        # which dimensions compile as symbols (runtime/dynamic.py); the compiled variants
+        # are kept in an LRU table of at most max_specializations
+        self.dynamic = check_policy(dynamic, E.user_frame())
+        if not isinstance(max_specializations, int) or max_specializations < 1:
+            raise E.located(E.ArgumentError(f"max_specializations={max_specializations!r} must be "
+                                            "a positive int", hint="max_specializations=64"),
+                            E.user_frame())
+        self.max_specializations = max_specializations
+        self._table: OrderedDict = OrderedDict()    # variant key -> Variant | specs (exact)
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "kernel")
@@ -154,7 +167,8 @@ class Kernel:
     def to(self, target) -> "Kernel":
         """The same kernel for another target (run here, emulated if it must be)."""
         return Kernel(self.fn, target, name=self.name, autotune=self.autotune,
-                      tune_budget_s=self.tune_budget_s, tune_trials=self.tune_trials)
+                      tune_budget_s=self.tune_budget_s, tune_trials=self.tune_trials,
+                      dynamic=self.dynamic, max_specializations=self.max_specializations)
 
     # -- calling ---------------------------------------------------------------------------
     def __call__(self, *args, out=None, **kwargs):
@@ -266,18 +280,98 @@ class Kernel:
             if key is not None and key in self._specs:
                 return self._specs[key]
             specs = self.specs_of(args)
-            for other in self._variant_names:
-                # multi-versioned: build (or load) every variant, so all of them are kept
-                if other != self.target.name and (specs, other) not in self._variants:
-                    op, _ = self._plan(specs, target=other)
-                    self._variants[(specs, other)] = build(op) if _builds_here(op.target) else op
-            p, single = self._plan(specs)
-            fn = build(p)
-            self._variants[(specs, p.target.name)] = fn
-            entry = Specialization(fn, p, single)
+            entry = self._symbolic_entry(args, specs)
+            if entry is None:
+                entry = self._exact_entry(specs)
             if key is not None:
+                if len(self._specs) >= 4 * self.max_specializations:
+                    del self._specs[next(iter(self._specs))]     # the oldest call shape
                 self._specs[key] = entry
             return entry
+
+    def _exact_entry(self, specs):
+        """The specialisation for exactly these specs (built, or from the caches)."""
+        if self._table:
+            recent = list(self._table.values())[-3:]
+            why = "; ".join(v.failed_guard(specs) if isinstance(v, Variant) else
+                            _differs(v, specs) for v in reversed(recent))
+            log.info("%s: compiling for %s: no compiled variant fits (%s)", self.name,
+                     ", ".join(s.describe() for s in specs), why)
+        for other in self._variant_names:
+            # multi-versioned: build (or load) every variant, so all of them are kept
+            if other != self.target.name and (specs, other) not in self._variants:
+                op, _ = self._plan(specs, target=other)
+                self._variants[(specs, other)] = build(op) if _builds_here(op.target) else op
+        p, single = self._plan(specs)
+        fn = build(p)
+        self._variants[(specs, p.target.name)] = fn
+        self._remember(specs, specs)
+        return Specialization(fn, p, single)
+
+    def _remember(self, key, variant) -> None:
+        """Put a variant in the LRU table, dropping the least recently used past the bound."""
+        self._table[key] = variant
+        self._table.move_to_end(key)
+        while len(self._table) > self.max_specializations:
+            old, v = self._table.popitem(last=False)
+            log.info("%s: dropping the least recently used variant %s (max_specializations=%d)",
+                     self.name, old if isinstance(v, Variant) else
+                     ", ".join(s.describe() for s in v), self.max_specializations)
+            if not isinstance(v, Variant):
+                for t in self.variants:
+                    self._variants.pop((v, t), None)
+            self._specs.clear()
+
+    def _symbolic_entry(self, args, specs):
+        """A specialisation from a symbolic variant that fits the call, compiling one where
+        the dynamic policy asks for it; None: compile for the exact shapes."""
+        for k, v in reversed(self._table.items()):
+            if isinstance(v, Variant):
+                values = v.bind(args)
+                if values is not None:
+                    self._table.move_to_end(k)
+                    fn, p = v.build
+                    return Specialization(fn, p, v.single, values)
+        if self.dynamic is False or self._variant_names or self.autotune:
+            return None          # exact shapes asked for; several targets or tuning: per shape
+        marks = self.dynamic
+        if marks == "auto":
+            marks = None
+            for v in reversed(self._table.values()):
+                marks = auto_marks(v.specs if isinstance(v, Variant) else v, specs)
+                if marks is not None:
+                    break
+            if marks is None:
+                return None
+        t = self.target
+        if not backend_for(t).symbolic_sizes:
+            log.info("%s: target %s compiles exact shapes only (its code takes no sizes at run "
+                     "time yet)", self.name, t.name)
+            return None
+        sspecs = symbolic_specs(specs, args, marks)
+        if not spec_symbols(sspecs):
+            return None
+        try:
+            env = ShapeEnv()
+            with env.active():
+                g, is_tuple = trace(self.fn, sspecs)
+                p = plan(g, sspecs, t)
+            fn = build(p)
+        except E.InternalError as err:       # a size the code generator cannot take yet
+            log.warning("%s: symbolic compile failed, compiling exact shapes: %s", self.name, err)
+            return None
+        except E.TorshJitError as err:       # the exact-shape trace reports it at the user's line
+            log.debug("%s: symbolic trace failed (%s); compiling exact shapes", self.name, err)
+            return None
+        v = Variant(sspecs, p.guards, p.symbols, (fn, p), not is_tuple)
+        values = v.bind(args)
+        if values is None:
+            return None
+        log.info("%s: compiling for %s (symbols %s; guards: %s)", self.name,
+                 ", ".join(s.describe() for s in sspecs), ", ".join(p.symbols),
+                 ", ".join(map(repr, p.guards)) or "none")
+        self._remember(p.key, v)
+        return Specialization(fn, p, v.single, values)
 
     def _plan(self, specs, *, target=None, dump=False, measure=True):
         try:
@@ -314,9 +408,11 @@ def _builds_here(t: Target) -> bool:
 
 
 def kernel(fn=None, *, target="host", autotune=False, tune_budget_s: float = 30.0,
-           tune_trials: int | None = None):
-    """Decorator: `@tj.kernel`, `@tj.kernel(target="x86_64-avx2")`, `@tj.kernel(autotune=True)`."""
-    kw = dict(autotune=autotune, tune_budget_s=tune_budget_s, tune_trials=tune_trials)
+           tune_trials: int | None = None, dynamic="auto", max_specializations: int = 64):
+    """Decorator: `@tj.kernel`, `@tj.kernel(target="x86_64-avx2")`, `@tj.kernel(autotune=True)`,
+    `@tj.kernel(dynamic=True)` (runtime/dynamic.py: which dimensions compile as symbols)."""
+    kw = dict(autotune=autotune, tune_budget_s=tune_budget_s, tune_trials=tune_trials,
+              dynamic=dynamic, max_specializations=max_specializations)
     if fn is None:
         return lambda f: Kernel(f, target, **kw)
     if isinstance(fn, str):
@@ -335,3 +431,11 @@ def _check_callable(fn) -> None:
                                         f"{type(fn).__name__} ({fn!r:.40})",
                                         hint="@tj.kernel above a def, or tj.kernel(lambda x: ...)"),
                         E.user_frame())
+
+
+def _differs(old: tuple, specs: tuple) -> str:
+    """How a call's specs differ from an exact variant's (for the recompile log)."""
+    for i, (a, b) in enumerate(zip(old, specs)):
+        if a != b:
+            return f"argument {i} is {b.describe()}, compiled for {a.describe()}"
+    return "the argument count differs" if len(old) != len(specs) else "nothing"

@@ -23,6 +23,7 @@ class Backend(abc.ABC):
     aot: bool = False                  # `torsh-jit compile` writes bundles for it
     compiles_in_workers: bool = False  # the tuner may build its candidates in worker processes
     device_arrays: bool = False        # takes device arrays (__cuda_array_interface__) as they are
+    symbolic_sizes: bool = False       # renders symbolic sizes (read from the size table at run time)
 
     # schedule -----------------------------------------------------------------------
     @abc.abstractmethod

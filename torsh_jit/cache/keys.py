@@ -80,12 +80,17 @@ def identity(what: dict) -> str:
     return make_key(what)
 
 
-def plan_identity(part, configs, target) -> str:
+def plan_identity(part, configs, target, *, symbols=(), guards=()) -> str:
     """What a plan's object is made from: the partition's groups and buffers (their reprs:
-    the groups are canonical values), the configs, and every field of the target, not
-    describe(): a field added to Target is in the key by construction."""
-    return identity({"groups": repr(part.groups), "buffers": repr(part.buffers),
-                     "configs": repr(configs), "target": dataclasses.asdict(target)})
+    the groups are canonical values; a symbolic size is spelt by name, never by its value),
+    the configs, every field of the target, not describe() (a field added to Target is in
+    the key by construction), and for symbolic sizes their order and guards."""
+    what = {"groups": repr(part.groups), "buffers": repr(part.buffers),
+            "configs": repr(configs), "target": dataclasses.asdict(target)}
+    if symbols:
+        what["symbols"] = list(symbols)
+        what["guards"] = [repr(g) for g in guards]
+    return identity(what)
 
 
 def plan_key(plan: str, tools: dict) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph
 from ..ir.ops import ELEMENTWISE, REDUCE, MATMUL
+from ..ir.symbols import statically_one
 
 
 class _UF:
@@ -43,7 +44,7 @@ class Analysis:
         nodes = g.nodes
 
         def var(n, j, user=None, slot=None):
-            if nodes[n].shape[j] == 1:
+            if statically_one(nodes[n].shape[j]):
                 return None
             return (n, j) if user is None else (n, j, user, slot)
 
@@ -54,7 +55,7 @@ class Analysis:
         for m in sorted(members):
             n = nodes[m]
             for j in range(len(n.shape)):
-                if n.shape[j] != 1:
+                if not statically_one(n.shape[j]):
                     uf.find((m, j))
             if n.kind == ELEMENTWISE or n.op == "broadcast_to":
                 for p in n.inputs:
@@ -74,8 +75,8 @@ class Analysis:
                     unify(var(p, pj), var(m, i))
             elif n.op == "reshape":
                 p = n.inputs[0]
-                a = [j for j, s in enumerate(nodes[p].shape) if s != 1]
-                b = [j for j, s in enumerate(n.shape) if s != 1]
+                a = [j for j, s in enumerate(nodes[p].shape) if not statically_one(s)]
+                b = [j for j, s in enumerate(n.shape) if not statically_one(s)]
                 for x, y in zip(a, b):
                     unify((p, x), (m, y))
             elif n.kind == MATMUL:
@@ -104,7 +105,8 @@ class Analysis:
         """The axis classes of node nid; of its read as operand `slot` of matmul `user`."""
         key = (lambda j: (nid, j)) if user is None or self.g.nodes[user].kind != MATMUL \
             else (lambda j: (nid, j, user, slot))
-        return [self.uf.find(key(j)) if s != 1 else None for j, s in enumerate(self.g.nodes[nid].shape)]
+        return [self.uf.find(key(j)) if not statically_one(s) else None
+                for j, s in enumerate(self.g.nodes[nid].shape)]
 
     def all_classes(self) -> set:
         return {self.uf.find(v) for v in list(self.uf.p)}

@@ -9,6 +9,7 @@ import networkx as nx
 from .. import errors as E
 from ..ir.graph import Graph
 from ..ir.ops import REDUCE, VIEW, MATMUL, REDUCE_OPS
+from ..ir.symbols import statically_one
 from ..ir.tracer import contiguous_strides
 from .axes import Analysis
 from .group import Access, BufferPlan, Expr, Group, Partition, Store
@@ -153,7 +154,7 @@ def _make_group(g: Graph, specs, members: set[int], stored: dict[int, int]) -> G
 
         def mm_strides(nid, st, kaxis, slot):
             dom = domain_strides(nid, [0 if j == kaxis else s for j, s in enumerate(st)], mm, slot)
-            return dom + (st[kaxis] if nodes[nid].shape[kaxis] != 1 else 0,)
+            return dom + (st[kaxis] if not statically_one(nodes[nid].shape[kaxis]) else 0,)
         mm_info = (Access(ra[0], ra[1], mm_strides(ia, ra[2], nb + 1, 0), nodes[ia].dtype),
                    Access(rb[0], rb[1], mm_strides(ib, rb[2], nb, 1), nodes[ib].dtype))
         exprs.append(Expr("matmul", (), (), nodes[mm].dtype, False, 0))

@@ -12,17 +12,18 @@ import math
 from .. import errors as E
 from ..ir.graph import Graph, Node
 from ..ir.ops import VIEW
+from ..ir.symbols import statically_one, statically_zero
 from ..ir.tracer import contiguous_strides
 
 
 def _reshape_strides(shape, strides, new_shape):
     """numpy's no-copy reshape: strides for new_shape over the same memory, or None."""
-    old = [(s, st) for s, st in zip(shape, strides) if s != 1]
+    old = [(s, st) for s, st in zip(shape, strides) if not statically_one(s)]
     new_strides = [0] * len(new_shape)
-    if math.prod(shape) == 0:
+    if statically_zero(math.prod(shape)):
         return list(contiguous_strides(new_shape))
     oi, ni = 0, 0
-    nn = [i for i, s in enumerate(new_shape) if s != 1]
+    nn = [i for i, s in enumerate(new_shape) if not statically_one(s)]
     while oi < len(old) and ni < len(nn):
         np_, op_ = new_shape[nn[ni]], old[oi][0]
         nj, oj = ni + 1, oi + 1
@@ -52,7 +53,8 @@ def apply_view(node: Node, shape, offset: int, strides):
     if node.op == "broadcast_to":
         new = node.attr("shape")
         pad = len(new) - len(shape)
-        st = [0] * pad + [0 if (s == 1 and n != 1) else t for s, n, t in zip(shape, new[pad:], strides)]
+        st = [0] * pad + [0 if (statically_one(s) and not statically_one(n)) else t
+                          for s, n, t in zip(shape, new[pad:], strides)]
         return offset, st
     if node.op == "slice":
         st = []
@@ -73,7 +75,7 @@ def is_free_view(g: Graph, nid: int) -> bool:
         return True
     if n.op == "reshape":
         src = g.nodes[n.inputs[0]].shape
-        return [s for s in src if s != 1] == [s for s in n.shape if s != 1]
+        return [s for s in src if not statically_one(s)] == [s for s in n.shape if not statically_one(s)]
     return False
 
 

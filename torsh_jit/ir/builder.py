@@ -13,6 +13,7 @@ from .. import errors as E
 from . import dtypes as dt
 from .graph import Graph, Node, make_attrs
 from .ops import OPS, COMPARISONS, VIEW, result_dtype
+from .symbols import as_size, broadcast_shapes, is_symbolic, statically_one
 
 
 def _axes_hint(ndim: int) -> str:
@@ -116,8 +117,8 @@ class GraphBuilder:
 
     # -- sources --------------------------------------------------------
     def add_input(self, shape, dtype: str, *, weak: bool = False, name: str | None = None) -> int:
-        shape = tuple(int(s) for s in shape)
-        if any(s < 0 for s in shape):
+        shape = tuple(as_size(s) for s in shape)
+        if any(not is_symbolic(s) and s < 0 for s in shape):
             raise E.ShapeError(f"negative dimension in input shape {shape}",
                                hint="dimensions are sizes >= 0")
         nid = self._push(Node("input", (), make_attrs(index=len(self.inputs), name=name), shape,
@@ -150,9 +151,8 @@ class GraphBuilder:
         if len(ins) != d.arity:
             raise E.InternalError(f"{op} takes {d.arity} inputs, got {len(ins)}")
         nodes = [self.nodes[i] for i in ins]
-        try:
-            shape = tuple(np.broadcast_shapes(*[n.shape for n in nodes]))
-        except ValueError:
+        shape = broadcast_shapes(*[n.shape for n in nodes])
+        if shape is None:
             shapes = " and ".join(str(n.shape) for n in nodes)
             raise E.ShapeError(
                 f"{op}: shapes {shapes} do not broadcast together",
@@ -223,7 +223,7 @@ class GraphBuilder:
             raise E.DTypeError(f"{op} is not defined for dtype {n.dtype}: {e}",
                                hint="cast first, e.g. x.astype(np.float32)", where=loc) from None
         kshape = tuple(1 if i in axes else s for i, s in enumerate(n.shape))
-        if all(n.shape[a] == 1 for a in axes):
+        if all(statically_one(n.shape[a]) for a in axes):
             # nothing to combine (size-1 axes, axis=(), 0-d): each result is its one element,
             # converted as the reduction converts it (bool(x) for any/all; index 0 for argmax)
             if op in ("argmax", "argmin"):
@@ -241,19 +241,19 @@ class GraphBuilder:
         n = self.nodes[x]
         if isinstance(shape, (int, np.integer)):
             shape = (int(shape),)
-        shape = [int(s) for s in shape]
-        if shape.count(-1) > 1:
+        shape = [as_size(s) for s in shape]
+        if sum(not is_symbolic(s) and s == -1 for s in shape) > 1:
             raise E.ShapeError("can only specify one unknown dimension (-1) in reshape",
                                hint="give every other dimension's size", where=loc)
-        if -1 in shape:
-            known = math.prod(s for s in shape if s != -1)
+        if any(not is_symbolic(s) and s == -1 for s in shape):
+            known = math.prod(s for s in shape if is_symbolic(s) or s != -1)
             if known == 0 or n.size % known:
                 raise E.ShapeError(f"cannot reshape array of size {n.size} into shape {tuple(shape)}",
                                    hint=f"the known dimensions must divide the size {n.size}",
                                    where=loc)
-            shape[shape.index(-1)] = n.size // known
+            shape[[not is_symbolic(s) and s == -1 for s in shape].index(True)] = n.size // known
         shape = tuple(shape)
-        if math.prod(shape) != n.size or any(s < 0 for s in shape):
+        if math.prod(shape) != n.size or any(not is_symbolic(s) and s < 0 for s in shape):
             raise E.ShapeError(f"cannot reshape array of size {n.size} into shape {shape}",
                                hint=f"the number of elements must stay {n.size} (shape {n.shape}); "
                                     "use -1 for the dimension to infer", where=loc)
@@ -274,11 +274,8 @@ class GraphBuilder:
 
     def broadcast_to(self, x: int, shape, *, loc=None) -> int:
         n = self.nodes[x]
-        shape = tuple(int(s) for s in shape)
-        try:
-            if tuple(np.broadcast_shapes(n.shape, shape)) != shape:
-                raise ValueError
-        except ValueError:
+        shape = tuple(as_size(s) for s in shape)
+        if broadcast_shapes(n.shape, shape) != shape:
             raise E.ShapeError(f"cannot broadcast shape {n.shape} to {shape}",
                                hint="each dimension must equal the target's or be 1, aligned from "
                                     "the right; the target may add leading dimensions", where=loc) from None
@@ -289,7 +286,7 @@ class GraphBuilder:
     def slice(self, x: int, slices, *, loc=None) -> int:
         """slices: one (start, step, size) per dimension, already normalised."""
         n = self.nodes[x]
-        slices = tuple((int(a), int(b), int(c)) for a, b, c in slices)
+        slices = tuple((as_size(a), int(b), as_size(c)) for a, b, c in slices)
         if all(s == (0, 1, d) for s, d in zip(slices, n.shape)):
             return x
         shape = tuple(c for _, _, c in slices)
@@ -315,9 +312,8 @@ class GraphBuilder:
                 hint="the last axis of the left operand must equal the second-to-last of the right "
                      "(a 1-D right operand counts as a column); transpose one with .T or swapaxes",
                 where=loc)
-        try:
-            batch = tuple(np.broadcast_shapes(na.shape[:-2], nb.shape[:-2]))
-        except ValueError:
+        batch = broadcast_shapes(na.shape[:-2], nb.shape[:-2])
+        if batch is None:
             raise E.ShapeError(f"matmul: batch dimensions {na.shape[:-2]} and {nb.shape[:-2]} "
                                "do not broadcast",
                                hint="all but the last two dimensions broadcast as in elementwise ops",

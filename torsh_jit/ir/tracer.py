@@ -16,6 +16,7 @@ from .. import errors as E
 from . import dtypes as dt
 from .builder import GraphBuilder
 from .graph import Graph
+from .symbols import is_symbolic
 from .tensor import Tensor
 
 
@@ -34,11 +35,22 @@ class ArgSpec:
         return f"{self.dtype}[{','.join(map(str, self.shape))}]{s}"
 
 
+def spec_symbols(specs) -> tuple[str, ...]:
+    """The names of the symbolic sizes in argument specs, in order of first appearance."""
+    out: dict = {}
+    for s in specs:
+        for d in tuple(s.shape) + tuple(s.strides or ()):
+            if is_symbolic(d):
+                for name in sorted(d.symbols):
+                    out.setdefault(name, None)
+    return tuple(out)
+
+
 def contiguous_strides(shape) -> tuple[int, ...]:
     st, acc = [], 1
     for s in reversed(shape):
         st.append(acc)
-        acc *= max(s, 1)
+        acc *= s if is_symbolic(s) else max(s, 1)   # an empty array's strides are never read
     return tuple(reversed(st))
 
 

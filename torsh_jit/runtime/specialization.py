@@ -9,6 +9,7 @@ import numpy as np
 from ..backends.host import ALIGN_FROM, nbytes
 from ..compiler import Plan
 from ..ir.ops import COMPARISONS, LOGICAL, VIEW
+from ..ir.symbols import evaluate_shape
 
 
 class Specialization:
@@ -17,8 +18,12 @@ class Specialization:
                  "exponents", "inplace", "simple", "run", "out_shape", "out_dtype", "device",
                  "big_out")
 
-    def __init__(self, fn, p: Plan, single: bool):
-        self.fn = fn
+    def __init__(self, fn, p: Plan, single: bool, values: dict | None = None):
+        """values: the symbols' values of this call's shapes, for a symbolic plan: the entry
+        runs the plan's code at those sizes (its outputs sized by them, the size table
+        appended to every launch's buffers)."""
+        if p.symbols:
+            fn = BoundFunction(fn, p, values)
         self.specs = p.specs
         self.device = getattr(fn, "device", False)   # a GPU function: it places its own buffers
         self.exponents = int_exponent_args(p)
@@ -30,8 +35,9 @@ class Specialization:
         self.scalar_pos = tuple(i for i, s in enumerate(p.specs) if s.kind == "scalar")
         self.int_bounds = weak_int_bounds(p)
         b = p.part.buffers
-        self.outs = tuple((s, np.dtype(d)) for s, d in b.outputs)
-        self.temps = tuple((s, np.dtype(d)) for s, d in b.temps)
+        vals = values or {}
+        self.outs = tuple((evaluate_shape(s, vals), np.dtype(d)) for s, d in b.outputs)
+        self.temps = tuple((evaluate_shape(s, vals), np.dtype(d)) for s, d in b.temps)
         self.single = single
         self.zero_d = tuple(len(s) == 0 for s, _ in b.outputs)
         # the common case gets a short path: arrays in, one array out, nothing to convert
@@ -55,6 +61,20 @@ class Specialization:
                 if any(np.may_share_memory(o, other) for other in outs[:k]):
                     bad.append(k)
         return bad
+
+
+class BoundFunction:
+    """A symbolic plan's built function at one call's sizes: the size table rides at the
+    end of the buffer table, and the launch splits the work those sizes give."""
+    __slots__ = ("run", "fast_run", "call", "device")
+
+    def __init__(self, fn, p: Plan, values: dict):
+        table = np.array([values[n] for n in p.symbols], dtype=np.int64)
+        inner = fn.bind(values)
+        self.device = False
+        self.fast_run = None
+        run = getattr(inner, "fast_run", None) or inner.run
+        self.run = lambda buffers: run(buffers + (table,))
 
 
 def inplace_pairs(p: Plan) -> frozenset:

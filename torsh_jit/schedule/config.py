@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, asdict, replace
 
 from ..ir.dtypes import ITEMSIZE
+from ..ir.symbols import hint_of, is_symbolic
 
 
 @dataclass(frozen=True)
@@ -52,15 +53,18 @@ def default_config(group, target) -> Config:
         nr = 4 if target.vector_registers >= 32 else 2
         mr = max(1, min(6, (target.vector_registers - nr - 1) // nr))
         # a column block of B (K x NC) sized to stay in a 1 MiB share of L2
-        nc = max(nr * vl, (1 << 20) // max(1, group.k * isz) // (nr * vl) * (nr * vl))
+        nc = max(nr * vl, (1 << 20) // max(1, hint_of(group.k) * isz) // (nr * vl) * (nr * vl))
         return Config(lanes=vl, mr=mr, nr=nr, nc=nc, grain=1 << 15)
-    work = math.prod(group.domain) if group.domain else 1
+    # the heuristics read sizes as hints (a symbolic size's value at the traced call): a
+    # config is correct for every size, so choosing one records no guard
+    work = hint_of(math.prod(group.domain)) if group.domain else 1
     if group.kind == "reduce":
         inner = math.prod(group.domain[group.n_outer:])
         # four independent accumulators hide the add latency; blocks keep float sums exact to
-        # ~1 ulp of the row by folding every `block` elements into a float64 accumulator
-        unroll = 4 if inner >= 4 * lanes else 1
-        block = 4096 if inner > 4096 else 0
+        # ~1 ulp of the row by folding every `block` elements into a float64 accumulator (a
+        # row of symbolic length may be long: it is blocked)
+        unroll = 4 if hint_of(inner) >= 4 * lanes else 1
+        block = 4096 if is_symbolic(inner) or inner > 4096 else 0
         return Config(lanes=lanes, unroll=unroll, block=block, grain=1 << 15)
     unroll = 2 if work >= 8 * lanes else 1
     # streaming stores are the tuner's to try (space.py: outputs past twice the last-level cache)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..fuse import Group
 from ..ir.ops import REDUCE_OPS
+from ..ir.symbols import statically_one, statically_zero
 from .config import Config
 
 
@@ -46,7 +47,7 @@ def plan_axes(group: Group, *, columns: bool = False) -> AxisPlan:
     dom = list(group.domain)
 
     def collapse(axes):
-        axes = [d for d in axes if dom[d] != 1]
+        axes = [d for d in axes if not statically_one(dom[d])]
         runs: list[list[int]] = []
         for d in axes:
             if runs:
@@ -74,8 +75,8 @@ def plan_axes(group: Group, *, columns: bool = False) -> AxisPlan:
         return tuple(st[r[-1]] for r in runs)
     if columns and group.kind == "reduce" and outer_runs and len(inner_runs) == 1:
         red, last = inner_runs[0][-1], outer_runs[-1][-1]
-        walking = [st for k, st in accesses.items() if st[red] != 0]
-        if walking and all(st[red] != 1 and st[last] == 1 for st in walking):
+        walking = [st for k, st in accesses.items() if not statically_zero(st[red])]
+        if walking and all(not statically_one(st[red]) and statically_one(st[last]) for st in walking):
             return AxisPlan(sizes(outer_runs[:-1]), sizes(outer_runs[-1:]),
                             {k: strides(outer_runs[:-1], st) for k, st in accesses.items()},
                             {k: strides(outer_runs[-1:], st) for k, st in accesses.items()},
@@ -88,11 +89,11 @@ def plan_axes(group: Group, *, columns: bool = False) -> AxisPlan:
 
 def inner_mode(inner: tuple[int, ...], st: tuple[int, ...]):
     """How an access walks the inner region: invariant, contig, strided (stride), or general."""
-    if not inner or all(s == 0 for s in st):
+    if not inner or all(statically_zero(s) for s in st):
         return ("invariant", 0)
     linear = all(st[i] == st[i + 1] * inner[i + 1] for i in range(len(st) - 1))
     if linear:
-        return ("contig", 1) if st[-1] == 1 else ("strided", st[-1])
+        return ("contig", 1) if statically_one(st[-1]) else ("strided", st[-1])
     return ("general", 0)
 
 
@@ -103,7 +104,7 @@ def varying(group: Group, ax: AxisPlan) -> list[bool]:
     out: list[bool] = []
     for e in group.exprs:
         if e.op == "load" and ax.column:
-            out.append(ax.loop_strides[("l", dict(e.attrs)["access"])] != 0)
+            out.append(not statically_zero(ax.loop_strides[("l", dict(e.attrs)["access"])]))
         elif e.op == "load":
             st = ax.inner_strides[("l", dict(e.attrs)["access"])]
             out.append(inner_mode(ax.inner, st)[0] != "invariant")

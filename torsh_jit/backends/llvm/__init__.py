@@ -16,6 +16,7 @@ class LlvmBackend(Backend):
     language = "llvm"
     aot = True
     compiles_in_workers = True
+    symbolic_sizes = True
 
     def default_config(self, group, target):
         from ...schedule.config import default_config

@@ -170,8 +170,11 @@ def pointer_reader():
 
 
 def render(p) -> str:
-    """The LLVM module of a plan: every kernel, the serial entry and the Python trampoline."""
+    """The LLVM module of a plan: every kernel, the serial entry and the Python trampoline
+    (a symbolic plan's was rendered while planning, where its guards were recorded)."""
+    if p.source is not None:
+        return p.source
     from ...codegen.llvm import render_module
     return render_module(list(zip(p.kernel_names(), p.part.groups, p.configs)), p.target,
-                         p.module_name, p.part.buffers.count,
-                         plan_text=p.describe())
+                         p.module_name, p.n_buffers, plan_text=p.describe(),
+                         symbols=p.symbols)

@@ -3,10 +3,11 @@ into [start, end) ranges over the thread pool (or one serial native call for sma
 """
 from __future__ import annotations
 
+import copy
 import ctypes
 import math
 
-from ...schedule.layout import work_units
+from ...ir.symbols import evaluate
 from .build import engine, pointer_reader
 from .threads import native_pool, pool
 
@@ -22,33 +23,47 @@ class CpuFunction:
     def __init__(self, plan, obj: bytes):
         names = plan.kernel_names()
         main, pymain = f"{plan.module_name}_main", f"{plan.module_name}_py"
-        addrs = engine().load(obj, names + [main, pymain])
+        self._addrs = addrs = engine().load(obj, names + [main, pymain])
         self.plan = plan
+        self.main = _MAIN_T(addrs[main])
+        self.pymain = _PYMAIN_T(addrs[pymain]) if pointer_reader() is not None else None
+        self._entries = [_KERNEL_T(addrs[n]) for n in names]
+        self._fns = (ctypes.c_void_p * len(names))(*[addrs[n] for n in names])
+        self.n_buffers = plan.n_buffers
+        self._pool = pool
+        self._native = native_pool
+        if not plan.symbols:
+            self._lay_out({})
+
+    def bind(self, values: dict) -> "CpuFunction":
+        """This function at the sizes `values` of a symbolic plan's symbols."""
+        b = copy.copy(self)
+        b._lay_out(values)
+        return b
+
+    def _lay_out(self, values: dict) -> None:
+        """Each kernel's work units and grain at these sizes, and the arrays the native
+        pool reads them from."""
+        plan = self.plan
         self.kernels = []
         self.work = 0
-        for name, g, c in zip(names, plan.part.groups, plan.configs):
-            units = work_units(g, c)
-            elems = math.prod(g.domain) if g.domain else 1
+        for entry, g, c, u in zip(self._entries, plan.part.groups, plan.configs, plan.units):
+            units = evaluate(u, values)
+            elems = evaluate(math.prod(g.domain), values) if g.domain else 1
             if g.kind == "matmul":
-                elems *= max(g.k, 1)
+                elems *= max(evaluate(g.k, values), 1)
             per_unit = max(1, elems // max(units, 1))
             grain = max(1, c.grain // per_unit)
             align = 64 if g.kind == "elementwise" else 1
-            self.kernels.append((_KERNEL_T(addrs[name]), units, grain, align))
+            self.kernels.append((entry, units, grain, align))
             self.work += elems
-        self.main = _MAIN_T(addrs[main])
         nk = len(self.kernels)
         # the launch plan, as arrays the native pool reads
-        self._fns = (ctypes.c_void_p * nk)(*[addrs[n] for n in names])
         self._units = (ctypes.c_int64 * nk)(*[k[1] for k in self.kernels])
         self._grains = (ctypes.c_int64 * nk)(*[k[2] for k in self.kernels])
         self._aligns = (ctypes.c_int64 * nk)(*[k[3] for k in self.kernels])
-        self.pymain = _PYMAIN_T(addrs[pymain]) if pointer_reader() is not None else None
         # small work: straight to the serial trampoline (one native call, no pool)
         self.fast_run = self.pymain if (self.pymain is not None and self.work < (1 << 16)) else None
-        self.n_buffers = plan.part.buffers.count
-        self._pool = pool
-        self._native = native_pool
 
     def run(self, buffers: tuple) -> None:
         """buffers: every input (arrays, 0-d arrays for scalars), output and temporary, in order."""

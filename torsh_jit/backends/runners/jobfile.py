@@ -43,6 +43,12 @@ class JobFunction:
         b = plan.part.buffers
         self.n_inputs = b.n_inputs
         self.n_outputs = len(b.outputs)
+        # the buffers copied in: the inputs, and a symbolic plan's size table (the last)
+        self.copy_in = tuple(range(b.n_inputs)) + ((plan.n_buffers - 1,) if plan.symbols else ())
+
+    def bind(self, values: dict):
+        """At a symbolic plan's sizes: the same program (the kernels read the size table)."""
+        return self
 
     def command(self, job: str) -> list[str]:
         return [self.exe, job]
@@ -70,7 +76,7 @@ class JobFunction:
             mm = mmap.mmap(fd, pos)
             struct.pack_into(f"<8sQQQ{n}Q", mm, 0, b"TJJOB001", n, 0, 0, *offsets)
             view = np.frombuffer(mm, np.uint8)
-            for i in range(self.n_inputs):
+            for i in self.copy_in:
                 start, src, size = spans[i]
                 if size:
                     view[start:start + size] = np.ctypeslib.as_array(

@@ -124,9 +124,15 @@ class WasmFunction:
         b = plan.part.buffers
         self.n_inputs = b.n_inputs
         self.n_outputs = len(b.outputs)
+        # the buffers copied in: the inputs, and a symbolic plan's size table (the last)
+        self.copy_in = tuple(range(b.n_inputs)) + ((plan.n_buffers - 1,) if plan.symbols else ())
         self._lock = threading.Lock()
         _at_exit()
         _live.add(self)
+
+    def bind(self, values: dict):
+        """At a symbolic plan's sizes: the same program (the kernels read the size table)."""
+        return self
 
     def close(self) -> None:
         with self._lock:
@@ -164,7 +170,7 @@ class WasmFunction:
                     ptrs.append(start - lo)
                     spans.append((start, addr + lo, size))
                 mem = self._mem()
-                for i in range(self.n_inputs):
+                for i in self.copy_in:
                     start, src, size = spans[i]
                     if size:
                         mem[start:start + size] = np.ctypeslib.as_array(

@@ -12,6 +12,7 @@ from ... import errors as E
 from ...fuse import Group, Expr
 from ...ir.dtypes import ITEMSIZE, family
 from ...ir.ops import REDUCE_OPS, INT_LIMITS, operand_dtypes
+from ...ir.symbols import statically_zero
 from ...schedule.config import Config
 from ...schedule.layout import inner_mode, plan_axes, varying, vector_sets
 from . import ops as T
@@ -220,7 +221,7 @@ class KernelEmitter(MemoryMixin, ReductionMixin, ColumnMixin):
         """Store si writes a vector per step: its value varies along the inner region, or its
         place does (a row-level value broadcast into a full-size output)."""
         if self.col:
-            return self.varies[self.g.stores[si].expr] or self.ax.loop_strides[("s", si)] != 0
+            return self.varies[self.g.stores[si].expr] or not statically_zero(self.ax.loop_strides[("s", si)])
         st = self.ax.inner_strides[("s", si)]
         return self.varies[self.g.stores[si].expr] or inner_mode(self.ax.inner, st)[0] != "invariant"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ...fuse import Access
 from ...ir.dtypes import ITEMSIZE
+from ...ir.symbols import statically_zero
 from ...schedule.layout import inner_mode
 from .types import MEMTYPE, SUFFIX
 
@@ -50,7 +51,7 @@ class MemoryMixin:
             lines.append(f"{name}.0 = add i64 0, {acc.offset}")
             prev = f"{name}.0"
             for j, (c, st) in enumerate(zip(coords, self.ax.outer_strides[key])):
-                if st == 0:
+                if statically_zero(st):
                     continue
                 m, s = f"{name}.m{j}", f"{name}.s{j}"
                 lines.append(f"{m} = mul i64 {c}, {st}")

@@ -25,6 +25,7 @@ from ..jinja_env import template
 from .emitter import KernelEmitter
 from .lowering import soft_fma
 from .matmul import render_matmul
+from .sizes import SizeValues
 from .types import SCALAR, vty
 from .vmath import render_vmath
 
@@ -90,13 +91,18 @@ def render_group(group: Group, config: Config, name: str, module: ModuleBuilder)
 
 
 def render_module(kernels: list[tuple[str, Group, Config]], target, module_name: str,
-                  n_buffers: int, plan_text: str = "") -> str:
-    """One LLVM module holding every kernel of a function, plus a serial entry point."""
+                  n_buffers: int, plan_text: str = "", symbols: tuple[str, ...] = ()) -> str:
+    """One LLVM module holding every kernel of a function, plus a serial entry point.
+    symbols: the plan's symbolic sizes, whose values the buffer table's last entry holds
+    (n_buffers counts it)."""
     mb = ModuleBuilder(target)
-    bodies = [render_group(g, c, n, mb) for n, g, c in kernels]
-    text = template("llvm/module.ll.j2").render(
-        module_name=module_name, triple=target.triple, target=target,
-        bodies=bodies, shared=mb.shared_code(), plan_text=plan_text, n_buffers=n_buffers,
-        unoptimized=mb.unoptimized,
-        entries=[(n, work_units(g, c)) for n, g, c in kernels], size_t=f"i{target.pointer_bits}")
+    sizes = SizeValues(symbols, n_buffers - 1)
+    with sizes.active():
+        bodies = [render_group(g, c, n, mb) for n, g, c in kernels]
+        text = template("llvm/module.ll.j2").render(
+            module_name=module_name, triple=target.triple, target=target,
+            bodies=bodies, shared=mb.shared_code(), plan_text=plan_text, n_buffers=n_buffers,
+            unoptimized=mb.unoptimized,
+            entries=[(n, work_units(g, c)) for n, g, c in kernels], size_t=f"i{target.pointer_bits}")
+    text = sizes.define_sizes(text)
     return text if target.fused_multiply_add else soft_fma(text)

@@ -1,0 +1,182 @@
+"""Shape-polymorphic kernels: which argument dimensions are symbolic, the argument specs
+that say so, and matching a call against a compiled variant's symbols and guards.
+
+`dynamic=` on a kernel:
+- False: every call specialises on exact shapes (one compile per new shape).
+- True: every dimension of every array argument is a symbol; dimensions of equal size at
+  the traced call share one (numpy code that broadcasts them needs them equal anyway).
+- "auto" (the default): the first call specialises; when a later call differs from a
+  compiled shape only in some dimensions, those become symbols and the kernel is compiled
+  once more, for every size of them (torch.compile's automatic dynamic shapes).
+- a tuple of names by axis (`("batch", None)`) or a dict axis -> name (`{0: "batch"}`):
+  that axis of every array argument is the named symbol where its size equals the first
+  such argument's at the traced call.
+
+A symbolic variant holds the guards planning recorded (ir/symbols.py): a call binds the
+symbols from its shapes, checks the other dimensions and the strides, then the guards.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+import numpy as np
+
+from .. import errors as E
+from ..ir.symbols import Sym, evaluate, is_symbolic
+from ..ir.tracer import ArgSpec, contiguous_strides
+
+log = logging.getLogger("torsh_jit.recompiles")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _configure_log() -> None:
+    wanted = {w.strip() for w in os.environ.get("TORSH_JIT_LOG", "").split(",")}
+    if "recompiles" in wanted and not log.handlers:
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter("torsh_jit: %(message)s"))
+        log.addHandler(h)
+        log.setLevel(logging.INFO)
+
+
+_configure_log()
+
+
+def check_policy(dynamic, where=None):
+    """The dynamic= value normalised: False, True, "auto", or {axis: name}."""
+    if dynamic in (False, True, "auto"):
+        return dynamic
+    if isinstance(dynamic, (tuple, list)):
+        dynamic = {i: n for i, n in enumerate(dynamic) if n is not None}
+    if isinstance(dynamic, dict) and dynamic and all(
+            isinstance(a, int) and not isinstance(a, bool) and isinstance(n, str) and _NAME.match(n)
+            for a, n in dynamic.items()):
+        return dict(dynamic)
+    raise E.located(E.ArgumentError(
+        f"dynamic={dynamic!r} is not understood",
+        hint='dynamic=True (every dimension), "auto" (the default: a dimension becomes symbolic '
+             'the first time it changes), False (exact shapes), ("batch",) or {0: "batch"} '
+             "(name the symbolic axis; names are identifiers)"), where)
+
+
+def symbolic_specs(specs: tuple[ArgSpec, ...], args, marks) -> tuple[ArgSpec, ...]:
+    """The specs with symbols where `marks` says: a set of (argument, axis) for "auto", True
+    for every axis, or {axis: name}. Sizes of one value share a symbol."""
+    by_value: dict = {}
+    names: dict = {}
+    out = []
+    for i, s in enumerate(specs):
+        if s.kind != "array":
+            out.append(s)
+            continue
+        shape = []
+        for j, d in enumerate(s.shape):
+            name = None
+            if marks is True or (isinstance(marks, set) and (i, j) in marks):
+                name = by_value.get(d)
+                if name is None:
+                    name = by_value[d] = f"s{len(by_value)}"
+            elif isinstance(marks, dict) and (j in marks or j - len(s.shape) in marks):
+                want = marks.get(j, marks.get(j - len(s.shape)))
+                if names.setdefault(want, d) == d:
+                    name = want
+            if name is None:
+                shape.append(d)
+                continue
+            shape.append(Sym.symbol(name, d))
+        shape = tuple(shape)
+        out.append(ArgSpec("array", shape, s.dtype, s.weak, _strides(s, args[i], shape)))
+    return tuple(out)
+
+
+def _strides(spec: ArgSpec, arg, shape):
+    """Element strides of a symbolic spec: None (C-contiguous), the contiguous strides of a
+    permutation of the axes (a transpose) in symbols, or the array's own integers."""
+    if spec.strides is None or not any(is_symbolic(d) for d in shape):
+        return spec.strides
+    a = np.asarray(arg)
+    order = sorted(range(a.ndim), key=lambda k: (-abs(spec.strides[k]), k))
+    perm_shape = [shape[k] for k in order]
+    cs = contiguous_strides(perm_shape)
+    sym = [0] * a.ndim
+    for pos, k in enumerate(order):
+        sym[k] = cs[pos]
+    if tuple(evaluate(x, {}) if not is_symbolic(x) else x.hint for x in sym) == spec.strides:
+        return tuple(sym)
+    return spec.strides
+
+
+class Variant:
+    """A compiled symbolic specialisation: its argument patterns and guards."""
+    __slots__ = ("specs", "guards", "symbols", "build", "single")
+
+    def __init__(self, specs, guards, symbols, build, single):
+        self.specs, self.guards, self.symbols = specs, guards, symbols
+        self.build, self.single = build, single
+
+    def bind(self, args) -> dict | None:
+        """{symbol: value} for a call's arguments, or None where they do not fit."""
+        values: dict = {}
+        for spec, a in zip(self.specs, args):
+            if spec.kind != "array":
+                continue
+            if type(a) is not np.ndarray or a.ndim != len(spec.shape) or a.dtype.name != spec.dtype:
+                return None
+            for d, n in zip(spec.shape, a.shape):
+                if is_symbolic(d):
+                    name = next(iter(d.symbols))
+                    if values.setdefault(name, n) != n:
+                        return None
+                elif d != n:
+                    return None
+        for spec, a in zip(self.specs, args):
+            if spec.kind != "array" or a.size <= 1:
+                continue
+            isz = a.itemsize
+            have = tuple(s // isz for s in a.strides)
+            want = contiguous_strides(a.shape) if spec.strides is None else \
+                tuple(evaluate(s, values) for s in spec.strides)
+            if any(n != 1 and h != w for h, w, n in zip(have, want, a.shape)):
+                return None
+        for g in self.guards:
+            if not g.holds(values):
+                return None
+        return values
+
+    def failed_guard(self, args) -> str:
+        """Why a call does not fit (for the recompile log)."""
+        values: dict = {}
+        for i, (spec, a) in enumerate(zip(self.specs, args)):
+            if spec.kind != "array":
+                continue
+            shape = getattr(a, "shape", ())
+            if len(shape) != len(spec.shape):
+                return f"argument {i} has {len(shape)} dimensions, not {len(spec.shape)}"
+            for j, (d, n) in enumerate(zip(spec.shape, shape)):
+                if is_symbolic(d):
+                    name = next(iter(d.symbols))
+                    if values.setdefault(name, n) != n:
+                        return f"argument {i} axis {j} is {n}, but {name} = {values[name]}"
+                elif d != n:
+                    return f"argument {i} axis {j} is {n}, compiled for {d}"
+        for g in self.guards:
+            if not g.holds(values):
+                return f"guard {g!r} fails for {values}"
+        return "its strides or dtype differ"
+
+
+def auto_marks(old_specs, specs) -> set | None:
+    """Axes where a call differs from an earlier exact specialisation of the same ranks,
+    dtypes and kinds: the dimensions "auto" makes symbolic. None if none is comparable."""
+    if len(old_specs) != len(specs):
+        return None
+    marks = set()
+    for i, (a, b) in enumerate(zip(old_specs, specs)):
+        if a.kind != b.kind or a.dtype != b.dtype or len(a.shape) != len(b.shape) \
+                or (a.strides is None) != (b.strides is None):
+            return None
+        for j, (x, y) in enumerate(zip(a.shape, b.shape)):
+            if is_symbolic(x) or x != y:
+                marks.add((i, j))
+    return marks or None
