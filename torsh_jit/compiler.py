@@ -39,7 +39,7 @@ class Plan:
     # temporary) and what the code assumes of them; () for a plan of exact shapes
     symbols: tuple[str, ...] = ()
     guards: tuple = ()
-    units: tuple = ()             # each kernel's work units (schedule.layout.work_units)
+    units: tuple = ()             # symbolic plans: each kernel's work units, as expressions
     source: str | None = field(default=None, compare=False)   # rendered while planning
 
     @property
@@ -101,7 +101,8 @@ def _plan(graph, specs, target, configs, dump, symbols=()) -> Plan:
         configs = tuple(be.default_config(g, target) for g in part.groups)
     identity = plan_identity(part, configs, target, symbols=symbols)   # canonicalised once, here
     key = plan_key(identity, toolchain_versions(target))
-    units = tuple(work_units(g, c) for g, c in zip(part.groups, configs))
+    # a symbolic plan's work counts are expressions, derived here where their guards record
+    units = tuple(work_units(g, c) for g, c in zip(part.groups, configs)) if symbols else ()
     return Plan(graph, opt, part, tuple(configs), target, specs, key, tuple(dumps),
                 identity=identity, symbols=symbols, units=units)
 

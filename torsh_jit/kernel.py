@@ -357,21 +357,22 @@ class Kernel:
                 g, is_tuple = trace(self.fn, sspecs)
                 p = plan(g, sspecs, t)
             fn = build(p)
+            v = Variant(sspecs, p.guards, p.symbols, (fn, p), not is_tuple)
+            values = v.bind(args)
+            entry = Specialization(fn, p, v.single, values) if values is not None else None
         except E.InternalError as err:       # a size the code generator cannot take yet
             log.warning("%s: symbolic compile failed, compiling exact shapes: %s", self.name, err)
             return None
         except E.TorshJitError as err:       # the exact-shape trace reports it at the user's line
             log.debug("%s: symbolic trace failed (%s); compiling exact shapes", self.name, err)
             return None
-        v = Variant(sspecs, p.guards, p.symbols, (fn, p), not is_tuple)
-        values = v.bind(args)
-        if values is None:
+        if entry is None:
             return None
         log.info("%s: compiling for %s (symbols %s; guards: %s)", self.name,
                  ", ".join(s.describe() for s in sspecs), ", ".join(p.symbols),
                  ", ".join(map(repr, p.guards)) or "none")
         self._remember(p.key, v)
-        return Specialization(fn, p, v.single, values)
+        return entry
 
     def _plan(self, specs, *, target=None, dump=False, measure=True):
         try:

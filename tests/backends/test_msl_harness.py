@@ -34,7 +34,7 @@ def _run(source: str, launches, inputs, outputs):
     """Compile handwritten MSL with the harness and run it over the arrays (outputs filled)."""
     entry = f"tj_test_{abs(hash(source)) % 10**12}"
     exe = msl.compile_exe(source + msl.thunks(launches, entry), entry, "metal", scratch_dir())
-    plan = SimpleNamespace(target=tj.parse_target("metal"), part=SimpleNamespace(
+    plan = SimpleNamespace(target=tj.parse_target("metal"), symbols=(), part=SimpleNamespace(
         buffers=SimpleNamespace(n_inputs=len(inputs), outputs=[(o.shape, o.dtype) for o in outputs])))
     msl.MslHarnessFunction(plan, exe, entry).run(tuple(inputs) + tuple(outputs))
 

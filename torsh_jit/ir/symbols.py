@@ -251,6 +251,12 @@ def statically_zero(x) -> bool:
     return not isinstance(x, Sym) and x == 0
 
 
+def same(a, b) -> bool:
+    """Whether two sizes (or tuples of them) are the same expression, asking nothing: what
+    holds for every value of the symbols."""
+    return repr(a) == repr(b)
+
+
 def prod(xs):
     return math.prod(xs, start=1)
 

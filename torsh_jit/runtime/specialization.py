@@ -9,7 +9,7 @@ import numpy as np
 from ..backends.host import ALIGN_FROM, nbytes
 from ..compiler import Plan
 from ..ir.ops import COMPARISONS, LOGICAL, VIEW
-from ..ir.symbols import evaluate_shape
+from ..ir.symbols import evaluate_shape, same
 
 
 class Specialization:
@@ -24,6 +24,7 @@ class Specialization:
         appended to every launch's buffers)."""
         if p.symbols:
             fn = BoundFunction(fn, p, values)
+        self.fn = fn
         self.specs = p.specs
         self.device = getattr(fn, "device", False)   # a GPU function: it places its own buffers
         self.exponents = int_exponent_args(p)
@@ -92,7 +93,7 @@ def inplace_pairs(p: Plan) -> frozenset:
         k = st.access.buf - n_in
         for i in range(n_in):
             reads = [a for a in g.loads if a.buf == i]
-            if reads and all((a.offset, a.strides) == (st.access.offset, st.access.strides)
+            if reads and all(same((a.offset, a.strides), (st.access.offset, st.access.strides))
                              for a in reads):
                 pairs.add((i, k))
     return frozenset(pairs)

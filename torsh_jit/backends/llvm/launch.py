@@ -8,6 +8,7 @@ import ctypes
 import math
 
 from ...ir.symbols import evaluate
+from ...schedule.layout import work_units
 from .build import engine, pointer_reader
 from .threads import native_pool, pool
 
@@ -47,8 +48,8 @@ class CpuFunction:
         plan = self.plan
         self.kernels = []
         self.work = 0
-        for entry, g, c, u in zip(self._entries, plan.part.groups, plan.configs, plan.units):
-            units = evaluate(u, values)
+        for k, (entry, g, c) in enumerate(zip(self._entries, plan.part.groups, plan.configs)):
+            units = evaluate(plan.units[k], values) if plan.symbols else work_units(g, c)
             elems = evaluate(math.prod(g.domain), values) if g.domain else 1
             if g.kind == "matmul":
                 elems *= max(evaluate(g.k, values), 1)
