@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...fuse import Access
 from ...ir.dtypes import ITEMSIZE
-from ...ir.symbols import statically_zero
+from ...ir.symbols import is_symbolic, statically_zero
 from ...schedule.layout import inner_mode
 from .types import MEMTYPE, SUFFIX
 
@@ -90,16 +90,17 @@ class MemoryMixin:
         st = self.ax.inner_strides[key]
         if mode[0] == "strided":
             r = self.fresh("lo")
-            lines.append(f"%{r} = mul <{W} x i64> %{ki}, splat (i64 {mode[1]})")
+            lines.append(f"%{r} = mul <{W} x i64> %{ki}, {self.index_vec(lines, mode[1])}")
             return f"%{r}"
         # general: per-lane coordinates of the inner region
         cur, total = f"%{ki}", None
         inner = self.ax.inner
         for d in range(len(inner) - 1, -1, -1):
             c, q, t = self.fresh("ic"), self.fresh("iq"), self.fresh("it")
-            lines.append(f"%{c} = urem <{W} x i64> {cur}, splat (i64 {inner[d]})")
-            lines.append(f"%{q} = udiv <{W} x i64> {cur}, splat (i64 {inner[d]})")
-            lines.append(f"%{t} = mul <{W} x i64> %{c}, splat (i64 {st[d]})")
+            size = self.index_vec(lines, inner[d])
+            lines.append(f"%{c} = urem <{W} x i64> {cur}, {size}")
+            lines.append(f"%{q} = udiv <{W} x i64> {cur}, {size}")
+            lines.append(f"%{t} = mul <{W} x i64> %{c}, {self.index_vec(lines, st[d])}")
             if total is None:
                 total = f"%{t}"
             else:
@@ -108,6 +109,12 @@ class MemoryMixin:
                 total = f"%{a}"
             cur = f"%{q}"
         return total
+
+    def index_vec(self, lines, x) -> str:
+        """<W x i64> of x in every lane: a constant, or a splat of a symbolic size's value."""
+        if is_symbolic(x):
+            return self.splat(lines, str(x), "int64")
+        return f"splat (i64 {x})"
 
     def load(self, lines, li: int, k: str | None, mask: str | None) -> str:
         acc = self.g.loads[li]
