@@ -18,7 +18,6 @@ from .ir.passes import run_passes
 from .ir.symbols import ShapeEnv, current_env
 from .ir.tracer import ArgSpec, spec_symbols
 from .schedule.config import Config
-from .schedule.layout import work_units
 from .target import Target
 
 
@@ -39,7 +38,7 @@ class Plan:
     # temporary) and what the code assumes of them; () for a plan of exact shapes
     symbols: tuple[str, ...] = ()
     guards: tuple = ()
-    units: tuple = ()             # symbolic plans: each kernel's work units, as expressions
+    units: tuple = ()             # symbolic plans: each kernel's Backend.launch_sizes
     source: str | None = field(default=None, compare=False)   # rendered while planning
 
     @property
@@ -101,8 +100,9 @@ def _plan(graph, specs, target, configs, dump, symbols=()) -> Plan:
         configs = tuple(be.default_config(g, target) for g in part.groups)
     identity = plan_identity(part, configs, target, symbols=symbols)   # canonicalised once, here
     key = plan_key(identity, toolchain_versions(target))
-    # a symbolic plan's work counts are expressions, derived here where their guards record
-    units = tuple(work_units(g, c) for g, c in zip(part.groups, configs)) if symbols else ()
+    # a symbolic plan's launch geometry is expressions, derived here where guards record
+    units = tuple(backend_for(target).launch_sizes(g, c)
+                  for g, c in zip(part.groups, configs)) if symbols else ()
     return Plan(graph, opt, part, tuple(configs), target, specs, key, tuple(dumps),
                 identity=identity, symbols=symbols, units=units)
 

@@ -64,6 +64,13 @@ class Backend(abc.ABC):
         """A callable for the plan (with .call(args, out, single)). obj: object code built
         for this plan elsewhere (a tuning worker), where the backend takes it."""
 
+    def launch_sizes(self, group, config):
+        """A symbolic plan's launch geometry of one kernel (work units, grid sizes), as a value
+        of ints and Syms: called while planning, where its questions record guards, and kept
+        in `plan.units` for the launcher to evaluate at each call's sizes
+        (ir.symbols.evaluate). Backends with `symbolic_sizes` give theirs."""
+        return ()
+
     def toolchain_versions(self) -> dict:
         """What goes into the cache key besides the package: compiler versions."""
         return {}

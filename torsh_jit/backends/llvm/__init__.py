@@ -41,6 +41,10 @@ class LlvmBackend(Backend):
         from .harness import cpu_fingerprint
         return cpu_fingerprint(target)
 
+    def launch_sizes(self, group, config):
+        from ...schedule.layout import work_units
+        return work_units(group, config)
+
     def render(self, plan) -> str:
         return render_source(plan)
 
