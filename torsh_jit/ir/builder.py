@@ -5,6 +5,7 @@ operands are 2-D or batched with equal batch dims (views make them so).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -13,7 +14,7 @@ from .. import errors as E
 from . import dtypes as dt
 from .graph import Graph, Node, make_attrs
 from .ops import OPS, COMPARISONS, VIEW, result_dtype
-from .symbols import as_size, broadcast_shapes, is_symbolic, statically_one
+from .symbols import as_size, broadcast_shapes, current_env, is_symbolic, statically_one
 
 
 def _axes_hint(ndim: int) -> str:
@@ -114,6 +115,14 @@ class GraphBuilder:
         self.nodes: list[Node] = []
         self.inputs: list[int] = []
         self._consts: dict = {}
+        self.env = None        # a Graph with symbolic inputs: the ShapeEnv its ops record in
+
+    def recording(self):
+        """The context an op on this graph runs in: its ShapeEnv, where it has one of its own
+        (an embedder's Graph) and no trace's is active."""
+        if self.env is None or current_env() is not None:
+            return contextlib.nullcontext()
+        return self.env.active()
 
     # -- sources --------------------------------------------------------
     def add_input(self, shape, dtype: str, *, weak: bool = False, name: str | None = None) -> int:

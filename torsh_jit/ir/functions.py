@@ -148,5 +148,6 @@ def matmul(a, b):
         return np.matmul(a, b)
     bld = t.builder
     loc = E.user_frame()
-    return type(t)(bld, bld.matmul(lift(bld, a, loc), lift(bld, b, loc), loc=loc))
+    with bld.recording():
+        return type(t)(bld, bld.matmul(lift(bld, a, loc), lift(bld, b, loc), loc=loc))
 

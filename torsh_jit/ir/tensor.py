@@ -106,7 +106,8 @@ class Tensor(Traced):
     def round(self, decimals=0): return np_round(self, decimals)
 
     def __getitem__(self, idx):
-        return getitem(self, idx)
+        with self.builder.recording():
+            return getitem(self, idx)
 
     # -- numpy protocols ------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):

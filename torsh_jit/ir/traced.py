@@ -135,7 +135,8 @@ def record_op(op: str, *vals, **attrs):
     b = t.builder
     loc = E.user_frame()
     ids = [lift(b, v, loc) for v in vals]
-    return type(t)(b, b.elementwise(op, *ids, loc=loc, **attrs))
+    with b.recording():
+        return type(t)(b, b.elementwise(op, *ids, loc=loc, **attrs))
 
 
 def logical_op(op, sym, a, b):
@@ -155,12 +156,14 @@ def record_reduce(op, x, axis=None, keepdims=False):
         return OPS[op].ref(x, axis=axis, keepdims=keepdims) if op not in ("argmax", "argmin") \
             else OPS[op].ref(x, axis=axis)
     loc = E.user_frame()
-    return type(x)(x.builder, x.builder.reduce(op, x.node_id, axis, keepdims, loc=loc))
+    with x.builder.recording():
+        return type(x)(x.builder, x.builder.reduce(op, x.node_id, axis, keepdims, loc=loc))
 
 
 def record_view(x, fn):
     """fn(builder, node, loc) recorded for a traced x; None for a plain value."""
     if not isinstance(x, Traced):
         return None
-    return type(x)(x.builder, fn(x.builder, x.node_id, E.user_frame()))
+    with x.builder.recording():
+        return type(x)(x.builder, fn(x.builder, x.node_id, E.user_frame()))
 

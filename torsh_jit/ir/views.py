@@ -9,6 +9,7 @@ import builtins
 import numpy as np
 
 from .. import errors as E
+from .symbols import is_symbolic
 from .traced import Traced, record_view
 
 
@@ -102,7 +103,19 @@ def getitem(x: Traced, idx):
             out_shape.append(1)
             continue
         size = shape[dim]
-        if isinstance(i, slice):
+        if isinstance(i, slice) and is_symbolic(size) and _plain_slice(i):
+            # a symbolic length: x[a:], x[a:-b], x[::s] stay symbolic (guarded non-empty)
+            step = 1 if i.step is None else int(i.step)
+            start = int(i.start or 0)
+            stop = size if i.stop is None else size + int(i.stop)
+            if stop < start:                 # records the guard
+                slices.append((0, step, 0))
+                out_shape.append(0)
+            else:
+                n = (stop - start + step - 1) // step
+                slices.append((start, step, n))
+                out_shape.append(n)
+        elif isinstance(i, slice):
             start, stop, step = i.indices(size)
             n = len(range(start, stop, step))
             slices.append((start if n else 0, step, n))
@@ -120,6 +133,16 @@ def getitem(x: Traced, idx):
         dim += 1
     v = b.slice(x.node_id, slices, loc=loc)
     return type(x)(b, b.reshape(v, tuple(out_shape), loc=loc))
+
+
+def _plain_slice(i: slice) -> bool:
+    """A slice that keeps a symbolic length symbolic: a step >= 1, a start >= 0, and no stop
+    or a stop counted from the end (< 0)."""
+    def whole(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    return ((i.step is None or (whole(i.step) and i.step >= 1))
+            and (i.start is None or (whole(i.start) and i.start >= 0))
+            and (i.stop is None or (whole(i.stop) and i.stop < 0)))
 
 
 _MASK_HINT = ("keep the shape and fill the rest: tj.where(mask, x, 0) (np.where works too); "
