@@ -61,6 +61,9 @@ class Plan:
 
     def describe(self) -> str:
         lines = []
+        if self.symbols:
+            lines.append(f"symbolic sizes: {', '.join(self.symbols)}; guards: "
+                         + (", ".join(map(repr, self.guards)) or "none"))
         for i, (g, c) in enumerate(zip(self.part.groups, self.configs)):
             lines.append(f"kernel {i}: {g.describe()}")
             lines.append(f"  config: {c}")

@@ -59,6 +59,10 @@ def explain_plan(p: Plan, source: str, *, show_source: bool = True, tuning: str 
     out = [f"target: {p.target.name} ({where})",
            "arguments: " + ", ".join(s.describe() for s in p.specs),
            f"cache key: {p.key}"]
+    if p.symbols:
+        out.append("symbolic sizes: " + ", ".join(p.symbols) + f" (size table: buffer "
+                   f"{p.n_buffers - 1}, one int64 each)")
+        out.append("guards: " + (", ".join(map(repr, p.guards)) or "none (every size)"))
     out.append(_section("graph (as traced)"))
     out.append(p.graph.dump())
     prev = p.graph.dump()

@@ -348,7 +348,7 @@ class Kernel:
             log.info("%s: target %s compiles exact shapes only (its code takes no sizes at run "
                      "time yet)", self.name, t.name)
             return None
-        sspecs = symbolic_specs(specs, args, marks)
+        sspecs = symbolic_specs(specs, marks)
         if not spec_symbols(sspecs):
             return None
         try:
@@ -399,6 +399,16 @@ class Kernel:
     def lower(self, *args, target=None) -> Lowered:
         """The plan and generated source for these arguments (nothing is executed)."""
         specs = self.specs_of(args, target)
+        t = self.target if target is None else parse_target(target)
+        if self.dynamic is True or isinstance(self.dynamic, dict) and backend_for(t).symbolic_sizes:
+            # the code a dynamic kernel runs: its symbols and guards in the plan
+            sspecs = symbolic_specs(specs, self.dynamic)
+            if spec_symbols(sspecs):
+                env = ShapeEnv()
+                with env.active():
+                    g, _ = trace(self.fn, sspecs)
+                    p = plan(g, sspecs, t, dump=True)
+                return Lowered(p, render(p))
         p, _ = self._plan(specs, target=target, dump=True, measure=False)
         return Lowered(p, render(p))
 

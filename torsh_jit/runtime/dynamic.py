@@ -60,7 +60,7 @@ def check_policy(dynamic, where=None):
              "(name the symbolic axis; names are identifiers)"), where)
 
 
-def symbolic_specs(specs: tuple[ArgSpec, ...], args, marks) -> tuple[ArgSpec, ...]:
+def symbolic_specs(specs: tuple[ArgSpec, ...], marks) -> tuple[ArgSpec, ...]:
     """The specs with symbols where `marks` says: a set of (argument, axis) for "auto", True
     for every axis, or {axis: name}. Sizes of one value share a symbol."""
     by_value: dict = {}
@@ -86,20 +86,20 @@ def symbolic_specs(specs: tuple[ArgSpec, ...], args, marks) -> tuple[ArgSpec, ..
                 continue
             shape.append(Sym.symbol(name, d))
         shape = tuple(shape)
-        out.append(ArgSpec("array", shape, s.dtype, s.weak, _strides(s, args[i], shape)))
+        out.append(ArgSpec("array", shape, s.dtype, s.weak, _strides(s, shape)))
     return tuple(out)
 
 
-def _strides(spec: ArgSpec, arg, shape):
+def _strides(spec: ArgSpec, shape):
     """Element strides of a symbolic spec: None (C-contiguous), the contiguous strides of a
     permutation of the axes (a transpose) in symbols, or the array's own integers."""
     if spec.strides is None or not any(is_symbolic(d) for d in shape):
         return spec.strides
-    a = np.asarray(arg)
-    order = sorted(range(a.ndim), key=lambda k: (-abs(spec.strides[k]), k))
+    nd = len(shape)
+    order = sorted(range(nd), key=lambda k: (-abs(spec.strides[k]), k))
     perm_shape = [shape[k] for k in order]
     cs = contiguous_strides(perm_shape)
-    sym = [0] * a.ndim
+    sym = [0] * nd
     for pos, k in enumerate(order):
         sym[k] = cs[pos]
     if tuple(evaluate(x, {}) if not is_symbolic(x) else x.hint for x in sym) == spec.strides:
