@@ -22,9 +22,9 @@ from . import errors as E
 from .ir import dtypes as dt
 from .ir.builder import GraphBuilder
 from .ir.tensor import Tensor
-from .ir.symbols import ShapeEnv, Sym, evaluate_shape
+from .ir.symbols import ShapeEnv, Sym, evaluate_shape, pins
 from .ir.tracer import ArgSpec, spec_symbols
-from .runtime.dynamic import Variant
+from .runtime.dynamic import Variant, spec_hints
 
 
 class Graph:
@@ -95,6 +95,13 @@ class CompiledGraph:
                                          "for an LLVM CPU target"), E.user_frame())
             with graph.builder.env.active():
                 self.plan = plan(g, specs, t)
+            fixed = pins(self.plan.guards, spec_hints(specs))
+            if fixed:
+                raise E.located(E.ShapeError(
+                    f"the graph fixes its symbolic sizes ({', '.join(f'{k} = {v!r}' for k, v in fixed.items())}) "
+                    f"where it compares them: guards {', '.join(map(repr, self.plan.guards))}",
+                    hint="give those dimensions their sizes (ints) in g.input, or one name for "
+                         "dimensions that are equal"), E.user_frame())
         else:
             self.plan = plan(g, specs, t)
         self._fn = build(self.plan)

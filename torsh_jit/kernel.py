@@ -19,10 +19,9 @@ from .backends.host import aligned_empty
 from .compiler import Plan, build, plan, render
 from .ir.graph import Graph
 from .intake import bind_keywords, classify_args, out_arrays, take_args, to_torch
-from .ir.symbols import ShapeEnv
 from .ir.tracer import ArgSpec, spec_symbols, trace
 from .runtime.aliases import resolve as parse_target
-from .runtime.dynamic import Variant, auto_marks, check_policy, log, symbolic_specs
+from .runtime.dynamic import Variant, auto_marks, check_policy, log, plan_symbolic, symbolic_specs
 from .runtime.specialization import Specialization
 from .target import ALIASES, Target
 
@@ -96,6 +95,7 @@ class Kernel:
                             E.user_frame())
         self.max_specializations = max_specializations
         self._table: OrderedDict = OrderedDict()    # variant key -> Variant | specs (exact)
+        self.compiles = 0       # specialisations built (traced and planned) by this kernel
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "kernel")
@@ -304,6 +304,7 @@ class Kernel:
                 self._variants[(specs, other)] = build(op) if _builds_here(op.target) else op
         p, single = self._plan(specs)
         fn = build(p)
+        self.compiles += 1
         self._variants[(specs, p.target.name)] = fn
         self._remember(specs, specs)
         return Specialization(fn, p, single)
@@ -352,10 +353,8 @@ class Kernel:
         if not spec_symbols(sspecs):
             return None
         try:
-            env = ShapeEnv()
-            with env.active():
-                g, is_tuple = trace(self.fn, sspecs)
-                p = plan(g, sspecs, t)
+            p, is_tuple = plan_symbolic(trace, plan, self.fn, sspecs, t)
+            sspecs = p.specs
             fn = build(p)
             v = Variant(sspecs, p.guards, p.symbols, (fn, p), not is_tuple)
             values = v.bind(args)
@@ -368,6 +367,7 @@ class Kernel:
             return None
         if entry is None:
             return None
+        self.compiles += 1
         log.info("%s: compiling for %s (symbols %s; guards: %s)", self.name,
                  ", ".join(s.describe() for s in sspecs), ", ".join(p.symbols),
                  ", ".join(map(repr, p.guards)) or "none")
@@ -404,10 +404,7 @@ class Kernel:
             # the code a dynamic kernel runs: its symbols and guards in the plan
             sspecs = symbolic_specs(specs, self.dynamic)
             if spec_symbols(sspecs):
-                env = ShapeEnv()
-                with env.active():
-                    g, _ = trace(self.fn, sspecs)
-                    p = plan(g, sspecs, t, dump=True)
+                p, _ = plan_symbolic(trace, functools.partial(plan, dump=True), self.fn, sspecs, t)
                 return Lowered(p, render(p))
         p, _ = self._plan(specs, target=target, dump=True, measure=False)
         return Lowered(p, render(p))

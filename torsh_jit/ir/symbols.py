@@ -208,8 +208,10 @@ class Sym:
         parts = []
         for m, c in self.terms:
             factors = [atom(a) if isinstance(a, str)
-                       else f"({a[1].spell(atom, mul, add)}){a[0]}{a[2]}" for a in m]
-            if c != 1 or not factors:
+                       else f"(({a[1].spell(atom, mul, add)}){a[0]}{a[2]})" for a in m]
+            if c == -1 and factors:
+                factors[0] = "-" + factors[0]
+            elif c != 1 or not factors:
                 factors.insert(0, str(c))
             parts.append(mul.join(factors))
         return add.join(parts).replace("+-", "-")
@@ -374,3 +376,45 @@ def broadcast_shapes(*shapes):
                 return None
         out.append(cur)
     return tuple(out)
+
+
+def pins(guards, hints: dict) -> dict:
+    """Symbols the guards fix: `s == 4` pins s to 4, `t == s` pins t to s (the later symbol
+    to the earlier). Code planned under such a guard can depend on it in ways no other
+    guard records (a size-1 axis that broadcasts), so the symbol is replaced and the
+    function traced again."""
+    order = list(hints)
+    out: dict = {}
+    for g in guards:
+        if g.op != "==" or not _pure(g.lhs):
+            continue
+        name = next(iter(g.lhs.symbols))
+        if isinstance(g.rhs, int):
+            out.setdefault(name, g.rhs)
+        elif _pure(g.rhs):
+            other = next(iter(g.rhs.symbols))
+            a, b = sorted((name, other), key=lambda n: order.index(n) if n in order else len(order))
+            out.setdefault(b, Sym.symbol(a, hints.get(a, g.rhs.hint)))
+    return out
+
+
+def _pure(x) -> bool:
+    return isinstance(x, Sym) and len(x.terms) == 1 and x.terms[0][1] == 1 \
+        and len(x.terms[0][0]) == 1 and isinstance(x.terms[0][0][0], str)
+
+
+def substitute(x, mapping: dict, hints: dict):
+    """x with the symbols in mapping replaced (by ints or Syms); the others keep their hints."""
+    if not isinstance(x, Sym):
+        return x
+    total = 0
+    for m, c in x.terms:
+        v = c
+        for a in m:
+            if isinstance(a, str):
+                v = v * mapping.get(a, Sym.symbol(a, hints.get(a, 0)))
+            else:
+                inner = substitute(a[1], mapping, hints)
+                v = v * (inner // a[2] if a[0] == "//" else inner % a[2])
+        total = total + v
+    return total

@@ -3,8 +3,10 @@ that say so, and matching a call against a compiled variant's symbols and guards
 
 `dynamic=` on a kernel:
 - False: every call specialises on exact shapes (one compile per new shape).
-- True: every dimension of every array argument is a symbol; dimensions of equal size at
-  the traced call share one (numpy code that broadcasts them needs them equal anyway).
+- True: every dimension of every array argument is a symbol; dimensions that broadcasting
+  lines up (the same axis counted from the right) and that are equal at the traced call
+  share one. Others get their own even when equal (a batch of 64 rows of 64 is two
+  symbols), and where the code needs them equal (a matmul's K) that is a guard.
 - "auto" (the default): the first call specialises; when a later call differs from a
   compiled shape only in some dimensions, those become symbols and the kernel is compiled
   once more, for every size of them (torch.compile's automatic dynamic shapes).
@@ -24,7 +26,7 @@ import re
 import numpy as np
 
 from .. import errors as E
-from ..ir.symbols import Sym, evaluate, is_symbolic
+from ..ir.symbols import ShapeEnv, Sym, evaluate, is_symbolic, pins, substitute
 from ..ir.tracer import ArgSpec, contiguous_strides
 
 log = logging.getLogger("torsh_jit.recompiles")
@@ -62,7 +64,8 @@ def check_policy(dynamic, where=None):
 
 def symbolic_specs(specs: tuple[ArgSpec, ...], marks) -> tuple[ArgSpec, ...]:
     """The specs with symbols where `marks` says: a set of (argument, axis) for "auto", True
-    for every axis, or {axis: name}. Sizes of one value share a symbol."""
+    for every axis, or {axis: name}. Sizes of one value at one axis from the right share a
+    symbol."""
     by_value: dict = {}
     names: dict = {}
     out = []
@@ -74,9 +77,10 @@ def symbolic_specs(specs: tuple[ArgSpec, ...], marks) -> tuple[ArgSpec, ...]:
         for j, d in enumerate(s.shape):
             name = None
             if marks is True or (isinstance(marks, set) and (i, j) in marks):
-                name = by_value.get(d)
+                slot = (d, j - len(s.shape))
+                name = by_value.get(slot)
                 if name is None:
-                    name = by_value[d] = f"s{len(by_value)}"
+                    name = by_value[slot] = f"s{len(by_value)}"
             elif isinstance(marks, dict) and (j in marks or j - len(s.shape) in marks):
                 want = marks.get(j, marks.get(j - len(s.shape)))
                 if names.setdefault(want, d) == d:
@@ -105,6 +109,42 @@ def _strides(spec: ArgSpec, shape):
     if tuple(evaluate(x, {}) if not is_symbolic(x) else x.hint for x in sym) == spec.strides:
         return tuple(sym)
     return spec.strides
+
+
+def spec_hints(specs) -> dict:
+    """{symbol: hint} of the pure symbols in specs' shapes."""
+    out: dict = {}
+    for s in specs:
+        for d in s.shape:
+            if is_symbolic(d):
+                out.setdefault(next(iter(d.symbols)), d.hint)
+    return out
+
+
+def pin_specs(specs, mapping: dict) -> tuple[ArgSpec, ...]:
+    """The specs with pinned symbols replaced (symbols.pins)."""
+    hints = spec_hints(specs)
+    return tuple(ArgSpec(s.kind, tuple(substitute(d, mapping, hints) for d in s.shape), s.dtype,
+                         s.weak, None if s.strides is None else
+                         tuple(substitute(d, mapping, hints) for d in s.strides))
+                 for s in specs)
+
+
+def plan_symbolic(trace, plan, fn, specs, target):
+    """Trace and plan with symbolic specs; where the guards pin a symbol (to a constant or
+    to another symbol), replace it and trace again, so no code depends on a pinned value
+    through a decision no guard records. (the plan, whether the function returns a tuple)."""
+    for _ in range(8):
+        env = ShapeEnv()
+        with env.active():
+            g, is_tuple = trace(fn, specs)
+            p = plan(g, specs, target)
+        fixed = pins(p.guards, spec_hints(specs))
+        if not fixed:
+            return p, is_tuple
+        log.debug("pinned by guards: %s; tracing again", fixed)
+        specs = pin_specs(specs, fixed)
+    raise E.InternalError("symbolic planning did not settle after 8 rounds of pinned symbols")
 
 
 class Variant:
