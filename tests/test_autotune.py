@@ -365,6 +365,25 @@ def test_autotune_off_uses_stored_or_default_and_never_measures(fresh_cache, fun
     assert k2.lower(x).configs == res.configs
 
 
+def test_dynamic_kernel_runs_each_buckets_tuned_configs(fresh_cache, funcs, monkeypatch):
+    """An autotuned dynamic kernel: calls in a bucket with a stored decision run a symbolic
+    variant with those configs, calls in buckets without one share the defaults' variant;
+    TORSH_JIT_AUTOTUNE=0 measures nothing; every result is numpy's."""
+    res = _tune(funcs.softmax, (np.zeros((40, 300), np.float32),), exhaustive=True)
+    monkeypatch.setenv("TORSH_JIT_AUTOTUNE", "0")
+    before = T.STATS["measured"]
+    k = tj.kernel(funcs.softmax, autotune=True, dynamic=True)
+    rng = np.random.default_rng(7)
+    for n in (40, 33, 61, 3, 5, 200, 250, 36):
+        x = rng.standard_normal((n, 300)).astype(np.float32)
+        e = np.exp(x - x.max(-1, keepdims=True))
+        np.testing.assert_allclose(k(x), e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)
+    assert T.STATS["measured"] == before
+    assert k.compiles == 2, k.compiles       # the tuned bucket (33..64 rows) and the defaults
+    tuned = [v for v in k._table.values() if getattr(v, "bucket", None)]
+    assert len(tuned) == 1 and tuned[0].build[1].configs == res.configs
+
+
 def test_exact_mode_tunes_per_shape(fresh_cache, funcs):
     x = np.zeros((33, 100), np.float32)
     k = tj.kernel(funcs.softmax, autotune="exact", tune_budget_s=5, tune_trials=2)

@@ -98,6 +98,8 @@ def _plan(graph, specs, target, configs, dump, symbols=()) -> Plan:
     _check_half(graph, target)
     opt = run_passes(graph, dump=(lambda n, g: dumps.append((n, g.dump()))) if dump else None)
     part = partition(opt, specs)
+    if configs is not None and len(configs) != len(part.groups):
+        configs = None       # tuned for a partition this one is not (a symbolic trace's)
     if configs is None:
         be = backend_for(target)
         configs = tuple(be.default_config(g, target) for g in part.groups)

@@ -323,18 +323,29 @@ class Kernel:
                     self._variants.pop((v, t), None)
             self._specs.clear()
 
-    def _symbolic_entry(self, args, specs):
-        """A specialisation from a symbolic variant that fits the call, compiling one where
-        the dynamic policy asks for it; None: compile for the exact shapes."""
+    def _bound_entry(self, args, bucket):
+        """A specialisation from a compiled symbolic variant of this bucket that fits."""
         for k, v in reversed(self._table.items()):
-            if isinstance(v, Variant):
+            if isinstance(v, Variant) and v.bucket == bucket:
                 values = v.bind(args)
                 if values is not None:
                     self._table.move_to_end(k)
                     fn, p = v.build
                     return Specialization(fn, p, v.single, values)
-        if self.dynamic is False or self._variant_names or self.autotune:
-            return None          # exact shapes asked for; several targets or tuning: per shape
+        return None
+
+    def _symbolic_entry(self, args, specs):
+        """A specialisation from a symbolic variant that fits the call, compiling one where
+        the dynamic policy asks for it; None: compile for the exact shapes."""
+        bucket = None
+        if self.autotune:
+            from .tune import bucket_of
+            bucket = bucket_of(specs, exact=self.autotune == "exact")
+        entry = self._bound_entry(args, bucket)
+        if entry is not None:
+            return entry
+        if self.dynamic is False or self._variant_names or self.autotune == "exact":
+            return None          # exact shapes asked for; several targets: per shape
         marks = self.dynamic
         if marks == "auto":
             marks = None
@@ -352,11 +363,25 @@ class Kernel:
         sspecs = symbolic_specs(specs, marks)
         if not spec_symbols(sspecs):
             return None
+        planner = plan
+        if self.autotune:
+            # tuned per shape bucket: a variant runs its bucket's configs, and a call in another
+            # bucket compiles (or loads) the one tuned for that bucket; where the bucket has no
+            # tuned configs (TORSH_JIT_AUTOTUNE=0, nothing stored) the defaults' variant serves
+            from .tune import resolve
+            configs = resolve(self.fn, self._trace(specs)[0], specs, t, mode=self.autotune,
+                              budget_s=self.tune_budget_s, trials=self.tune_trials)
+            if configs is None:
+                bucket = None
+                entry = self._bound_entry(args, None)
+                if entry is not None:
+                    return entry
+            planner = functools.partial(plan, configs=configs)
         try:
-            p, is_tuple = plan_symbolic(trace, plan, self.fn, sspecs, t)
+            p, is_tuple = plan_symbolic(trace, planner, self.fn, sspecs, t)
             sspecs = p.specs
             fn = build(p)
-            v = Variant(sspecs, p.guards, p.symbols, (fn, p), not is_tuple)
+            v = Variant(sspecs, p.guards, p.symbols, (fn, p), not is_tuple, bucket)
             values = v.bind(args)
             entry = Specialization(fn, p, v.single, values) if values is not None else None
         except E.InternalError as err:       # a size the code generator cannot take yet

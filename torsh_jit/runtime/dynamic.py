@@ -148,12 +148,13 @@ def plan_symbolic(trace, plan, fn, specs, target):
 
 
 class Variant:
-    """A compiled symbolic specialisation: its argument patterns and guards."""
-    __slots__ = ("specs", "guards", "symbols", "build", "single")
+    """A compiled symbolic specialisation: its argument patterns and guards, and for an
+    autotuned kernel the shape bucket whose tuned configs it runs."""
+    __slots__ = ("specs", "guards", "symbols", "build", "single", "bucket")
 
-    def __init__(self, specs, guards, symbols, build, single):
+    def __init__(self, specs, guards, symbols, build, single, bucket=None):
         self.specs, self.guards, self.symbols = specs, guards, symbols
-        self.build, self.single = build, single
+        self.build, self.single, self.bucket = build, single, bucket
 
     def bind(self, args) -> dict | None:
         """{symbol: value} for a call's arguments, or None where they do not fit."""
