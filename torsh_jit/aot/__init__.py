@@ -19,11 +19,11 @@ import math
 import re
 from pathlib import Path
 
-from . import errors as E
-from .backends import backend_for
-from .compiler import plan, render
-from .ir.tracer import ArgSpec, trace
-from .runtime.aliases import resolve as parse_target
+from .. import errors as E
+from ..backends import backend_for
+from ..compiler import plan, render
+from ..ir.tracer import ArgSpec, trace
+from ..runtime.aliases import resolve as parse_target
 
 _SHORT = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64", "bool": "bool",
           "b": "bool", "float32": "float32", "float64": "float64", "int32": "int32",
@@ -95,7 +95,7 @@ def _extra_files(t, obj: bytes, symbol: str) -> dict[str, bytes]:
     engine (wasmtime only runs the module): one of those missing is an error that says what
     to install, never a bundle quietly without the file."""
     import importlib
-    from .backends import runners
+    from ..backends import runners
     mod = runners.KINDS.get(runners.kind(t))
     make = getattr(importlib.import_module(f"{runners.__name__}.{mod}"), "aot_artifacts", None) \
         if mod else None
@@ -190,7 +190,7 @@ def compile_bundle(fn, specs: tuple[ArgSpec, ...], targets: list[str], out_dir, 
 
 def _build(graph, specs, names, targets, out: Path, name: str, progress) -> dict:
     """Write every target's files and the manifest into out (the temporary directory)."""
-    from .backends.llvm.build import build_object
+    from ..backends.llvm.build import build_object
     manifest = {"name": name, "format": 1, "entries": []}
     for t in targets:
         progress(f"compiling {name} for {t.name} ...")
@@ -221,7 +221,7 @@ def _build(graph, specs, names, targets, out: Path, name: str, progress) -> dict
         })
         extra = "".join(f", {Path(f).suffix}" for k, f in files.items() if k not in ("llvm_ir", "object", "header"))
         progress(f"  built {t.name}/{name}.o, .h, .ll{extra} ({len(p.part.groups)} kernel(s))")
-    from . import __version__
+    from .. import __version__
     manifest["torsh_jit_version"] = __version__
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
