@@ -4,7 +4,10 @@
 
 writes out/<target>/<name>.{ll,o,h} and out/manifest.json. The header declares
 one C function taking a pointer per argument and per output; it calls the
-object's `<module>_main(void **buffers)` entry and allocates temporaries itself.
+object's `<module>_main(void **buffers)` entry and allocates temporaries itself
+(aot/header.py). A dimension written as a name (`--arg f32[n,1024]`, aot/specs.py) is a
+symbolic size: the function takes it as an `int64_t` parameter and one object serves every
+value the plan's guards allow; the header checks them per call (aot/sizes.py).
 Objects are for the target's triple (any target, whatever this machine is: link an
 aarch64 object with aarch64-linux-gnu-gcc, ...). For wasm32 the bundle also holds
 `<name>.wasm`, the object linked with wasi-libc into a module that exports the entry,
