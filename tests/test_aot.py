@@ -137,3 +137,270 @@ def test_compiling_again_replaces_the_bundle_and_keeps_other_files(tmp_path):
     assert not (out / "x86_64-sse42" / "stale.o").exists()
     assert (out / "x86_64-sse42" / "gelu_mul.o").exists() and (out / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# -- symbolic sizes: one object, any size ------------------------------------------------------
+SYM_KERNEL = '''
+import numpy as np
+
+def fused(x, w, b):
+    h = np.maximum(x @ w + b, 0.0)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return h, h.sum(axis=0), e / e.sum(axis=-1, keepdims=True)
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+def colsum(x):
+    return x.sum(axis=0) * 2.0
+
+def axpy(x, y):
+    return x * 2 + y
+'''
+
+
+def _reference(fn, *args):
+    ns: dict = {}
+    exec(SYM_KERNEL, ns)
+    out = ns[fn](*args)
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _c_main(name: str, n_in: int, n_out: int, n_sym: int) -> str:
+    """A C program for a bundle of float32 arrays: `prog SIZES... COUNTS...` reads the
+    inputs from in.bin, calls the function, prints its return code, writes out.bin."""
+    n = n_in + n_out
+    call = ", ".join([f"buf[{i}]" for i in range(n)] + [f"s[{i}]" for i in range(n_sym)])
+    return f'''
+#include <stdio.h>
+#include <stdlib.h>
+#include "{name}.h"
+int main(int argc, char **argv) {{
+    int64_t s[{max(n_sym, 1)}]; long cnt[{n}]; float *buf[{n}];
+    if (argc != 1 + {n_sym} + {n}) return 2;
+    for (int i = 0; i < {n_sym}; i++) s[i] = atoll(argv[1 + i]);
+    for (int i = 0; i < {n}; i++) {{ cnt[i] = atol(argv[1 + {n_sym} + i]); buf[i] = malloc(cnt[i] * 4 + 4); }}
+    FILE *f = fopen("in.bin", "rb");
+    for (int i = 0; i < {n_in}; i++) if (fread(buf[i], 4, cnt[i], f) != (size_t)cnt[i]) return 3;
+    fclose(f);
+    int rc = {name}({call});
+    printf("%d\\n", rc);
+    f = fopen("out.bin", "wb");
+    for (int i = {n_in}; rc == 0 && i < {n}; i++) fwrite(buf[i], 4, cnt[i], f);
+    fclose(f);
+    return 0;
+}}
+'''
+
+
+def _link(d: Path, name: str, n_in: int, n_out: int, n_sym: int, cc: str = "gcc", flags=()):
+    if shutil.which(cc) is None:
+        pytest.skip(f"needs {cc} to link the object")
+    (d / "main.c").write_text(_c_main(name, n_in, n_out, n_sym))
+    subprocess.run([cc, "-O1", "-Wall", "-Werror", *flags, "-o", "prog", "main.c", f"{name}.o", "-lm"],
+                   cwd=d, check=True)
+
+
+def _run(d: Path, sizes, inputs, out_shapes, runner=()):
+    """Call the linked program at these sizes; (return code, outputs)."""
+    (d / "in.bin").write_bytes(b"".join(np.ascontiguousarray(a, np.float32).tobytes() for a in inputs))
+    counts = [a.size for a in inputs] + [int(np.prod(s)) for s in out_shapes]
+    r = subprocess.run([*runner, "./prog", *map(str, sizes), *map(str, counts)], cwd=d,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rc = int(r.stdout.split()[0])
+    if rc != 0:
+        return rc, None
+    raw = np.frombuffer((d / "out.bin").read_bytes(), np.float32)
+    outs, at = [], 0
+    for s in out_shapes:
+        k = int(np.prod(s))
+        outs.append(raw[at:at + k].reshape(s))
+        at += k
+    return rc, outs
+
+
+def _bundle(tmp_path, fn: str, args, target="host"):
+    from torsh_jit.aot import compile_bundle, parse_args
+    ns: dict = {}
+    exec(SYM_KERNEL, ns)
+    out = tmp_path / "out"
+    m = compile_bundle(ns[fn], parse_args(args), [target], out, progress=lambda *a: None)
+    entry = m["entries"][0]
+    return entry, out / entry["target"]
+
+
+def _check(rc, outs, ref):
+    assert rc == 0
+    for o, r in zip(outs, ref):
+        np.testing.assert_allclose(o, r, rtol=1e-4, atol=1e-4)
+
+
+def test_symbolic_bundle_serves_two_sizes_from_one_object(tmp_path, rng):
+    """x is f32[n,37]: matmul, a column sum over n (temporaries of n rows) and a row softmax,
+    one object called at n=3 and n=1000 (and 0), each against numpy on fresh data."""
+    entry, d = _bundle(tmp_path, "fused", ["f32[n,37]", "f32[37,29]", "f32[29]"])
+    assert entry["arguments"][0]["shape"] == ["n", 37]
+    assert [o["shape"] for o in entry["outputs"]] == [["n", 29], [29], ["n", 37]]
+    assert entry["symbols"] == [{"name": "n", "hint": 64, "dims": [{"argument": "x", "axis": 0}]}]
+    assert entry["size_table"]["index"] == entry["buffers"] - 1
+    assert "int64_t n)" in (d / "fused.h").read_text()
+    _link(d, "fused", 3, 3, 1)
+    w = rng.standard_normal((37, 29)).astype(np.float32)
+    b = rng.standard_normal(29).astype(np.float32)
+    for n in (3, 1000, 0):
+        x = rng.standard_normal((n, 37)).astype(np.float32)
+        ref = _reference("fused", x, w, b)
+        _check(*_run(d, [n], [x, w, b], [r.shape for r in ref]), ref)
+    x = rng.standard_normal((5, 37)).astype(np.float32)
+    assert _run(d, [-1], [x, w, b], [(5, 29), (29,), (5, 37)])[0] == -2      # a negative size
+
+
+def test_symbolic_bundle_checks_its_guards_per_call(tmp_path, rng):
+    """A row softmax over f32[n,m] assumes m <= 4096 (one pass over a row): the C function
+    returns -3 past it and computes right below it; two symbols, in the order named."""
+    entry, d = _bundle(tmp_path, "softmax", ["f32[n,m]"])
+    assert [s["name"] for s in entry["symbols"]] == ["n", "m"]
+    assert "m <= 4096" in entry["guards"]
+    _link(d, "softmax", 1, 1, 2)
+    for n, m in ((7, 100), (130, 37), (2, 4096)):
+        x = rng.standard_normal((n, m)).astype(np.float32)
+        ref = _reference("softmax", x)
+        _check(*_run(d, [n, m], [x], [x.shape]), ref)
+    x = rng.standard_normal((2, 5000)).astype(np.float32)
+    assert _run(d, [2, 5000], [x], [x.shape])[0] == -3
+
+
+def test_guards_with_floor_division_are_evaluated_in_c(tmp_path, rng):
+    """A column sum whose reduced length n is traced at 5000 takes the split reduction, valid
+    from some n up: the C check agrees with the manifest's guards read as Python (floor
+    division) on both sides of the bound, and the sums where it holds match numpy."""
+    entry, d = _bundle(tmp_path, "colsum", ["f32[256,n=5000]"])
+    assert entry["symbols"][0]["hint"] == 5000 and entry["guards"]
+    _link(d, "colsum", 1, 1, 1)
+
+    def valid(n):
+        return all(eval(g, {"__builtins__": {}}, {"n": n}) for g in entry["guards"])
+    sizes = (1, 100, 240, 241, 256, 3001)
+    assert not valid(100) and valid(3001)
+    for n in sizes:
+        x = rng.standard_normal((256, n)).astype(np.float32)
+        rc, outs = _run(d, [n], [x], [(n,)])
+        if not valid(n):
+            assert rc == -3, n
+            continue
+        _check(rc, outs, _reference("colsum", x))
+
+
+def test_a_guard_that_pins_a_size_is_refused_naming_the_argument(tmp_path, capsys):
+    """A column sum over f32[256,n] traced at n=64 would hold only for n in 49..64: the compile
+    says which guard and which argument axis, suggests another tracing size, writes nothing."""
+    from torsh_jit.cli import main
+    (tmp_path / "k.py").write_text(SYM_KERNEL)
+    assert main(["compile", f"{tmp_path}/k.py:colsum", "--arg", "f32[256,n]", "-o",
+                 str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "== 4" in err or "== 64" in err, err
+    assert "x axis 1" in err and "f32[256,n=4096]" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_symbolic_specs_share_names_and_take_hints():
+    from torsh_jit.aot import parse_args
+    from torsh_jit.errors import ArgumentError
+    from torsh_jit.ir.symbols import Sym
+    x, y, z = parse_args(["f32[batch, seq, 64]", "f32[seq=300,64]", "i64[7]"])
+    assert [type(d) for d in x.shape] == [Sym, Sym, int] and x.shape[2] == 64
+    assert repr(x.shape[1]) == repr(y.shape[0]) == "seq"
+    assert (x.shape[0].hint, x.shape[1].hint, y.shape[0].hint) == (64, 300, 300)
+    assert z.shape == (7,)
+    with pytest.raises(ArgumentError, match="two tracing sizes"):
+        parse_args(["f32[n=3]", "f32[n=4]"])
+    for bad, what in (("f32[n m]", "neither"), ("f32[int]", "C keyword"), ("f32[tj_x]", "header"),
+                      ("f32[2n]", "neither")):
+        with pytest.raises(ArgumentError, match=what):
+            parse_args([bad])
+
+
+def test_a_size_named_like_a_parameter_is_refused(tmp_path):
+    from torsh_jit.errors import ArgumentError
+    with pytest.raises(ArgumentError, match="another parameter"):
+        _bundle(tmp_path, "axpy", ["f32[y,4]", "f32[4]"])
+
+
+EXACT_HEADER = """\
+/* generated by torsh-jit: f */
+#ifndef F_H
+#define F_H
+#include <stdint.h>
+#include <stdlib.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+void tj_m_main(void **buffers);
+#ifdef __cplusplus
+}
+#endif
+
+/* arguments: x: float32[13,37]; w: float32[37,29] */
+/* outputs: out0: float32[29]; out1: float32[13] */
+/* returns 0, or -1 when a temporary buffer cannot be allocated */
+static inline int f(const float *x, const float *w, float *out0, float *out1) {
+    void *tj_buffers_[6];
+    tj_buffers_[0] = (void *)x;
+    tj_buffers_[1] = (void *)w;
+    tj_buffers_[2] = (void *)out0;
+    tj_buffers_[3] = (void *)out1;
+    tj_buffers_[4] = malloc(1508);
+    if (!tj_buffers_[4]) { return -1; }
+    tj_buffers_[5] = malloc(1508);
+    if (!tj_buffers_[5]) { free(tj_buffers_[4]); return -1; }
+    tj_m_main(tj_buffers_);
+    free(tj_buffers_[4]);
+    free(tj_buffers_[5]);
+    return 0;
+}
+
+#endif /* F_H */
+"""
+
+
+def test_exact_shape_headers_and_manifests_are_as_before(tmp_path):
+    """Symbolic sizes add to the header and manifest only where a size is symbolic: an exact
+    bundle's header is the text it always was (temporaries' sizes constant), and its
+    manifest has no symbol fields."""
+    from torsh_jit.aot.header import header
+    from torsh_jit.ir.tracer import ArgSpec
+    specs = (ArgSpec("array", (13, 37), "float32"), ArgSpec("array", (37, 29), "float32"))
+    text = header("f", "tj_m", specs, ["x", "w"], [((29,), "float32"), ((13,), "float32")],
+                  [((13, 29), "float32"), ((13, 29), "float32")])
+    assert text == EXACT_HEADER
+    entry, _ = _bundle(tmp_path, "axpy", ["f32[5,4]", "f32[4]"])
+    assert not {"symbols", "guards", "size_table"} & set(entry)
+    assert entry["outputs"] == [{"dtype": "float32", "shape": [5, 4]}] and entry["buffers"] == 3
+
+
+def test_symbolic_bundle_for_aarch64_runs_under_qemu(tmp_path, rng):
+    """The same symbolic bundle for an emulated ISA: cross-linked, run at two sizes."""
+    import torsh_jit as tj
+    t = tj.parse_target("aarch64-neon")
+    if shutil.which(t.cc) is None or shutil.which(t.runner) is None:
+        pytest.skip(f"needs {t.cc} and {t.runner}")
+    from torsh_jit.backends.runners.qemu import emulator_command
+    entry, d = _bundle(tmp_path, "axpy", ["f32[n,1024]", "f32[1024]"], target="aarch64-neon")
+    assert entry["symbols"][0]["name"] == "n" and entry["guards"] == []
+    _link(d, "axpy", 2, 1, 1, cc=t.cc, flags=["-static"])
+    y = rng.standard_normal(1024).astype(np.float32)
+    for n in (3, 257):
+        x = rng.standard_normal((n, 1024)).astype(np.float32)
+        _check(*_run(d, [n], [x, y], [x.shape], runner=emulator_command(t)), [x * 2 + y])
+
+
+def test_symbolic_wasm_bundle_links_its_module(tmp_path):
+    if not _HAS_WASM_LD:
+        pytest.skip("needs wasm-ld (apt-get install lld) and wasi-libc")
+    entry, d = _bundle(tmp_path, "softmax", ["f32[n,64]"], target="wasm32-simd128")
+    assert entry["symbols"][0]["name"] == "n"
+    assert (d / "softmax.wasm").read_bytes()[:4] == b"\0asm"

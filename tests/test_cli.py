@@ -184,3 +184,22 @@ def test_lowered_asm_handles_every_language():
     assert ".target sm_80" in k.lower(x, target="cuda-sm80").asm()
     with pytest.raises(E.TargetError, match="no assembly"):
         k.lower(x, target="wgsl").asm()
+
+
+def test_compile_with_a_symbolic_size_names_the_parameter(tmp_path):
+    import json
+    r = cli("compile", "examples/gelu.py:gelu_mul", "--arg", "f32[n,1024]", "--arg", "f32[1024]",
+            "--target", "host", "-o", str(tmp_path / "out"))
+    assert "sizes n are parameters of gelu_mul()" in r.stdout
+    entry = json.loads((tmp_path / "out" / "manifest.json").read_text())["entries"][0]
+    assert [s["name"] for s in entry["symbols"]] == ["n"]
+    assert entry["arguments"][0]["shape"] == ["n", 1024]
+    h = (tmp_path / "out" / entry["files"]["header"]).read_text()
+    assert "float *out0, int64_t n)" in h and "if (n < 0) return -2;" in h
+
+
+def test_compile_bad_symbolic_dimension_is_a_clear_error(tmp_path):
+    r = cli("compile", "examples/gelu.py:gelu_mul", "--arg", "f32[n+1,4]", "--arg", "f32[4]",
+            "-o", str(tmp_path / "out"), check=False)
+    assert r.returncode == 2 and "neither an integer nor a name" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()

@@ -96,10 +96,10 @@ def cmd_explain(ns) -> int:
 
 
 def cmd_compile(ns) -> int:
-    from .aot import compile_bundle
+    from .aot import compile_bundle, parse_args
     fn = load_function(ns.function)
     targets = [t.strip() for t in ns.target.split(",") if t.strip()]
-    m = compile_bundle(fn, _specs(ns.arg), targets, ns.output, name=ns.name)
+    m = compile_bundle(fn, parse_args(ns.arg or []), targets, ns.output, name=ns.name)
     print(f"manifest: {Path(ns.output) / 'manifest.json'} ({len(m['entries'])} target(s))")
     return 0
 
