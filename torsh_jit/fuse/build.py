@@ -9,7 +9,7 @@ import networkx as nx
 from .. import errors as E
 from ..ir.graph import Graph
 from ..ir.ops import REDUCE, VIEW, MATMUL, REDUCE_OPS
-from ..ir.symbols import statically_one
+from ..ir.symbols import statically_one, statically_zero
 from ..ir.tracer import contiguous_strides
 from .axes import Analysis
 from .group import Access, BufferPlan, Expr, Group, Partition, Store
@@ -121,7 +121,7 @@ def _make_group(g: Graph, specs, members: set[int], stored: dict[int, int]) -> G
                 raise E.InternalError(f"view %{p} of a non-contiguous buffer was not copied")
             buf, off, st = r
             acc = Access(buf, off, domain_strides(p, st), n.dtype)
-            full = any(acc.strides[i] for i in range(a_n_outer, len(domain)))
+            full = any(not statically_zero(acc.strides[i]) for i in range(a_n_outer, len(domain)))
             exprs.append(Expr("load", (), (("access", len(loads)),), n.dtype, full, 0))
             loads.append(acc)
         eid[p] = len(exprs) - 1

@@ -14,7 +14,7 @@ from .. import errors as E
 from . import dtypes as dt
 from .graph import Graph, Node, make_attrs
 from .ops import OPS, COMPARISONS, VIEW, result_dtype
-from .symbols import as_size, broadcast_shapes, current_env, is_symbolic, statically_one
+from .symbols import as_size, broadcast_shapes, current_env, is_symbolic, same, statically_one
 
 
 def _axes_hint(ndim: int) -> str:
@@ -266,7 +266,7 @@ class GraphBuilder:
             raise E.ShapeError(f"cannot reshape array of size {n.size} into shape {shape}",
                                hint=f"the number of elements must stay {n.size} (shape {n.shape}); "
                                     "use -1 for the dimension to infer", where=loc)
-        if shape == n.shape:
+        if same(shape, n.shape):
             return x
         return self._push(Node("reshape", (x,), make_attrs(shape=shape), shape, n.dtype, n.weak, loc))
 

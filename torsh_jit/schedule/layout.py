@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..fuse import Group
 from ..ir.ops import REDUCE_OPS
-from ..ir.symbols import statically_one, statically_zero
+from ..ir.symbols import hint_of, is_symbolic, same, statically_one, statically_zero
 from .config import Config
 
 
@@ -52,7 +52,9 @@ def plan_axes(group: Group, *, columns: bool = False) -> AxisPlan:
         for d in axes:
             if runs:
                 prev = runs[-1][-1]
-                if all(st[prev] == st[d] * dom[d] for st in accesses.values()):
+                # merged where every access walks them as one axis, for every size: symbolic
+                # strides must be the same expression (not merging is always correct)
+                if all(same(st[prev], st[d] * dom[d]) for st in accesses.values()):
                     runs[-1].append(d)
                     continue
             runs.append([d])
@@ -121,7 +123,7 @@ def column_vectors(ax: AxisPlan, config: Config) -> int:
     """Column reductions: vectors side by side in one work unit. Sixteen AVX-512 vectors
     read 1 KiB of each row per step: sum(axis=0) of 4096x4096 float32 went from 9.4 ms
     (one vector) and 7.2 ms (eight) to 3.1 ms, numpy 3.7 ms, on this 2-core Zen 4."""
-    return max(1, min(16, -(-ax.K // config.lanes)))
+    return max(1, min(16, -(-hint_of(ax.K) // config.lanes)))   # a row of any length is right
 
 
 def column_blocks(ax: AxisPlan, config: Config) -> int:
@@ -139,7 +141,9 @@ def reduce_block(ax: AxisPlan, config: Config) -> int:
     """Elements per block of a row reduction as its kernel runs it: 0 (the whole row) unless
     the config's block is shorter than the row, then rounded down to whole vector steps (at
     least one)."""
-    block = config.block if config.block and config.block < ax.K else 0
+    # a row of symbolic length is blocked whatever it turns out to be (a row shorter than a
+    # block is one block), so the choice asks nothing of the length
+    block = config.block if config.block and (is_symbolic(ax.K) or config.block < ax.K) else 0
     if block:
         step = config.lanes * config.unroll
         block = max(step, block // step * step)
@@ -151,7 +155,8 @@ def matmul_column_block(group: Group, config: Config) -> int:
     vectors, no more than N rounded up to a panel, at least one panel."""
     nrw = config.nr * config.lanes
     n = group.domain[-1]
-    return max(nrw, min(-(-n // nrw) * nrw, config.nc // nrw * nrw))
+    # the kernel clips each block to the columns left, so a symbolic N takes its hint's block
+    return max(nrw, min(-(-hint_of(n) // nrw) * nrw, config.nc // nrw * nrw))
 
 
 def matmul_dims(group: Group):

@@ -5,6 +5,7 @@ A mixin of KernelEmitter (emitter.py)."""
 from __future__ import annotations
 
 from ...ir.ops import ARG_REDUCTIONS
+from ...ir.symbols import statically_zero
 
 
 class ColumnMixin:
@@ -23,7 +24,7 @@ class ColumnMixin:
         self._saved_ooff = dict(self.ooff)
         self.loop_index = kk
         for key, st in self.ax.loop_strides.items():
-            if st:
+            if not statically_zero(st):
                 m, s = self.fresh("lm"), self.fresh("ls")
                 lines.append(f"%{m} = mul i64 {kk}, {st}")
                 lines.append(f"%{s} = add i64 {self.ooff[key]}, %{m}")
