@@ -387,15 +387,17 @@ class Kernel:
         except E.InternalError as err:       # a size the code generator cannot take yet
             log.warning("%s: symbolic compile failed, compiling exact shapes: %s", self.name, err)
             return None
-        except E.TorshJitError as err:       # the exact-shape trace reports it at the user's line
-            log.debug("%s: symbolic trace failed (%s); compiling exact shapes", self.name, err)
+        except Exception as err:             # the exact-shape trace reports it at the user's line
+            # (the function may use a size in a way a symbol does not support)
+            log.debug("%s: symbolic trace failed (%s: %s); compiling exact shapes", self.name,
+                      type(err).__name__, err)
             return None
         if entry is None:
             return None
         self.compiles += 1
-        log.info("%s: compiling for %s (symbols %s; guards: %s)", self.name,
-                 ", ".join(s.describe() for s in sspecs), ", ".join(p.symbols),
-                 ", ".join(map(repr, p.guards)) or "none")
+        log.info("%s: compiling for %s (symbols: %s; guards: %s)", self.name,
+                 ", ".join(s.describe() for s in sspecs), ", ".join(p.symbols) or "none, the "
+                 "function uses every size as a value", ", ".join(map(repr, p.guards)) or "none")
         self._remember(p.key, v)
         return entry
 

@@ -145,7 +145,7 @@ def test_recompiles_log_names_the_failed_guard(tmp_path):
     assert "refused:" in r.stdout
     err = r.stderr
     assert err.count("torsh_jit: <lambda>: compiling for") == 2, err
-    assert "symbols s0, s1" in err and "guard s1 != 0 fails" in err, err
+    assert "symbols: s0, s1" in err and "guard s1 != 0 fails" in err, err
 
 
 def test_graph_builder_takes_symbolic_dims(rng):
@@ -172,3 +172,13 @@ def test_graph_builder_takes_symbolic_dims(rng):
     f2 = tj.compile(g2)
     with pytest.raises(tj.ArgumentError, match="n = 3"):
         f2(np.zeros((3, 8), np.float32), np.zeros((4, 8), np.float32))
+
+
+def test_sizes_used_as_values_specialise(rng):
+    """x / x.shape[0], float(x.shape[1]): a size used as a number is that call's value (the
+    axis stays exact), never a wrong number or a crash."""
+    k = tj.kernel(lambda x: x.sum(axis=0) / x.shape[0] + float(x.shape[1]), dynamic=True)
+    for n in (3, 4, 9):
+        x = rng.standard_normal((n, 5))
+        np.testing.assert_allclose(k(x), x.sum(0) / n + 5)
+    assert k.compiles == 3

@@ -177,6 +177,15 @@ class Sym:
 
     __int__ = __index__
 
+    def __float__(self):             # a size used as a number (x / x.shape[0]): specialise
+        return float(self.__index__())
+
+    def __truediv__(self, other):
+        return float(self) / other
+
+    def __rtruediv__(self, other):
+        return other / float(self)
+
     def __hash__(self):
         return hash(self.terms)
 

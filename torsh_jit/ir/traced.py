@@ -13,6 +13,7 @@ import numpy as np
 from .. import errors as E
 from . import dtypes as dt
 from .builder import GraphBuilder
+from .symbols import is_symbolic
 
 
 class Traced:
@@ -104,6 +105,8 @@ def lift(b: GraphBuilder, v, loc) -> int:
             raise E.TraceError("a value from another traced function or graph was used here",
                                hint="pass it in as an argument of this kernel", where=loc)
         return v.node_id
+    if is_symbolic(v):
+        v = int(v)        # a size used as a value (x * x.shape[0]): specialised to the call's
     if isinstance(v, (bool, int, float)) and not isinstance(v, np.generic):
         if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
             raise E.DTypeError(f"integer constant {v} does not fit in int64",
