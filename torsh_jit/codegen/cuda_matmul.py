@@ -15,7 +15,7 @@ from ..schedule.gpu_rules import TMA_STAGING, batch_axis, mm_common, tma_registe
 from .cstyle.emitter import CEmitter, indent
 from .cstyle.language import CStyleLanguage
 from .cstyle.launch import Launch
-from .cstyle.skeletons import batch_offset, epilogue, params_of
+from .cstyle.skeletons import batch_offset, epilogue, params_of, tiles_grid
 from .jinja_env import template
 
 
@@ -44,7 +44,7 @@ def render_matmul_mma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         acc_dtype=group.exprs[0].dtype)
     align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
                          {(b, al) for _, b, al in em.vector_accesses()}))
-    grid = ("tiles", -(-N // BN), -(-M // BM), max(1, math.prod(batch)))
+    grid = tiles_grid(group, BM, BN)
     return src, Launch(name, "matmul", T, params_of(em), grid, smem=smem, align=align,
                        fallback=fallback, lang=lang)
 
@@ -76,7 +76,7 @@ def render_matmul_wgmma(group: Group, cfg: GpuConfig, name: str, scalars, fallba
         a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, indent=indent)
     align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
                          {(b, al) for _, b, al in em.vector_accesses()}))
-    grid = ("tiles", -(-N // BN), -(-M // BM), max(1, math.prod(batch)))
+    grid = tiles_grid(group, BM, BN)
     return src, Launch(name, "matmul", 128 * WG, params_of(em), grid, smem=smem, align=align,
                        fallback=fallback, lang=lang)
 
@@ -140,8 +140,15 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         b_map = tmap(B, 1, K, B.strides[nb + 1], N, zb, (64, BN // C, 1))
     align = tuple(sorted({(A.buf, 16), (B.buf, 16)} | ({(c_map[0], 16)} if c_map else set()) |
                          {(b, al) for _, b, al in em.vector_accesses()}))
-    blocks = -(-N // BN) * -(-M // (BM * C)) * Z * C         # C blocks to each work item
-    grid = ("persistent", blocks) if cfg.persistent else ("tiles", blocks, 1, 1)
-    return src, Launch(name, "matmul", 128 * (CW + 1), params_of(em), grid,
+    return src, Launch(name, "matmul", 128 * (CW + 1), params_of(em), tma_grid(group, cfg),
                        smem=smem, align=align, fallback=fallback,
                        tmaps=(a_map, b_map) + ((c_map,) if c_map else ()), cluster=C, lang=lang)
+
+
+def tma_grid(group: Group, cfg: GpuConfig) -> tuple:
+    """The TMA kernel's grid: clusters of C blocks to each BM x BN work item, or (persistent)
+    the work items that blocks on every SM loop over."""
+    nb, batch, M, N, K, A, B = mm_common(group)
+    BM, BN, C = cfg.tile_m, cfg.tile_n, max(1, cfg.cluster)
+    blocks = -(-N // BN) * -(-M // (BM * C)) * (math.prod(batch) if batch else 1) * C
+    return ("persistent", blocks) if cfg.persistent else ("tiles", blocks, 1, 1)

@@ -59,6 +59,10 @@ class CudaBackend(Backend):
     def device_fingerprint(self, target) -> str:
         return device_fingerprint(target)
 
+    def launch_sizes(self, group, config):
+        from ...codegen.cuda import launch_grids
+        return launch_grids(group, config)
+
     def render(self, plan) -> str:
         return render(plan)
 
