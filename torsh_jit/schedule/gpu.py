@@ -133,7 +133,8 @@ def default_config(group, target) -> GpuConfig:
 
 
 def matmul_config(group, target) -> GpuConfig:
-    M, N = group.domain[-2:]
+    # tiles by the traced sizes (every tile is correct for every size)
+    M, N = (hint_of(d) for d in group.domain[-2:])
     if tma_eligible(group, target) and M >= 128 and N >= 256 and not group.loads and \
             tma_store_map(group) is not None and group.stores[0].access.dtype != "float32":
         # as below, with a 16-bit output that the TMA writes from a whole tile in shared memory

@@ -39,6 +39,7 @@ class CudaBackend(Backend):
     language = "cuda"
     half_dtypes = HALF_DTYPES
     device_arrays = True
+    symbolic_sizes = True
 
     def default_config(self, group, target):
         from ...schedule.gpu import default_config

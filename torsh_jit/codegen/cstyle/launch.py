@@ -62,5 +62,7 @@ def at_sizes(launches, units, values: dict) -> tuple:
     """The launches of a symbolic plan at a call's sizes: each grid from the plan's units
     (Backend.launch_sizes, one grid per launch, in order) evaluated at `values`."""
     grids = [g for u in units for g in u]
-    return tuple(replace(l, grid=tuple(evaluate(x, values) for x in g))
+    ev = lambda xs: tuple(evaluate(x, values) for x in xs)
+    return tuple(replace(l, grid=ev(g), tmaps=tuple((t[0], evaluate(t[1], values), ev(t[2]), ev(t[3]),
+                                                     t[4], t[5]) for t in l.tmaps))
                  for l, g in zip(launches, grids))
