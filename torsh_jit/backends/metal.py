@@ -179,17 +179,18 @@ class MetalBackend(Backend):
         return s
 
     def explain(self, plan) -> str:
+        from ..codegen.cstyle.launch import plan_launches
         from ..codegen.msl import render_plan, describe
         from .runners.msl import dispatch, MAX_GROUPS
-        _, launches = render_plan(plan)
+        _, launches = plan_launches(plan, render_plan)
         lines = [describe(l) for l in launches]
         if metal_device() is not None:
             lines.append("runs through Metal on this Mac: one threadgroup per piece of work")
         else:
             lines.append(f"runs here in the MSL harness (clang++, C++ against the MSL shim): at most "
                          f"{MAX_GROUPS} threadgroups per dispatch, one at a time, each thread an OS thread")
-            for l in launches:
-                g, t = dispatch(l)
+            for l in launches:     # a symbolic plan's counts: evaluated per call
+                g, t = (f"at most {MAX_GROUPS}", l.threads) if plan.symbols else dispatch(l)
                 lines.append(f"  {l.name}: {g} threadgroup(s) x {t} threads")
         return "\n".join(lines)
 

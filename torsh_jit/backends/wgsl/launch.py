@@ -39,8 +39,9 @@ def build(p):
 
 
 def explain(p) -> str:
+    from ...codegen.cstyle.launch import plan_launches
     from ...codegen.wgsl import render_plan
-    _, launches = render_plan(p)
+    _, launches = plan_launches(p, render_plan)
     lines = [l.describe() for l in launches]
     g = wgsl_device.gpu()
     if g is None:
@@ -51,8 +52,8 @@ def explain(p) -> str:
                      f"{lim['max-compute-workgroups-per-dimension']} workgroups per dimension, "
                      f"{lim['max-storage-buffers-per-shader-stage']} storage bindings per stage, "
                      f"{lim['max-storage-buffer-binding-size'] // 2**20} MiB per binding")
-        for l in launches:
-            lines.append(f"  {l.name}: dispatch {_grid(l, lim)}")
+        for l in launches:     # a symbolic plan's grids: expressions, evaluated per call
+            lines.append(f"  {l.name}: dispatch {l.grid if p.symbols else _grid(l, lim)}")
     return "\n".join(lines)
 
 
