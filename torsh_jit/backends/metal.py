@@ -55,8 +55,10 @@ class MetalFunction:
 
     def __init__(self, p, dev):
         import Metal
+        from ..codegen.cstyle.launch import plan_launches
         from ..codegen.msl import render_plan, groups_needed
-        src, self.launches = render_plan(p)
+        src, self.launches = plan_launches(p, render_plan)
+        self.plan = p
         opts = Metal.MTLCompileOptions.new()
         opts.setFastMathEnabled_(False)
         lib, err = dev.newLibraryWithSource_options_error_(src, opts, None)
@@ -73,10 +75,22 @@ class MetalFunction:
             if pipe.maxTotalThreadsPerThreadgroup() < l.threads:
                 raise E.TargetError(f"{l.name} needs {l.threads} threads per threadgroup, this GPU "
                                     f"allows {pipe.maxTotalThreadsPerThreadgroup()}")
-            self.pipes.append((pipe, groups_needed(l)))
+            self.pipes.append((pipe, 0 if p.symbols else groups_needed(l)))
         b = p.part.buffers
         self.n_inputs = b.n_inputs
         self.n_outputs = len(b.outputs)
+
+    def bind(self, values: dict) -> "MetalFunction":
+        """At a symbolic plan's sizes: each kernel's threadgroups from plan.units (its buffers
+        take the size table the call appends, as the kernels' last parameter)."""
+        import copy
+        from ..codegen.msl import grid_groups
+        from ..ir.symbols import evaluate
+        b = copy.copy(self)
+        grids = [g for u in self.plan.units for g in u]
+        b.pipes = [(pipe, grid_groups([evaluate(x, values) for x in g]))
+                   for (pipe, _), g in zip(self.pipes, grids)]
+        return b
 
     def run(self, buffers: tuple) -> None:
         import Metal
@@ -119,6 +133,7 @@ def _span_bytes(a, lo: int, size: int) -> np.ndarray:
 class MetalBackend(Backend):
     """MSL: through Metal on macOS, through the MSL harness elsewhere (not tunable yet)."""
     language = "msl"
+    symbolic_sizes = True
 
     def default_config(self, group, target):
         """The CUDA schedule's rules under the target's limits, with what MSL kernels take
@@ -126,6 +141,10 @@ class MetalBackend(Backend):
         from ..schedule.webgpu import metal_config
         _check_dtypes(group, target)
         return metal_config(group, target)
+
+    def launch_sizes(self, group, config):
+        from ..codegen.cstyle.skeletons import launch_grids
+        return launch_grids(group, config)
 
     def render(self, plan) -> str:
         from ..codegen.msl import render_plan
@@ -160,17 +179,18 @@ class MetalBackend(Backend):
         return s
 
     def explain(self, plan) -> str:
+        from ..codegen.cstyle.launch import plan_launches
         from ..codegen.msl import render_plan, describe
         from .runners.msl import dispatch, MAX_GROUPS
-        _, launches = render_plan(plan)
+        _, launches = plan_launches(plan, render_plan)
         lines = [describe(l) for l in launches]
         if metal_device() is not None:
             lines.append("runs through Metal on this Mac: one threadgroup per piece of work")
         else:
             lines.append(f"runs here in the MSL harness (clang++, C++ against the MSL shim): at most "
                          f"{MAX_GROUPS} threadgroups per dispatch, one at a time, each thread an OS thread")
-            for l in launches:
-                g, t = dispatch(l)
+            for l in launches:     # a symbolic plan's counts: evaluated per call
+                g, t = (f"at most {MAX_GROUPS}", l.threads) if plan.symbols else dispatch(l)
                 lines.append(f"  {l.name}: {g} threadgroup(s) x {t} threads")
         return "\n".join(lines)
 

@@ -17,8 +17,10 @@ import dataclasses
 from ..schedule.gpu import GpuConfig
 from .cstyle.language import CStyleLanguage
 from .cstyle.launch import Launch
-from .cstyle.skeletons import render_elementwise, render_reduce, render_matmul_simt, scalar_buffers
-from .cuda_matmul import render_matmul_mma, render_matmul_tma, render_matmul_wgmma
+from .cstyle.sizes import sizes_of
+from .cstyle.skeletons import (launch_grids as simt_grids, render_elementwise, render_matmul_simt,
+                               render_reduce, scalar_buffers, tiles_grid)
+from .cuda_matmul import render_matmul_mma, render_matmul_tma, render_matmul_wgmma, tma_grid
 from .jinja_env import template
 
 
@@ -111,12 +113,22 @@ def render_kernels(kernels, target, scalars, aligned=True) -> tuple[list[str], l
     return bodies, launches
 
 
+def launch_grids(group, cfg) -> tuple:
+    """The grids of the group's kernels as render_kernels launches them (a tensor-core
+    matmul: its SIMT standby, then itself): Backend.launch_sizes, ints and Syms."""
+    if group.kind != "matmul" or not (cfg.mma or cfg.wgmma):
+        return simt_grids(group, cfg)
+    main = tma_grid(group, cfg) if cfg.tma else tiles_grid(group, cfg.tile_m, cfg.tile_n)
+    return (tiles_grid(group, 64, 64), main)
+
+
 def render_plan(p, aligned: bool = True) -> tuple[str, tuple[Launch, ...]]:
     """(the .cu text of every kernel of the plan, their launches). aligned=False: the module
     that elementwise kernels fall back to when their pointers are not aligned."""
     scalars = scalar_buffers(p.specs)
     kernels = list(zip(p.kernel_names(), p.part.groups, p.configs))
-    bodies, launches = render_kernels(kernels, p.target, scalars, aligned)
+    with sizes_of(LANG, p):
+        bodies, launches = render_kernels(kernels, p.target, scalars, aligned)
     dtypes = {a.dtype for g in p.part.groups
               for a in (*g.loads, *(s.access for s in g.stores), *g.mm)} | \
         {e.dtype for g in p.part.groups for e in g.exprs}

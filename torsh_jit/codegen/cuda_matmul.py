@@ -15,7 +15,8 @@ from ..schedule.gpu_rules import TMA_STAGING, batch_axis, mm_common, tma_registe
 from .cstyle.emitter import CEmitter, indent
 from .cstyle.language import CStyleLanguage
 from .cstyle.launch import Launch
-from .cstyle.skeletons import batch_offset, epilogue, params_of
+from .cstyle.sizes import size_lets
+from .cstyle.skeletons import batch_offset, epilogue, params_of, tiles_grid
 from .jinja_env import template
 
 
@@ -39,12 +40,12 @@ def render_matmul_mma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         STAGES=cfg.stages, M=M, N=N, K=K, kind=kind, b_row=b_row, params=", ".join(em.params()),
         a_off=batch_offset(A, batch, nb, "bz"), b_off=batch_offset(B, batch, nb, "bz"),
         a_m=A.strides[nb], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2], A=A, B=B,
-        a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, indent=indent,
+        a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, sizes=size_lets(), indent=indent,
         fragments=cfg.fragments or 1,
         acc_dtype=group.exprs[0].dtype)
     align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
                          {(b, al) for _, b, al in em.vector_accesses()}))
-    grid = ("tiles", -(-N // BN), -(-M // BM), max(1, math.prod(batch)))
+    grid = tiles_grid(group, BM, BN)
     return src, Launch(name, "matmul", T, params_of(em), grid, smem=smem, align=align,
                        fallback=fallback, lang=lang)
 
@@ -73,10 +74,10 @@ def render_matmul_wgmma(group: Group, cfg: GpuConfig, name: str, scalars, fallba
         M=M, N=N, K=K, kind=kind, b_row=b_row, params=", ".join(em.params()),
         a_off=batch_offset(A, batch, nb, "bz"), b_off=batch_offset(B, batch, nb, "bz"),
         a_m=A.strides[nb], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2], A=A, B=B,
-        a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, indent=indent)
+        a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, sizes=size_lets(), indent=indent)
     align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
                          {(b, al) for _, b, al in em.vector_accesses()}))
-    grid = ("tiles", -(-N // BN), -(-M // BM), max(1, math.prod(batch)))
+    grid = tiles_grid(group, BM, BN)
     return src, Launch(name, "matmul", 128 * WG, params_of(em), grid, smem=smem, align=align,
                        fallback=fallback, lang=lang)
 
@@ -126,7 +127,7 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         a_z=bool(za), b_z=bool(zb), Z=Z, PERSIST=cfg.persistent, CLUSTER=C,
         TMA_STORE=bool(c_map), out_var="s0",
         OUT_BYTES=ITEMSIZE[group.stores[0].access.dtype] if c_map else 0,
-        params=", ".join(em.params()), epi=epi, I=em.I, indent=indent)
+        params=", ".join(em.params()), epi=epi, I=em.I, sizes=size_lets(), indent=indent)
 
     def tmap(acc, inner, inner_n, outer, outer_n, z, box):
         # innermost first: (inner, outer, batch); a batch of one (or a broadcast operand)
@@ -140,8 +141,15 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         b_map = tmap(B, 1, K, B.strides[nb + 1], N, zb, (64, BN // C, 1))
     align = tuple(sorted({(A.buf, 16), (B.buf, 16)} | ({(c_map[0], 16)} if c_map else set()) |
                          {(b, al) for _, b, al in em.vector_accesses()}))
-    blocks = -(-N // BN) * -(-M // (BM * C)) * Z * C         # C blocks to each work item
-    grid = ("persistent", blocks) if cfg.persistent else ("tiles", blocks, 1, 1)
-    return src, Launch(name, "matmul", 128 * (CW + 1), params_of(em), grid,
+    return src, Launch(name, "matmul", 128 * (CW + 1), params_of(em), tma_grid(group, cfg),
                        smem=smem, align=align, fallback=fallback,
                        tmaps=(a_map, b_map) + ((c_map,) if c_map else ()), cluster=C, lang=lang)
+
+
+def tma_grid(group: Group, cfg: GpuConfig) -> tuple:
+    """The TMA kernel's grid: clusters of C blocks to each BM x BN work item, or (persistent)
+    the work items that blocks on every SM loop over."""
+    nb, batch, M, N, K, A, B = mm_common(group)
+    BM, BN, C = cfg.tile_m, cfg.tile_n, max(1, cfg.cluster)
+    blocks = -(-N // BN) * -(-M // (BM * C)) * (math.prod(batch) if batch else 1) * C
+    return ("persistent", blocks) if cfg.persistent else ("tiles", blocks, 1, 1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .. import errors as E
 from .cstyle.language import CStyleLanguage
+from .cstyle.sizes import sizes_of
 from .cstyle.skeletons import render_elementwise, render_reduce, render_matmul_simt, scalar_buffers
 from .jinja_env import template
 
@@ -44,6 +45,7 @@ class MslLanguage(CStyleLanguage):
     special_floats = {("float", "inf"): "INFINITY", ("float", "-inf"): "(-INFINITY)",
                       ("float", "nan"): "NAN"}
     arg_index = "int"
+    size_let = "const {T} {n} = {x};"
     float_sum_dtype = "float32"
     code_for_op = {**CStyleLanguage.code_for_op,
                    **{fn: {"f": f"tj_{fn}({{a}})"} for fn in ("log1p", "expm1", "erf")}}
@@ -76,7 +78,8 @@ def render_plan(p):
     """(the .metal text of every kernel of the plan, their launches: cstyle.launch.Launch values)."""
     scalars = scalar_buffers(p.specs)
     kernels = list(zip(p.kernel_names(), p.part.groups, p.configs))
-    bodies, launches = render_kernels(kernels, scalars, p.target)
+    with sizes_of(LANG, p):
+        bodies, launches = render_kernels(kernels, scalars, p.target)
     src = template("msl/module.metal.j2").render(
         module_name=p.module_name, target=p.target, plan_text=p.describe(), bodies=bodies,
         launches=[describe(l) for l in launches])
@@ -85,7 +88,11 @@ def render_plan(p):
 
 def groups_needed(l) -> int:
     """Threadgroups that give every piece of work its own (grid-stride skeletons take fewer)."""
-    g = l.grid
+    return grid_groups(l.grid)
+
+
+def grid_groups(g) -> int:
+    """groups_needed of a grid (a symbolic plan's: one of plan.units at a call's sizes)."""
     return g[1] * g[2] * g[3] if g[0] == "tiles" else g[1]
 
 

@@ -22,6 +22,7 @@ from ..fuse import Group
 from ..ir.ops import ARG_REDUCTIONS
 from .cstyle.language import CStyleLanguage
 from .cstyle.launch import Launch
+from .cstyle.sizes import sizes_of, symbolic_group
 from .cstyle.skeletons import render_elementwise, render_matmul_simt, render_reduce, scalar_buffers
 from .jinja_env import template
 
@@ -112,6 +113,12 @@ class WgslLanguage(CStyleLanguage):
     units_scoped = True
     cache_whole_rows = True
 
+    # no 64-bit integers: the launcher uploads the size table as int32 (and refuses what
+    # does not fit); select(false value, true value, condition)
+    size_dtype = "int32"
+    size_let = "let {n}: {T} = {x};"
+    size_floordiv = "select(({x} - {dm1}) / {d}, {x} / {d}, {x} >= 0)"
+
     def index_type(self, group) -> str:
         return "i32"                   # render_plan refuses what does not fit (check_index)
 
@@ -162,7 +169,10 @@ MAX_INDEX = 2**31 - 1
 
 
 def check_index(group: Group) -> None:
-    """WGSL has no 64-bit integers: every element offset must fit in i32."""
+    """WGSL has no 64-bit integers: every element offset must fit in i32 (of a symbolic
+    group: checked by the launcher at each call's sizes)."""
+    if symbolic_group(group):
+        return
     big = math.prod(group.domain) if group.domain else 1
     accs = list(group.loads) + [s.access for s in group.stores]
     for a in accs:
@@ -218,6 +228,8 @@ def buffer_decls(p, groups) -> list[tuple[int, str, str]]:
             raise E.DTypeError(f"dtype {dt} is not supported by the wgsl target",
                                hint="cast to float32 or int32, or use a CPU target")
         out.append((buf, "read" if buf < b.n_inputs else "read_write", LANG.mem_types[dt]))
+    if p.symbols:                      # the size table, int32 (LANG.size_dtype)
+        out.append((p.n_buffers - 1, "read", LANG.mem_types[LANG.size_dtype]))
     return out
 
 
@@ -235,13 +247,15 @@ def render_plan(p) -> tuple[str, tuple[Launch, ...]]:
                                         "CPU target such as 'host'")
         check_index(g)
     bodies, launches = [], []
-    for name, g, c in zip(p.kernel_names(), groups, p.configs):
-        s, l = RENDER[g.kind](g, c, name, scalars, LANG)
-        bodies.append(s)
-        launches.append(l)
+    with sizes_of(LANG, p):
+        for name, g, c in zip(p.kernel_names(), groups, p.configs):
+            s, l = RENDER[g.kind](g, c, name, scalars, LANG)
+            bodies.append(s)
+            launches.append(l)
+    # scalars: the binding after the buffer table's last entry (a symbolic plan's size table)
     src = template("wgsl/module.wgsl.j2").render(
         module_name=p.module_name, target=p.target, plan_text=p.describe(), bodies=bodies,
         launches=[l.describe() for l in launches], buffers=buffer_decls(p, groups),
         scalar_binding=(max([b for b, _, _ in buffer_decls(p, groups)] + [-1]) + 1) if order else None,
-        n_buffers=p.part.buffers.count)
+        n_buffers=p.n_buffers)
     return src, tuple(launches)

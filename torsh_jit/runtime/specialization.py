@@ -72,7 +72,9 @@ class BoundFunction:
     def __init__(self, fn, p: Plan, values: dict):
         table = np.array([values[n] for n in p.symbols], dtype=np.int64)
         inner = fn.bind(values)
-        self.device = False
+        # a GPU function places its own buffers, its size table among them (bound above)
+        self.device = getattr(inner, "device", False)
+        self.call = inner.call if self.device else None
         self.fast_run = None
         run = getattr(inner, "fast_run", None) or inner.run
         self.run = lambda buffers: run(buffers + (table,))

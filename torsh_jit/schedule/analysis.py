@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..ir.dtypes import ITEMSIZE
 from ..ir.ops import REDUCE_OPS
+from ..ir.symbols import statically_zero
 from .layout import plan_axes, inner_mode, varying, AxisPlan
 
 
@@ -33,13 +34,15 @@ class GroupAnalysis:
         return inner_mode(self.ax.inner, self.ax.inner_strides[("l", li)])[0]
 
     def vector_static(self, key) -> bool:
-        """Groups of V along the inner axis are V-aligned in this access, whatever the row."""
+        """Groups of V along the inner axis are V-aligned in this access, whatever the row
+        (and whatever the sizes: a symbolic offset or stride is not known to be a multiple)."""
         if self.V == 1 or self.modes[key][0] != "contig":
             return False
         acc = self.access(key)
-        if acc.offset % self.V or any(s % self.V for s in self.ax.outer_strides[key]):
+        if not statically_zero(acc.offset % self.V) or \
+                not all(statically_zero(s % self.V) for s in self.ax.outer_strides[key]):
             return False
-        return self.ax.K % self.V == 0 or not self.ax.outer
+        return not self.ax.outer or statically_zero(self.ax.K % self.V)
 
     def wide_accesses(self, scalar_bufs=frozenset()) -> list:
         """Accesses read or written V at a time: (key, buffer, required pointer alignment)."""

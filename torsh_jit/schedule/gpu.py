@@ -11,6 +11,7 @@ import itertools
 from dataclasses import dataclass, asdict, replace
 
 from ..ir.dtypes import ITEMSIZE
+from ..ir.symbols import hint_of, is_symbolic, statically_one, statically_zero
 from .analysis import GroupAnalysis
 from .gpu_rules import (TMA_STAGING, mma_eligible, thread_registers,
                         tma_eligible, tma_registers, tma_store_map, wgmma_eligible)
@@ -97,20 +98,22 @@ def default_config(group, target) -> GpuConfig:
     V = vector_width(group, target, contig) if contig else 1
     K = ax.K
     if group.kind == "elementwise":
-        if ax.outer and K % V:
+        if ax.outer and not statically_zero(K % V):
             V = 1
         # one group of V per thread per step: on an H100 the chain (64M float32) ran at copy
         # speed either way (0.361 ms against 0.365 with two), and NVRTC takes 108 ms, not 175
         return GpuConfig(threads=min(256, max_threads), vec=V, unroll=1)
-    # reductions: who owns a row
-    if K % V:
+    # reductions: who owns a row. The sizes of a symbolic plan choose by their traced values
+    # (hint_of): every choice below is correct for every size but the registers' (`cache`),
+    # which hold rows of a fixed length only
+    if not statically_zero(K % V):
         V = 1
     rows = ax.rows
-    if column or K == 1:
+    if column or statically_one(K):
         # rows lie along memory (x.sum(axis=0)): a thread per row reads coalesced across the warp
         return GpuConfig(threads=min(256, max_threads), vec=1, tpr=1)
-    groups = -(-K // V)
-    if rows < 64 and groups >= 4 * 256:
+    groups = -(-hint_of(K) // V)
+    if hint_of(rows) < 64 and groups >= 4 * 256:
         # few long rows: blocks share a row (the split count is the device's to decide)
         return GpuConfig(threads=min(512, max_threads), vec=V, tpr=min(512, max_threads), split=True)
     if groups <= warp * 8:
@@ -125,12 +128,13 @@ def default_config(group, target) -> GpuConfig:
     # registers hold the loads that more than one pass reads (x in softmax, not w in layernorm)
     users = GroupAnalysis(group, V=V, ax=ax).load_users()
     n_cached = max(1, sum(1 for u in users.values() if len(u) >= 2))
-    cache = J if J * V * n_cached <= 64 and J <= 16 else 0
+    cache = J if J * V * n_cached <= 64 and J <= 16 and not is_symbolic(K) else 0
     return GpuConfig(threads=threads, vec=V, tpr=tpr, cache=cache)
 
 
 def matmul_config(group, target) -> GpuConfig:
-    M, N = group.domain[-2:]
+    # tiles by the traced sizes (every tile is correct for every size)
+    M, N = (hint_of(d) for d in group.domain[-2:])
     if tma_eligible(group, target) and M >= 128 and N >= 256 and not group.loads and \
             tma_store_map(group) is not None and group.stores[0].access.dtype != "float32":
         # as below, with a 16-bit output that the TMA writes from a whole tile in shared memory

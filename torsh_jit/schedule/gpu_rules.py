@@ -47,7 +47,7 @@ def mma_eligible(group, target) -> bool:
         return False
     a_b, a_m, a_k = A.strides[:nb], A.strides[nb], A.strides[nb + 2]
     b_b, b_n, b_k = B.strides[:nb], B.strides[nb + 1], B.strides[nb + 2]
-    if a_k != 1 or (M > 1 and a_m % 8) or A.offset % 8 or any(s % 8 for s in a_b):
+    if a_k != 1 or (a_m % 8 and M > 1) or A.offset % 8 or any(s % 8 for s in a_b):
         return False
     if B.offset % 8 or any(s % 8 for s in b_b):
         return False

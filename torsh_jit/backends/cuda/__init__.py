@@ -39,6 +39,7 @@ class CudaBackend(Backend):
     language = "cuda"
     half_dtypes = HALF_DTYPES
     device_arrays = True
+    symbolic_sizes = True
 
     def default_config(self, group, target):
         from ...schedule.gpu import default_config
@@ -58,6 +59,10 @@ class CudaBackend(Backend):
 
     def device_fingerprint(self, target) -> str:
         return device_fingerprint(target)
+
+    def launch_sizes(self, group, config):
+        from ...codegen.cuda import launch_grids
+        return launch_grids(group, config)
 
     def render(self, plan) -> str:
         return render(plan)

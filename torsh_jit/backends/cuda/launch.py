@@ -6,12 +6,15 @@ no copies, outputs of the same kind. Kernels fed by Hopper's TMA take tensor map
 and launch through the driver (tma.py)."""
 from __future__ import annotations
 
+import copy
 import math
 import threading
 
 import numpy as np
 
 from ... import errors as E
+from ...codegen.cstyle.launch import at_sizes
+from ...ir.symbols import evaluate_shape
 from ...ir.tracer import contiguous_strides
 from .. import take_buffers
 from . import tma
@@ -42,6 +45,8 @@ class CudaFunction:
         self._unaligned = None            # (module, kernels) built on first need
         self._unaligned_lock = threading.Lock()
         self.launches = tuple(launches)
+        self.by_name = {l.name: l for l in self.launches}
+        self.sizes = None                 # a bound symbolic plan's size table on the device
         take_buffers(self, plan)
         self._streams: dict = {}
         if any(l.tmaps for l in launches):
@@ -78,6 +83,18 @@ class CudaFunction:
             info = KernelInfo(l, regs, static, local, maxt, block, bps, cap)
             kernels[l.name] = (fn, info)
         return module, kernels
+
+    def bind(self, values: dict) -> "CudaFunction":
+        """This function at a symbolic plan's sizes: outputs and temporaries of those sizes,
+        the grids of plan.units, the size table (int64 per symbol) on the device."""
+        b = copy.copy(self)
+        p = self.plan
+        b.outputs = tuple((evaluate_shape(s, values), d) for s, d in p.part.buffers.outputs)
+        b.temps = tuple((evaluate_shape(s, values), d) for s, d in p.part.buffers.temps)
+        b.launches = at_sizes(self.launches, p.units, values)
+        b.by_name = {l.name: l for l in b.launches}
+        b.sizes = self.cp.asarray(np.array([values[n] for n in p.symbols], np.int64))
+        return b
 
     def _unaligned_kernel(self, name: str):
         """The kernel `name` of the module for pointers of any alignment (built on first need:
@@ -180,7 +197,8 @@ class CudaFunction:
             out_ptrs = [array_ptr(o) for o in outs]
             temps = [cp.empty(max(1, math.prod(s)) * np.dtype(storage(d)).itemsize, np.uint8)
                      for s, d in self.temps]
-            bufs = ptrs + out_ptrs + [t.data.ptr for t in temps]
+            bufs = ptrs + out_ptrs + [t.data.ptr for t in temps] + \
+                ([self.sizes.data.ptr] if self.sizes is not None else [])
             stream = self._stream(family, device)
             self._launch(bufs, stream)
             if family == "numpy":
@@ -246,7 +264,7 @@ class CudaFunction:
             fn, info = self.kernels[l.name]
             if l.align and any(bufs[b] % al for b, al in l.align):
                 fn, info = self.kernels[l.fallback] if l.fallback else self._unaligned_kernel(l.name)
-                l = info.launch
+                l = self.by_name[info.launch.name]      # (its grid at a bound plan's sizes)
             grid = self._grid(l, info)
             if grid is None:
                 continue

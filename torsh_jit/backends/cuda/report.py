@@ -15,8 +15,9 @@ from .toolchain import compile_cuda, compile_options, module_options, nvrtc_rout
 def explain(p) -> str:
     """How the plan's kernels launch: their static launch data, and on a GPU the registers,
     shared memory and occupancy of the compiled kernels on this device."""
+    from ...codegen.cstyle.launch import plan_launches
     from ...codegen.cuda import render_plan
-    _, launches = render_plan(p)
+    _, launches = plan_launches(p, render_plan)
     lines = [l.describe() for l in launches]
     if nvrtc_route() is not None:
         lines.append("NVRTC " + nvrtc_version() + ": " + " ".join(compile_options() + list(module_options(p))))
@@ -34,7 +35,7 @@ def ptxas_report(p) -> list[str]:
     if nvrtc_route() is None:
         return []
     try:
-        _, log = compile_cuda(render(p), target_arch(p.target),
+        _, log = compile_cuda(p.source or render(p), target_arch(p.target),
                               extra=("-Xptxas=-v", *module_options(p)))
     except E.TorshJitError:
         return []

@@ -10,7 +10,9 @@ run: as qemu's (jobfile.py): the buffers in a job file, one process per call. Ea
 is dispatched as `groups` threadgroups of `threads` OS threads (msl_threads.cpp): one
 threadgroup at a time, its threads meeting at real barriers. The skeletons stride over
 their work, so a dispatch of fewer threadgroups than Metal would use (at most MAX_GROUPS
-here, for time) is a correct execution of the same kernels.
+here, for time) is a correct execution of the same kernels. A symbolic plan's dispatch
+counts are read at run time from its size table, after the symbols' values: the bound
+function (MslHarnessFunction.bind) appends them from plan.units at each call's sizes.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+
+import numpy as np
 
 from ... import errors as E
 from ...cache import artifact_key, get_cache
@@ -56,9 +60,11 @@ def dispatch(launch) -> tuple[int, int]:
     return min(MAX_GROUPS, max(1, groups_needed(launch))), launch.threads
 
 
-def thunks(launches, entry: str) -> str:
+def thunks(launches, entry: str, sizes: tuple[int, int] | None = None) -> str:
     """C++ (over the shim's names only) after the .metal text: for each kernel, a function
-    of (buffers, thread position) that calls it, and the module's entry dispatching them."""
+    of (buffers, thread position) that calls it, and the module's entry dispatching them.
+    sizes: a symbolic plan's (size table slot, symbols): kernel i's threadgroups are the
+    table's entry symbols + i."""
     from ...codegen.msl import LANG
     out = ["", "// ---- torsh-jit MSL harness: thunks and the module's entry (not MSL) ----"]
     calls = []
@@ -70,8 +76,12 @@ def thunks(launches, entry: str) -> str:
         args += ["tid", "gid", "ngroups"]
         out.append(f"static void tj_thread_{i}(void* const* b, uint tid, uint gid, uint ngroups) {{\n"
                    f"  {l.name}({', '.join(args)});\n}}")
-        groups, threads = dispatch(l)
-        calls.append(f"  tj_msl_run(tj_thread_{i}, b, {groups}u, {threads}u);")
+        if sizes is None:
+            groups, threads = dispatch(l)
+            groups = f"{groups}u"
+        else:
+            groups, threads = f"(uint)((const long*)b[{sizes[0]}])[{sizes[1] + i}]", l.threads
+        calls.append(f"  tj_msl_run(tj_thread_{i}, b, {groups}, {threads}u);")
     out.append(f'extern "C" void {entry}(void** b) {{\n' + "\n".join(calls) + "\n}\n")
     return "\n".join(out)
 
@@ -114,12 +124,14 @@ def compile_exe(source: str, entry: str, what: str, out_dir: str) -> bytes:
 
 
 def build(plan):
+    from ...codegen.cstyle.launch import plan_launches
     from ...codegen.msl import render_plan
     key = exe_key(plan)
+    sizes = (plan.n_buffers - 1, len(plan.symbols)) if plan.symbols else None
 
     def make():
-        src, launches = render_plan(plan)
-        return compile_exe(src + thunks(launches, f"{plan.module_name}_main"),
+        src, launches = plan_launches(plan, render_plan)
+        return compile_exe(src + thunks(launches, f"{plan.module_name}_main", sizes),
                            f"{plan.module_name}_main", plan.target.name, scratch_dir())
     exe = get_cache().get_or_make("exe", key, make, {"target": plan.target.name,
                                                     "kernels": len(plan.part.groups)},
@@ -129,3 +141,24 @@ def build(plan):
 
 class MslHarnessFunction(JobFunction):
     """A plan's MSL kernels built as a native program; `.run` as CpuFunction's."""
+
+    def bind(self, values: dict):
+        """At a symbolic plan's sizes: the size table the call appends gets each kernel's
+        threadgroups after the symbols (plan.units evaluated; at most MAX_GROUPS)."""
+        return _Dispatched(self, values)
+
+
+class _Dispatched:
+    """A symbolic MslHarnessFunction at one call's sizes."""
+
+    def __init__(self, fn: MslHarnessFunction, values: dict):
+        from ...codegen.msl import grid_groups
+        from ...ir.symbols import evaluate
+        p = fn.plan
+        counts = [min(MAX_GROUPS, max(1, grid_groups([evaluate(x, values) for x in g])))
+                  for u in p.units for g in u]
+        self.table = np.array([values[n] for n in p.symbols] + counts, np.int64)
+        self.fn = fn
+
+    def run(self, buffers: tuple) -> None:
+        self.fn.run(buffers[:-1] + (self.table,))

@@ -63,9 +63,14 @@ def register_device_keys(table: dict) -> None:
 class WgslBackend(Backend):
     """WGSL through wgpu: a GPU where there is one, lavapipe (a CPU Vulkan) where not."""
     language = "wgsl"
+    symbolic_sizes = True
 
     def default_config(self, group, target):
         return default_config(group, target)
+
+    def launch_sizes(self, group, config):
+        from ...codegen.cstyle.skeletons import launch_grids
+        return launch_grids(group, config)
 
     def render(self, plan) -> str:
         return render(plan)

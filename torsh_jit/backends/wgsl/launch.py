@@ -13,13 +13,16 @@ launch + sync and returns seconds per run.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 
 import numpy as np
 
 from ... import errors as E
+from ...ir.symbols import evaluate_shape
 from ...ir.tracer import ArgSpec
+from ...codegen.cstyle.launch import at_sizes
 from .. import take_buffers
 from . import device as wgsl_device  # read at call time: tests patch device.require_gpu
 from .device import adapter_description
@@ -28,15 +31,17 @@ _modules: dict = {}      # WGSL text -> shader module, this process
 
 
 def build(p):
+    from ...codegen.cstyle.launch import plan_launches
     from ...codegen.wgsl import render_plan
     wgsl_device.require_gpu()
-    src, launches = render_plan(p)
+    src, launches = plan_launches(p, render_plan)
     return WgslFunction(p, src, launches)
 
 
 def explain(p) -> str:
+    from ...codegen.cstyle.launch import plan_launches
     from ...codegen.wgsl import render_plan
-    _, launches = render_plan(p)
+    _, launches = plan_launches(p, render_plan)
     lines = [l.describe() for l in launches]
     g = wgsl_device.gpu()
     if g is None:
@@ -47,8 +52,8 @@ def explain(p) -> str:
                      f"{lim['max-compute-workgroups-per-dimension']} workgroups per dimension, "
                      f"{lim['max-storage-buffers-per-shader-stage']} storage bindings per stage, "
                      f"{lim['max-storage-buffer-binding-size'] // 2**20} MiB per binding")
-        for l in launches:
-            lines.append(f"  {l.name}: dispatch {_grid(l, lim)}")
+        for l in launches:     # a symbolic plan's grids: expressions, evaluated per call
+            lines.append(f"  {l.name}: dispatch {l.grid if p.symbols else _grid(l, lim)}")
     return "\n".join(lines)
 
 
@@ -94,6 +99,8 @@ class WgslFunction:
         self.launches = tuple(launches)
         take_buffers(self, plan)
         self.n_buffers = self.n_inputs + len(self.outputs) + len(self.temps)
+        self.scalar_binding = plan.n_buffers     # after a symbolic plan's size table
+        self.sizes = None                        # a symbolic plan's size table, once bound
         self.scalar_pos = [i for i, s in enumerate(self.specs) if s.kind == "scalar"]
         most = self.lim["max-storage-buffers-per-shader-stage"]
         for l in self.launches:
@@ -119,7 +126,28 @@ class WgslFunction:
         for l in self.launches:
             self.pipelines[l.name] = self.dev.create_compute_pipeline(
                 layout="auto", compute={"module": mod, "entry_point": l.name})
-        self.grids = {l.name: _grid(l, self.lim) for l in self.launches}
+        self.grids = {} if plan.symbols else {l.name: _grid(l, self.lim) for l in self.launches}
+
+    def bind(self, values: dict) -> "WgslFunction":
+        """This function at a symbolic plan's sizes: outputs and temporaries of those sizes,
+        the grids of plan.units, the size table as int32 (WGSL has no 64-bit integers, so a
+        size, and every array's element count, must fit in i32)."""
+        b = copy.copy(self)
+        p = self.plan
+        b.outputs = tuple((evaluate_shape(s, values), d) for s, d in p.part.buffers.outputs)
+        b.temps = tuple((evaluate_shape(s, values), d) for s, d in p.part.buffers.temps)
+        ins = [evaluate_shape(s.shape, values) for s in p.specs if s.kind == "array"]
+        big = max([math.prod(s) for s in ins + [s for s, _ in b.outputs + b.temps]] +
+                  [values[n] for n in p.symbols])
+        if big >= 2**31 - 1:
+            raise E.TargetError(f"an array of {big} elements is too large for the wgsl target "
+                                "(WGSL indexes with 32-bit integers)",
+                                hint="split the work, or use a CPU or CUDA target")
+        n = len(p.symbols)
+        b.sizes = np.array([values[s] for s in p.symbols] + [0] * (-n % 4), np.int32)  # vec4s
+        b.launches = at_sizes(self.launches, p.units, values)
+        b.grids = {l.name: _grid(l, self.lim) for l in b.launches}
+        return b
 
     def describe(self) -> str:
         return "\n".join([f"adapter: {adapter_description()}"] +
@@ -137,7 +165,7 @@ class WgslFunction:
     def upload(self, *args) -> DeviceArgs:
         """The call's inputs on the device, outputs and temporaries allocated, bind groups made."""
         U = self.wgpu.BufferUsage
-        bufs: list = [None] * self.n_buffers
+        bufs: list = [None] * self.plan.n_buffers
         words = []
         for i, (a, s) in enumerate(zip(args, self.specs)):
             if s.kind == "scalar":
@@ -157,6 +185,8 @@ class WgslFunction:
         for shape, dtype in self.temps:
             bufs[k] = self._buffer(math.prod(shape) * 4, U.STORAGE)
             k += 1
+        if self.sizes is not None:
+            bufs[self.n_buffers] = self.dev.create_buffer_with_data(data=self.sizes, usage=U.STORAGE)
         sc = None
         if words:
             sc = self.dev.create_buffer_with_data(data=np.array(words + [0] * (-len(words) % 4), np.uint32),
@@ -166,7 +196,7 @@ class WgslFunction:
             entries = [{"binding": b, "resource": {"buffer": bufs[b], "offset": 0,
                                                    "size": bufs[b].size}} for b in l.buffers]
             if l.scalars:
-                entries.append({"binding": self.n_buffers, "resource": {"buffer": sc, "offset": 0,
+                entries.append({"binding": self.scalar_binding, "resource": {"buffer": sc, "offset": 0,
                                                                         "size": sc.size}})
             groups[l.name] = self.dev.create_bind_group(
                 layout=self.pipelines[l.name].get_bind_group_layout(0), entries=entries)

@@ -16,11 +16,13 @@ from ...fuse import Group, Expr
 from ...ir.ops import REDUCE_OPS
 from ...ir.dtypes import family
 from ...ir.ops import COMPARISONS, LOGICAL, operand_dtypes
+from ...ir.symbols import statically_one, statically_zero
 from ...schedule.analysis import GroupAnalysis
 from ...schedule.layout import AxisPlan
 from .compare import compare_by_value
 from .language import CStyleLanguage
 from .reductions import ReductionSteps
+from .sizes import current as size_table
 
 # ops that give one of their operands, zero, or its sign flipped: exact in the operands' type
 EXACT_OPS = frozenset({"neg", "abs", "relu", "maximum", "minimum", "where"})
@@ -75,6 +77,15 @@ class CEmitter(ReductionSteps, GroupAnalysis):
                 terms.append(self.L.aligned.format(buf=buf, mask=align - 1))
         return " && ".join(sorted(set(terms))) or "true"
 
+    def buffers(self) -> list[int]:
+        """The buffers the kernel binds; a symbolic plan's size table last."""
+        t = size_table()
+        return super().buffers() + ([t.slot] if t is not None else [])
+
+    def buffer_dtype(self, buf: int) -> str:
+        t = size_table()
+        return self.L.size_dtype if t is not None and buf == t.slot else super().buffer_dtype(buf)
+
     def params(self) -> list[str]:
         """The kernel's parameters: device pointers, and scalars by value."""
         out = []
@@ -96,13 +107,13 @@ class CEmitter(ReductionSteps, GroupAnalysis):
         """The element offset of an access at the start of row `o` (C expression)."""
         acc = self.access(key)
         outer = self.ax.outer
-        terms = [str(acc.offset)] if acc.offset else []
+        terms = [str(acc.offset)] if not statically_zero(acc.offset) else []
         cur = o
         for d in range(len(outer) - 1, -1, -1):
             st = self.ax.outer_strides[key][d]
             coord = cur if d == 0 else f"({cur} % {outer[d]})"
-            if st:
-                terms.append(f"{coord} * {st}" if st != 1 else coord)
+            if not statically_zero(st):
+                terms.append(f"{coord} * {st}" if not statically_one(st) else coord)
             cur = f"({cur} / {outer[d]})"
         return self.L.convert.format(T=self.I, x=' + '.join(terms) if terms else "0")
 
@@ -119,7 +130,7 @@ class CEmitter(ReductionSteps, GroupAnalysis):
         terms, cur = [], f"({k})"
         for d in range(len(inner) - 1, -1, -1):
             coord = cur if d == 0 else f"({cur} % {inner[d]})"
-            if st[d]:
+            if not statically_zero(st[d]):
                 terms.append(f"{coord} * {st[d]}")
             cur = f"({cur} / {inner[d]})"
         return "(" + " + ".join(terms or ["0"]) + ")"

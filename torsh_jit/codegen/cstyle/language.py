@@ -226,8 +226,17 @@ class CStyleLanguage:
     units_scoped = False               # elementwise units are blocks of their own (no name tags)
     cache_whole_rows = False           # the reduce skeleton keeps only whole rows in registers
 
+    # symbolic sizes (sizes.py): the size table's dtype, and x // d (d > 0) with floor semantics
+    size_dtype = "int64"
+    size_let = "[[maybe_unused]] const {T} {n} = {x};"     # a size local (unused in some kernels)
+    size_floordiv = "(({x}) >= 0 ? ({x}) / {d} : (({x}) - {dm1}) / {d})"
+
     def index_type(self, group) -> str:
-        """int where every offset fits in 31 bits, else the language's 64-bit integer."""
+        """int where every offset fits in 31 bits, else the language's 64-bit integer; a group
+        of symbolic sizes indexes in the size type (no size is bounded: no guard asks)."""
+        from .sizes import symbolic_group
+        if symbolic_group(group):
+            return self.types[self.size_dtype]
         big = math.prod(group.domain) if group.domain else 1
         dom = group.domain
         accs = list(group.loads) + [s.access for s in group.stores]

@@ -4,7 +4,9 @@ describe it (CStyleLanguage.describe_launch: blocks, threadgroups or workgroups)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from ...ir.symbols import ShapeEnv, evaluate
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,25 @@ class Launch:
 
     def describe(self) -> str:
         return self.lang.describe_launch(self)
+
+
+def plan_launches(p, render_plan) -> tuple:
+    """(source, launches) of a plan, from its language's render_plan. A symbolic plan's source
+    is the one rendered while planning (p.source); its launches come from rendering again in a
+    scratch environment (the same questions, whose guards the plan holds already), their
+    grids expressions that `at_sizes` evaluates."""
+    if not p.symbols:
+        return render_plan(p)
+    with ShapeEnv().active():
+        src, launches = render_plan(p)
+    return (p.source if p.source is not None else src), tuple(launches)
+
+
+def at_sizes(launches, units, values: dict) -> tuple:
+    """The launches of a symbolic plan at a call's sizes: each grid from the plan's units
+    (Backend.launch_sizes, one grid per launch, in order) evaluated at `values`."""
+    grids = [g for u in units for g in u]
+    ev = lambda xs: tuple(evaluate(x, values) for x in xs)
+    return tuple(replace(l, grid=ev(g), tmaps=tuple((t[0], evaluate(t[1], values), ev(t[2]), ev(t[3]),
+                                                     t[4], t[5]) for t in l.tmaps))
+                 for l, g in zip(launches, grids))

@@ -11,11 +11,13 @@ import math
 
 from ...fuse import Group
 from ...ir.dtypes import family
+from ...ir.symbols import is_symbolic, statically_zero
 from ...schedule.layout import plan_axes
 from ..jinja_env import template
 from .emitter import CEmitter, Ctx, indent
 from .language import CStyleLanguage
 from .launch import Launch
+from .sizes import size_lets
 
 SIMT_THREADS = 256             # the SIMT matmul skeletons lay out 16 x 16 threads
 
@@ -35,36 +37,53 @@ def params_of(em: CEmitter) -> tuple:
                  for b in em.buffers())
 
 
+def at_least_one(n):
+    """max(1, n) for a count of blocks; a symbolic count as it is (it may be 0 at a call:
+    the launcher skips or caps a grid of none)."""
+    return n if is_symbolic(n) else max(1, n)
+
+
 def batch_offset(acc, batch, nb, var: str, wide: str | None = "long long") -> str:
     """Element offset of operand `acc` for the linear batch index `var` (each term widened to
     `wide` first; None: no cast, where the index type is the offset type)."""
-    terms = [str(acc.offset)] if acc.offset else []
+    terms = [str(acc.offset)] if not statically_zero(acc.offset) else []
     cur = var
     for d in range(nb - 1, -1, -1):
         coord = cur if d == 0 else f"({cur} % {batch[d]})"
-        if acc.strides[d]:
+        if not statically_zero(acc.strides[d]):
             terms.append((f"({wide})" if wide else "") + f"{coord} * {acc.strides[d]}")
         cur = f"({cur} / {batch[d]})"
     return " + ".join(terms) or "0"
 
 
 # -- elementwise -------------------------------------------------------------------------------
+def elementwise_shape(group: Group, cfg):
+    """(axes, V, groups of V per row, groups) of an elementwise kernel: rows of a length V
+    does not divide take one element a group (a row's groups must stay aligned)."""
+    ax = plan_axes(group)
+    V = cfg.vec
+    if ax.outer and not statically_zero(ax.K % V):
+        V = 1
+    per_row = -(-ax.K // V)
+    return ax, V, per_row, ax.rows * per_row
+
+
+def elementwise_grid(group: Group, cfg) -> tuple:
+    G = elementwise_shape(group, cfg)[3]
+    return ("stride", at_least_one(-(-G // (cfg.threads * max(1, cfg.unroll)))))
+
+
 def render_elementwise(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
                        aligned: bool = False) -> tuple[str, Launch]:
     """aligned: the kernel has only the wide accesses and says which pointers they need
     aligned (Launch.align); else it checks them at run time and has scalar accesses besides.
     The scalar half was a tenth of NVRTC's time for a chain of three inputs."""
-    ax = plan_axes(group)
-    V = cfg.vec
+    ax, V, per_row, G = elementwise_shape(group, cfg)
     K = ax.K
-    if ax.outer and K % V:
-        V = 1
     em = CEmitter(lang, group, V=V, index=lang.index_type(group), scalar_bufs=scalars, ax=ax)
-    per_row = -(-K // V)
-    G = ax.rows * per_row
     U = max(1, cfg.unroll)
     loads = em.varying_loads()
-    tail = bool(K % V)          # only with a single row: the last group is partial
+    tail = not statically_zero(K % V)      # only with a single row: the last group is partial
     vec = lang.vec_flag
     units = []
     for u in range(U):          # U groups per thread per step, T apart: U loads in flight
@@ -87,35 +106,47 @@ def render_elementwise(group: Group, cfg, name: str, scalars, lang: CStyleLangua
     align = tuple(sorted({(buf, al) for _, buf, al in em.vector_accesses()})) if aligned else ()
     src = skeleton(lang, "elementwise").render(
         name=name, T=cfg.threads, V=V, U=U, G=G, K=K, per_row=per_row, rows=ax.rows, I=em.I,
+        many_rows=is_symbolic(ax.rows) or ax.rows > 1,
         params=", ".join(em.params()), vec_ok="true" if align else em.vec_ok_expr(), units=units,
-        scalars=lang.scalar_lets(em), indent=indent)
-    blocks = max(1, -(-G // (cfg.threads * U)))
-    return src, Launch(name, "elementwise", cfg.threads, params_of(em), ("stride", blocks),
+        scalars=lang.scalar_lets(em), sizes=size_lets(), indent=indent)
+    return src, Launch(name, "elementwise", cfg.threads, params_of(em), elementwise_grid(group, cfg),
                        align=align, lang=lang)
 
 
 # -- reductions --------------------------------------------------------------------------------
+def reduce_shape(group: Group, cfg):
+    """(axes, V, threads per row) of a row reduction: rows of a length V does not divide
+    take one element a group."""
+    ax = plan_axes(group)
+    V = cfg.vec if statically_zero(ax.K % cfg.vec) else 1
+    return ax, V, (cfg.threads if cfg.split else cfg.tpr or 1)
+
+
+def reduce_grid(group: Group, cfg) -> tuple:
+    ax, V, tpr = reduce_shape(group, cfg)
+    if cfg.split:
+        return ("split", ax.rows, at_least_one(-(-ax.K // (cfg.threads * V * 4))))
+    return ("rows", at_least_one(-(-ax.rows // (cfg.threads // tpr))))
+
+
 def render_reduce(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
                   warp: int = 32) -> tuple[str, Launch]:
     """warp: the target's warp (SIMD-group) width, a power of two."""
-    ax = plan_axes(group)
-    V, K, rows = cfg.vec, ax.K, ax.rows
-    if K % V:
-        V = 1
-    tpr = cfg.tpr or 1
+    ax, V, tpr = reduce_shape(group, cfg)
+    K, rows = ax.K, ax.rows
     T = cfg.threads
     split = cfg.split
-    if split:
-        tpr = T
     # a thread sums at most 64 elements of a row: in float32, then float64 across threads
-    short = not split and -(-K // (tpr * V)) * V <= 64
+    # (a row of symbolic length may be long: the wide sums)
+    short = not split and not is_symbolic(K) and -(-K // (tpr * V)) * V <= 64
     em = CEmitter(lang, group, V=V, index=lang.index_type(group), scalar_bufs=scalars, ax=ax,
                   short_sums=short)
     rpb = T // tpr
     users = em.load_users()
     step = tpr * V
-    J = cfg.cache if not split else 0
-    if lang.cache_whole_rows and not (tpr > 1 and J * step >= K):
+    # registers hold J groups of a row: all of it for every length (none for a symbolic one)
+    J = cfg.cache if not split and not is_symbolic(K) else 0
+    if J and lang.cache_whole_rows and not (tpr > 1 and J * step >= K):
         J = 0
     cached = sorted(li for li, u in users.items() if J and len(u) >= 2)
     J = J if cached else 0
@@ -180,14 +211,10 @@ def render_reduce(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
         row_stores=row_stores, final=final, cache_fill=cache_fill, cache_decl=cache_decl,
         smem_accs=smem_accs, split=split, barrier=barrier, nslot=nslot, cached=bool(cached),
         warp=warp, warp_shift=warp.bit_length() - 1,
-        subgroups=bool(cfg.subgroups) and tpr > 1, scalars=lang.scalar_lets(em), indent=indent)
-    if split:
-        grid = ("split", rows, max(1, -(-K // (T * V * 4))))
-        ws = nslot
-    else:
-        grid = ("rows", max(1, -(-rows // rpb)))
-        ws = 0
-    return src, Launch(name, "reduce", T, params_of(em), grid, workspace=ws,
+        subgroups=bool(cfg.subgroups) and tpr > 1, scalars=lang.scalar_lets(em),
+        sizes=size_lets(), indent=indent)
+    ws = nslot if split else 0
+    return src, Launch(name, "reduce", T, params_of(em), reduce_grid(group, cfg), workspace=ws,
                        passes=len(em.passes) if split else 0, barrier=barrier, lang=lang)
 
 
@@ -253,13 +280,32 @@ def render_matmul_simt(group: Group, cfg, name: str, scalars, lang: CStyleLangua
     epi = epilogue(em, "acc[i][j]", 1)
     wide = lang.types.get("int64")      # batch offsets in 64 bits where the language has them
     src = skeleton(lang, "matmul_simt").render(
-        name=name, T=T, BM=BM, BN=BN, BK=BK, TM=TM, TN=TN, M=M, N=N, K=K, NZ=max(1, math.prod(batch)),
+        name=name, T=T, BM=BM, BN=BN, BK=BK, TM=TM, TN=TN, M=M, N=N, K=K, NZ=at_least_one(math.prod(batch)),
         AT=lang.types[acc_dt], ident=ident, params=", ".join(em.params()),
         a_off=batch_offset(A, batch, nb, "bz", wide), b_off=batch_offset(B, batch, nb, "bz", wide),
         a_m=A.strides[nb], a_k=A.strides[nb + 2], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2],
-        A=A, B=B, a_conv=conv(A), b_conv=conv(B), muladd=muladd, epi=epi, I=em.I,
+        A=A, B=B, a_conv=conv(A), b_conv=conv(B), muladd=muladd, epi=epi, I=em.I, sizes=size_lets(),
         a_read=read(A, f"a_base + m * {A.strides[nb]} + k * {A.strides[nb + 2]}"),
         b_read=read(B, f"b_base + n * {B.strides[nb + 1]} + k * {B.strides[nb + 2]}"),
         scalars=lang.scalar_lets(em), indent=indent)
-    grid = ("tiles", -(-N // BN), -(-M // BM), max(1, math.prod(batch)))
-    return src, Launch(name, "matmul", T, params_of(em), grid, lang=lang)
+    return src, Launch(name, "matmul", T, params_of(em), tiles_grid(group, BM, BN), lang=lang)
+
+
+def tiles_grid(group: Group, BM: int, BN: int) -> tuple:
+    """A block per BM x BN output tile (x along N, y along M, z the batch)."""
+    from ...schedule.gpu_rules import mm_common
+    nb, batch, M, N, K, A, B = mm_common(group)
+    return ("tiles", -(-N // BN), -(-M // BM), at_least_one(math.prod(batch)))
+
+
+def simt_tiles(cfg) -> tuple[int, int]:
+    """(BM, BN) of the SIMT matmul skeletons for a config."""
+    return cfg.tile_m or 64, cfg.tile_n or 64
+
+
+def launch_grids(group: Group, cfg) -> tuple:
+    """The grid of the kernel these skeletons write for a group, as its Launch has it (ints
+    and Syms): what Backend.launch_sizes gives for a symbolic plan."""
+    if group.kind == "matmul":
+        return (tiles_grid(group, *simt_tiles(cfg)),)
+    return ((elementwise_grid if group.kind == "elementwise" else reduce_grid)(group, cfg),)

@@ -1,0 +1,157 @@
+"""Symbolic sizes on the C-style GPU backends: one compile serves every batch size.
+
+WGSL runs here on lavapipe (a CPU Vulkan) and MSL in its host harness; each kernel of the
+corpus is called with dynamic=True over 32 batch sizes (0, 1, primes, sizes that are not a
+multiple of the vector width or of the workgroup) and must build once and match numpy.
+CUDA: the symbolic plans (the batch axis a symbol) record no guard and compile to PTX for
+sm_80 and sm_90 without a GPU; on a GPU they also run over the sizes (skipped elsewhere).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import torsh_jit as tj
+from torsh_jit import compiler
+from torsh_jit.backends import cuda as cuda_backend
+from torsh_jit.compiler import plan
+from torsh_jit.ir.symbols import ShapeEnv
+from torsh_jit.ir.tracer import trace
+from torsh_jit.runtime.dynamic import symbolic_specs
+
+SIZES = [0, 1, 2, 3, 5, 7, 11, 13, 17, 19, 23, 31, 37, 41, 63, 64, 65, 97, 127, 128, 129,
+         131, 255, 256, 257, 300, 383, 509, 512, 513, 1000, 1031]
+
+
+def _softmax(x):
+    e = tj.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _layernorm(x, w, b):
+    d = x - x.mean(axis=-1, keepdims=True)
+    return d / tj.sqrt((d * d).mean(axis=-1, keepdims=True) + 1e-5) * w + b
+
+
+def _np_softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _np_layernorm(x, w, b):
+    d = x - x.mean(-1, keepdims=True)
+    return d / np.sqrt((d * d).mean(-1, keepdims=True) + 1e-5) * w + b
+
+
+# name: (function, arguments for batch n, numpy's answer)
+CORPUS = {
+    "chain": (lambda x, y: tj.exp(x) * y + 1,
+              lambda r, n: [r.standard_normal((n, 19)), r.standard_normal((n, 19))],
+              lambda x, y: np.exp(x) * y + 1),
+    "softmax": (_softmax, lambda r, n: [r.standard_normal((n, 64))], _np_softmax),
+    "layernorm": (_layernorm,
+                  lambda r, n: [r.standard_normal((n, 64)), r.standard_normal(64), r.standard_normal(64)],
+                  _np_layernorm),
+    "matmul": (lambda x, w, b: tj.maximum(x @ w + b, 0),
+               lambda r, n: [r.standard_normal((n, 32)), r.standard_normal((32, 48)), r.standard_normal(48)],
+               lambda x, w, b: np.maximum(x @ w + b, 0)),
+    "colsum": (lambda x: x.sum(axis=0), lambda r, n: [r.standard_normal((n, 40))],
+               lambda x: x.sum(axis=0)),
+}
+
+
+def _args(name, rng, n):
+    return [a.astype(np.float32) for a in CORPUS[name][1](rng, n)]
+
+
+def _check(name, got, args, n):
+    want = CORPUS[name][2](*[a.astype(np.float64) for a in args])
+    np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=2e-5, atol=2e-5 * (1 + n ** 0.5),
+                               err_msg=f"{name} at batch {n}")
+
+
+def _symbolic_plan(name, target, n=37):
+    """The plan of a corpus kernel with its batch axis the symbol n (traced at batch n)."""
+    fn = CORPUS[name][0]
+    args = _args(name, np.random.default_rng(n), n)
+    specs = symbolic_specs(tj.kernel(fn, target=target).specs_of(args), args, {0: "n"})
+    with ShapeEnv().active():
+        g, _ = trace(fn, specs)
+        return plan(g, specs, tj.parse_target(target))
+
+
+def _run_over_sizes(name, target, rng):
+    """Call one dynamic=True kernel over SIZES; return how many plans it built."""
+    k = tj.kernel(CORPUS[name][0], dynamic=True, target=target)
+    before = set(compiler.LOADED)
+    for n in SIZES:
+        args = _args(name, rng, n)
+        _check(name, k(*args), args, n)
+    return len(set(compiler.LOADED) - before)
+
+
+def _runs(target) -> bool:
+    from torsh_jit.backends import backend_for
+    t = tj.parse_target(target)
+    return backend_for(t).can_run(t)
+
+
+@pytest.mark.parametrize("target", ["wgsl", "metal"])
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_one_compile_serves_every_batch_size(name, target, rng):
+    if not _runs(target):
+        pytest.skip(f"target {target} does not run here")
+    assert _run_over_sizes(name, target, rng) == 1
+
+
+@pytest.mark.parametrize("target", ["wgsl", "metal", "cuda-sm80", "cuda-sm90"])
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_symbolic_plans_guard_nothing_about_the_batch(name, target):
+    p = _symbolic_plan(name, target)
+    assert p.symbols == ("n",)
+    assert [g for g in p.guards if "n" in repr(g)] == []
+    assert p.units and all(p.units)          # the launcher's grids, one per kernel
+
+
+@pytest.mark.parametrize("target", ["cuda-sm80", "cuda-sm90"])
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_symbolic_plans_compile_to_ptx(name, target):
+    from torsh_jit.backends.cuda import toolchain
+    if toolchain.nvrtc_route() is None:
+        pytest.fail("NVRTC is missing: pip install cuda-python nvidia-cuda-nvrtc (the test extra)")
+    p = _symbolic_plan(name, target)
+    ptx, log = cuda_backend.compile_ptx(p.source, p.target, cuda_backend.module_options(p))
+    assert log == "", f"{name} on {target}: NVRTC says\n{log}"
+    for k in p.kernel_names():
+        assert f".entry {k}(" in ptx.decode()
+    assert "sz_n" in p.source                 # the batch is read at run time, not written in
+
+
+def test_size_expressions_are_spelled_with_floor_semantics(tmp_path):
+    # (n - 1) // 4 and (n - 1) % 4 are negative-capable (n = 0); a C compiler evaluates them
+    import shutil
+    import subprocess
+    from torsh_jit.codegen.cstyle.sizes import SizeTable
+    from torsh_jit.codegen.cuda import LANG
+    from torsh_jit.ir.symbols import Sym
+    if shutil.which("clang") is None:
+        pytest.skip("clang is not installed")
+    n = Sym.symbol("n", 5)
+    t = SizeTable(LANG, ("n",), 3)
+    exprs = [(n - 1) // 4, (n - 1) % 4, -((-n) // 4), (3 * n - 7) // 5 + n % 3]
+    vals = [0, 1, 2, 3, 4, 5, 9, 1031]
+    body = "".join(f"{{ long long sz_n = {v}; printf(\"%lld\\n\", (long long){t.spell(e)}); }}\n"
+                   for v in vals for e in exprs)
+    src = tmp_path / "sizes.c"
+    src.write_text("#include <stdio.h>\nint main(void) {\n" + body + "return 0; }\n")
+    exe = tmp_path / "sizes"
+    subprocess.run(["clang", "-o", str(exe), str(src)], check=True)
+    got = [int(x) for x in subprocess.run([str(exe)], capture_output=True, text=True).stdout.split()]
+    assert got == [e.subs({"n": v}) for v in vals for e in exprs]
+
+
+@pytest.mark.skipif(not cuda_backend.gpu_available(),
+                    reason="no CUDA GPU here (cupy is missing or sees no device)")
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_cuda_one_compile_serves_every_batch_size(name, rng):
+    assert _run_over_sizes(name, "cuda", rng) == 1
