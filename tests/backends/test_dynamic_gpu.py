@@ -1,10 +1,11 @@
 """Symbolic sizes on the C-style GPU backends: one compile serves every batch size.
 
-WGSL runs here on lavapipe (a CPU Vulkan) and MSL in its host harness; each kernel of the
+The symbolic plans (the batch axis a symbol) of WGSL, MSL and CUDA record no guard on the
+batch; CUDA's compile to PTX for sm_80 and sm_90 without a GPU; on a GPU each kernel of the
 corpus is called with dynamic=True over 32 batch sizes (0, 1, primes, sizes that are not a
-multiple of the vector width or of the workgroup) and must build once and match numpy.
-CUDA: the symbolic plans (the batch axis a symbol) record no guard and compile to PTX for
-sm_80 and sm_90 without a GPU; on a GPU they also run over the sizes (skipped elsewhere).
+multiple of the vector width or of the block) and must build once and match numpy (skipped
+elsewhere). WGSL (lavapipe here) and MSL (the host harness) run the dynamic corpus in
+tests/targets/test_dynamic_targets.py, which fails in CI where they cannot run.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import numpy as np
 import pytest
 
 import torsh_jit as tj
-from torsh_jit import compiler
 from torsh_jit.backends import cuda as cuda_backend
 from torsh_jit.compiler import plan
 from torsh_jit.ir.symbols import ShapeEnv
@@ -74,34 +74,19 @@ def _symbolic_plan(name, target, n=37):
     """The plan of a corpus kernel with its batch axis the symbol n (traced at batch n)."""
     fn = CORPUS[name][0]
     args = _args(name, np.random.default_rng(n), n)
-    specs = symbolic_specs(tj.kernel(fn, target=target).specs_of(args), args, {0: "n"})
+    specs = symbolic_specs(tj.kernel(fn, target=target).specs_of(args), {0: "n"})
     with ShapeEnv().active():
         g, _ = trace(fn, specs)
         return plan(g, specs, tj.parse_target(target))
 
 
 def _run_over_sizes(name, target, rng):
-    """Call one dynamic=True kernel over SIZES; return how many plans it built."""
+    """Call one dynamic=True kernel over SIZES; return how many specialisations it built."""
     k = tj.kernel(CORPUS[name][0], dynamic=True, target=target)
-    before = set(compiler.LOADED)
     for n in SIZES:
         args = _args(name, rng, n)
         _check(name, k(*args), args, n)
-    return len(set(compiler.LOADED) - before)
-
-
-def _runs(target) -> bool:
-    from torsh_jit.backends import backend_for
-    t = tj.parse_target(target)
-    return backend_for(t).can_run(t)
-
-
-@pytest.mark.parametrize("target", ["wgsl", "metal"])
-@pytest.mark.parametrize("name", sorted(CORPUS))
-def test_one_compile_serves_every_batch_size(name, target, rng):
-    if not _runs(target):
-        pytest.skip(f"target {target} does not run here")
-    assert _run_over_sizes(name, target, rng) == 1
+    return k.compiles
 
 
 @pytest.mark.parametrize("target", ["wgsl", "metal", "cuda-sm80", "cuda-sm90"])
