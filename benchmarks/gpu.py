@@ -410,12 +410,71 @@ def compile_time(dev):
     return summary
 
 
+def dynamic_section(dev, R, copy_gbs):
+    """The same functions compiled exact (dynamic=False) and with every dimension a symbol
+    (dynamic=True), timed in interleaved rounds: ratio = exact time / dynamic time. Then
+    the first call at a batch size the kernel has not seen (host time: bind, no compile)."""
+    out = {}
+    n = 64 << 20
+    a, b, c = (torch.randn(n, device=dev) for _ in range(3))
+    x = torch.randn(4096, 4096, device=dev)
+    w, bb = torch.randn(4096, device=dev), torch.randn(4096, device=dev)
+    A = torch.randn(4096, 4096, device=dev, dtype=torch.bfloat16)
+    B = torch.randn(4096, 4096, device=dev, dtype=torch.bfloat16)
+    A2 = torch.randn(3000, 2000, device=dev, dtype=torch.bfloat16)
+    B2 = torch.randn(2000, 1500, device=dev, dtype=torch.bfloat16)
+    rows = [("chain 64M f32", chain, (a, b, c), chain_ref(a, b, c), 1e-6),
+            ("softmax 4096x4096", softmax, (x,), torch.softmax(x, -1), 1e-5),
+            ("layernorm 4096x4096", layernorm, (x, w, bb), Fn.layer_norm(x, (4096,), w, bb, 1e-5), 1e-5),
+            ("gemm bf16 4096", matmul, (A, B), A.float() @ B.float(), 2e-2),
+            ("gemm bf16 3000x2000x1500", matmul, (A2, B2), A2.float() @ B2.float(), 2e-2)]
+    for name, f, args, ref, tol in rows:
+        ke = tj.kernel(f, dynamic=False).to("cuda")
+        kd = tj.kernel(f, dynamic=True).to("cuda")
+        check(f"{name} exact", ke(*args), ref, tol)
+        check(f"{name} dynamic", kd(*args), ref, tol)
+        res = compare({"exact": lambda: ke(*args), "dynamic": lambda: kd(*args)}, R)
+        p = kd.lower(*args).plan
+        record(f"dynamic: {name}", "exact shapes", res["exact"])
+        record(f"dynamic: {name}", "dynamic=True", res["dynamic"],
+               ratio_exact_over_dynamic=res["exact"] / res["dynamic"],
+               symbols=",".join(p.symbols), guards=", ".join(map(repr, p.guards)))
+        out[name] = {"exact_ms": res["exact"], "dynamic_ms": res["dynamic"],
+                     "ratio": res["exact"] / res["dynamic"], "guards": [repr(g) for g in p.guards]}
+    kd = tj.kernel(softmax, dynamic=True).to("cuda")
+    kd(torch.randn(3, 1024, device=dev))
+    ts = []
+    for m in (5, 17, 31, 64, 100, 257, 511, 1000, 1023, 2047, 7, 9, 11):
+        xm = torch.randn(m, 1024, device=dev)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        kd(xm)
+        torch.cuda.synchronize()
+        ts.append(time.perf_counter() - t0)
+    x8 = torch.randn(8, 1024, device=dev)
+    kd(x8)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(200):
+        kd(x8)
+    torch.cuda.synchronize()
+    steady = (time.perf_counter() - t0) / 200
+    new = float(np.median(ts))
+    record("dynamic: first call at a new batch size", "softmax x[n,1024], median of 13 sizes",
+           new * 1e3, steady_call_ms=steady * 1e3, compiles=kd.compiles)
+    out["new_size_call_us"] = new * 1e6
+    out["steady_call_us"] = steady * 1e6
+    out["compiles"] = kd.compiles
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, no torch.compile")
     ap.add_argument("--only", default="", help="comma-separated sections: compile,copy,chain,rows,sum,gemm,wgsl,sweep "
-                    "(sweep, sweep-gemm, sweep-rows: schedules, only when named)")
+                    "(sweep, sweep-gemm, sweep-rows: schedules; dynamic: exact against "
+                    "symbolic kernels; only when named)")
     ap.add_argument("--json", default="")
     ap.add_argument("--first-call-child", choices=("cold", "warm"), help=argparse.SUPPRESS)
     ns = ap.parse_args(argv)
@@ -508,6 +567,9 @@ def main(argv=None):
                        best_peer / res["torsh-jit"])
                 summary["rows"][f"{fname} {shape}"] = res
             del x, w, bb
+
+    if "dynamic" in only:
+        summary["dynamic"] = dynamic_section(dev, R, copy_gbs)
 
     if want("sum"):
         x = torch.randn(n, device=dev)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: the GPU tests, compute-sanitizer memcheck on the corpus
 # (small cases), and the benchmark table. Logs under ${OUT:-out}/.
-#   bash benchmarks/gpu_check.sh [tests] [sanitizer] [bench] [bench-quick] [compile] [wgsl] [wgsl-diag] [sweep]
+#   bash benchmarks/gpu_check.sh [tests] [sanitizer] [bench] [bench-quick] [compile] [wgsl] [wgsl-diag] [sweep] [dynamic]
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
@@ -29,6 +29,8 @@ for s in $steps; do
     wgsl) timeout 300 python3 -m pytest -q -rs tests/backends/test_wgsl.py tests/targets/test_corpus.py -k wgsl 2>&1 | tee "$OUT/wgsl-tests.log" | tail -15
         timeout 300 python3 benchmarks/gpu.py --only wgsl 2>&1 | tee "$OUT/wgsl.log" ;;
     sweep|sweep-gemm|sweep-rows) timeout 400 python3 benchmarks/gpu.py --only $s 2>&1 | tee "$OUT/$s.log" ;;
+    dynamic) timeout 300 python3 -m pytest -q -rs tests/backends/test_dynamic_gpu.py tests/targets/test_dynamic_targets.py -k "cuda or wgsl" 2>&1 | tee "$OUT/dynamic-tests.log" | tail -8
+        timeout 400 python3 benchmarks/gpu.py --only dynamic --json "$OUT/dynamic.json" 2>&1 | tee "$OUT/dynamic.log" ;;
     compile) timeout 300 python3 benchmarks/gpu.py --only compile,copy,chain --json "$OUT/compile.json" 2>&1 | tee "$OUT/compile.log" ;;
     bench-quick) timeout 300 python3 benchmarks/gpu.py --quick --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" ;;
   esac
