@@ -23,7 +23,7 @@ from .ir import dtypes as dt
 from .ir.builder import GraphBuilder
 from .ir.tensor import Tensor
 from .ir.symbols import ShapeEnv, Sym, evaluate_shape, pins
-from .ir.tracer import ArgSpec, spec_symbols
+from .ir.tracer import ArgSpec, spec_of, spec_symbols
 from .runtime.dynamic import Variant, spec_hints
 
 
@@ -128,11 +128,12 @@ class CompiledGraph:
             bufs.append(a)
         fn, values = self._fn, {}
         if self.plan.symbols:
-            values = self._variant.bind(bufs)
+            call = tuple(spec_of(a, index=i) for i, a in enumerate(bufs))
+            values = self._variant.bind(call)
             if values is None:
                 raise E.located(E.ArgumentError(
                     f"the graph's inputs do not fit the compiled code: "
-                    f"{self._variant.failed_guard(bufs)}",
+                    f"{self._variant.failed_guard(call)}",
                     hint="inputs whose dimensions share a name must be equal; tj.compile a graph "
                          "with those sizes fixed for calls outside its guards "
                          f"({', '.join(map(repr, self.guards))})"), E.user_frame())

@@ -280,7 +280,7 @@ class Kernel:
             if key is not None and key in self._specs:
                 return self._specs[key]
             specs = self.specs_of(args)
-            entry = self._symbolic_entry(args, specs)
+            entry = self._symbolic_entry(specs)
             if entry is None:
                 entry = self._exact_entry(specs)
             if key is not None:
@@ -323,25 +323,25 @@ class Kernel:
                     self._variants.pop((v, t), None)
             self._specs.clear()
 
-    def _bound_entry(self, args, bucket):
+    def _bound_entry(self, specs, bucket):
         """A specialisation from a compiled symbolic variant of this bucket that fits."""
         for k, v in reversed(self._table.items()):
             if isinstance(v, Variant) and v.bucket == bucket:
-                values = v.bind(args)
+                values = v.bind(specs)
                 if values is not None:
                     self._table.move_to_end(k)
                     fn, p = v.build
                     return Specialization(fn, p, v.single, values)
         return None
 
-    def _symbolic_entry(self, args, specs):
+    def _symbolic_entry(self, specs):
         """A specialisation from a symbolic variant that fits the call, compiling one where
         the dynamic policy asks for it; None: compile for the exact shapes."""
         bucket = None
         if self.autotune:
             from .tune import bucket_of
             bucket = bucket_of(specs, exact=self.autotune == "exact")
-        entry = self._bound_entry(args, bucket)
+        entry = self._bound_entry(specs, bucket)
         if entry is not None:
             return entry
         if self.dynamic is False or self._variant_names or self.autotune == "exact":
@@ -373,7 +373,7 @@ class Kernel:
                               budget_s=self.tune_budget_s, trials=self.tune_trials)
             if configs is None:
                 bucket = None
-                entry = self._bound_entry(args, None)
+                entry = self._bound_entry(specs, None)
                 if entry is not None:
                     return entry
             planner = functools.partial(plan, configs=configs)
@@ -382,7 +382,7 @@ class Kernel:
             sspecs = p.specs
             fn = build(p)
             v = Variant(sspecs, p.guards, p.symbols, (fn, p), not is_tuple, bucket)
-            values = v.bind(args)
+            values = v.bind(specs)
             entry = Specialization(fn, p, v.single, values) if values is not None else None
         except E.InternalError as err:       # a size the code generator cannot take yet
             log.warning("%s: symbolic compile failed, compiling exact shapes: %s", self.name, err)

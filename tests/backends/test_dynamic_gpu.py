@@ -140,3 +140,29 @@ def test_size_expressions_are_spelled_with_floor_semantics(tmp_path):
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_cuda_one_compile_serves_every_batch_size(name, rng):
     assert _run_over_sizes(name, "cuda", rng) == 1
+
+
+@pytest.mark.skipif(not cuda_backend.gpu_available(),
+                    reason="no CUDA GPU here (cupy is missing or sees no device)")
+def test_cuda_device_arrays_bind_without_compiling(rng):
+    """Device arrays in (cupy, torch CUDA tensors), device arrays out: a new batch size binds
+    the symbolic variant from the arrays' shapes, compiling nothing."""
+    import cupy as cp
+    k = tj.kernel(_softmax, dynamic=True, target="cuda")
+    for n in (3, 17, 1, 256, 1000, 0, 77):
+        x = rng.standard_normal((n, 300)).astype(np.float32)
+        got = k(cp.asarray(x))
+        assert isinstance(got, cp.ndarray)
+        e = np.exp(x - x.max(axis=-1, keepdims=True)) if n else x
+        np.testing.assert_allclose(cp.asnumpy(got), e / e.sum(axis=-1, keepdims=True),
+                                   rtol=1e-5, atol=1e-7)
+    assert k.compiles == 1, k.compiles
+    try:
+        import torch
+    except ImportError:
+        return
+    for n in (5, 64):
+        t = torch.randn(n, 300, device="cuda")
+        np.testing.assert_allclose(k(t).cpu().numpy(), torch.softmax(t, -1).cpu().numpy(),
+                                   rtol=1e-5, atol=1e-7)
+    assert k.compiles == 1, k.compiles

@@ -20,10 +20,9 @@ symbols from its shapes, checks the other dimensions and the strides, then the g
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
-
-import numpy as np
 
 from .. import errors as E
 from ..ir.symbols import ShapeEnv, Sym, evaluate, is_symbolic, pins, substitute
@@ -156,29 +155,33 @@ class Variant:
         self.specs, self.guards, self.symbols = specs, guards, symbols
         self.build, self.single, self.bucket = build, single, bucket
 
-    def bind(self, args) -> dict | None:
-        """{symbol: value} for a call's arguments, or None where they do not fit."""
+    def bind(self, specs) -> dict | None:
+        """{symbol: value} for a call's argument specs (as the target's backend classified
+        them: host or device arrays alike), or None where they do not fit."""
+        if len(specs) != len(self.specs):
+            return None
         values: dict = {}
-        for spec, a in zip(self.specs, args):
-            if spec.kind != "array":
-                continue
-            if type(a) is not np.ndarray or a.ndim != len(spec.shape) or a.dtype.name != spec.dtype:
+        for want, have in zip(self.specs, specs):
+            if want.kind != have.kind or want.dtype != have.dtype or want.weak != have.weak \
+                    or len(want.shape) != len(have.shape):
                 return None
-            for d, n in zip(spec.shape, a.shape):
+            for d, n in zip(want.shape, have.shape):
                 if is_symbolic(d):
                     name = next(iter(d.symbols))
                     if values.setdefault(name, n) != n:
                         return None
                 elif d != n:
                     return None
-        for spec, a in zip(self.specs, args):
-            if spec.kind != "array" or a.size <= 1:
+        for want, have in zip(self.specs, specs):
+            if want.kind != "array" or (want.strides is None and have.strides is None):
                 continue
-            isz = a.itemsize
-            have = tuple(s // isz for s in a.strides)
-            want = contiguous_strides(a.shape) if spec.strides is None else \
-                tuple(evaluate(s, values) for s in spec.strides)
-            if any(n != 1 and h != w for h, w, n in zip(have, want, a.shape)):
+            shape = have.shape
+            if math.prod(shape) <= 1:
+                continue
+            w = contiguous_strides(shape) if want.strides is None else \
+                tuple(evaluate(s, values) for s in want.strides)
+            h = contiguous_strides(shape) if have.strides is None else have.strides
+            if any(n != 1 and a != b for a, b, n in zip(h, w, shape)):
                 return None
         for g in self.guards:
             if not g.holds(values):
