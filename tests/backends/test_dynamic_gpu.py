@@ -94,7 +94,9 @@ def _run_over_sizes(name, target, rng):
 def test_symbolic_plans_guard_nothing_about_the_batch(name, target):
     p = _symbolic_plan(name, target)
     assert p.symbols == ("n",)
-    assert [g for g in p.guards if "n" in repr(g)] == []
+    # only the 32-bit index bound (int offsets below 2^31; past it a 64-bit variant compiles)
+    assert [g for g in p.guards if "n" in repr(g) and not
+            (g.op == "<" and g.rhs == 2**31 - 1)] == [], p.guards
     assert p.units and all(p.units)          # the launcher's grids, one per kernel
 
 

@@ -113,7 +113,9 @@ def default_config(group, target) -> GpuConfig:
         # rows lie along memory (x.sum(axis=0)): a thread per row reads coalesced across the warp
         return GpuConfig(threads=min(256, max_threads), vec=1, tpr=1)
     groups = -(-hint_of(K) // V)
-    if hint_of(rows) < 64 and groups >= 4 * 256:
+    if not is_symbolic(rows) and rows < 64 and groups >= 4 * 256:
+        # (not for a symbolic row count: the blocks of a split row must be co-resident, which
+        # holds for few rows only, and a call may bring many)
         # few long rows: blocks share a row (the split count is the device's to decide)
         return GpuConfig(threads=min(512, max_threads), vec=V, tpr=min(512, max_threads), split=True)
     if groups <= warp * 8:

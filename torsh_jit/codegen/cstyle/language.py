@@ -14,6 +14,7 @@ import struct
 
 from ...ir.dtypes import ITEMSIZE, family
 from ...ir.ops import INT_LIMITS
+from ...ir.symbols import is_symbolic
 
 
 class CStyleLanguage:
@@ -232,11 +233,18 @@ class CStyleLanguage:
     size_floordiv = "(({x}) >= 0 ? ({x}) / {d} : (({x}) - {dm1}) / {d})"
 
     def index_type(self, group) -> str:
-        """int where every offset fits in 31 bits, else the language's 64-bit integer; a group
-        of symbolic sizes indexes in the size type (no size is bounded: no guard asks)."""
+        """int where every offset fits in 31 bits, else the language's 64-bit integer. A group
+        of symbolic sizes asks the same of a bound on its offsets (the elements plus every
+        access's span), which records a guard: a call past 2^31 compiles a 64-bit variant,
+        as Triton's int32 indexing does."""
         from .sizes import symbolic_group
         if symbolic_group(group):
-            return self.types[self.size_dtype]
+            dom = tuple(group.domain) + ((group.k,) if group.mm else ())
+            bound = math.prod(group.domain) if group.domain else 1
+            for a in list(group.loads) + [s.access for s in group.stores] + list(group.mm):
+                bound = bound + _magnitude(a.offset) + sum(
+                    (d - 1) * _magnitude(s) for d, s in zip(dom, a.strides))
+            return "int" if bound < 2**31 - 1 else self.types[self.size_dtype]
         big = math.prod(group.domain) if group.domain else 1
         dom = group.domain
         accs = list(group.loads) + [s.access for s in group.stores]
@@ -272,3 +280,8 @@ class CStyleLanguage:
 def slot_of(em, p, name) -> int:
     """The workspace slot of accumulator register `name` of pass p."""
     return [n for _, n in em.acc_vars(p)].index(name)
+
+
+def _magnitude(x):
+    """|x| for an offset or stride: a symbolic one is a size expression, never negative."""
+    return x if is_symbolic(x) else abs(x)
