@@ -40,7 +40,7 @@ def render_matmul_mma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         STAGES=cfg.stages, M=M, N=N, K=K, kind=kind, b_row=b_row, params=", ".join(em.params()),
         a_off=batch_offset(A, batch, nb, "bz"), b_off=batch_offset(B, batch, nb, "bz"),
         a_m=A.strides[nb], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2], A=A, B=B,
-        a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, sizes=size_lets(), indent=indent,
+        a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, sizes=size_lets(em.I), indent=indent,
         fragments=cfg.fragments or 1,
         acc_dtype=group.exprs[0].dtype)
     align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
@@ -74,7 +74,7 @@ def render_matmul_wgmma(group: Group, cfg: GpuConfig, name: str, scalars, fallba
         M=M, N=N, K=K, kind=kind, b_row=b_row, params=", ".join(em.params()),
         a_off=batch_offset(A, batch, nb, "bz"), b_off=batch_offset(B, batch, nb, "bz"),
         a_m=A.strides[nb], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2], A=A, B=B,
-        a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, sizes=size_lets(), indent=indent)
+        a_stage=a_stage, b_stage=b_stage, epi=epi, I=em.I, sizes=size_lets(em.I), indent=indent)
     align = tuple(sorted({(A.buf, 16), (B.buf, 16)} |
                          {(b, al) for _, b, al in em.vector_accesses()}))
     grid = tiles_grid(group, BM, BN)
@@ -127,7 +127,7 @@ def render_matmul_tma(group: Group, cfg: GpuConfig, name: str, scalars, fallback
         a_z=bool(za), b_z=bool(zb), Z=Z, PERSIST=cfg.persistent, CLUSTER=C,
         TMA_STORE=bool(c_map), out_var="s0",
         OUT_BYTES=ITEMSIZE[group.stores[0].access.dtype] if c_map else 0,
-        params=", ".join(em.params()), epi=epi, I=em.I, sizes=size_lets(), indent=indent)
+        params=", ".join(em.params()), epi=epi, I=em.I, sizes=size_lets(em.I), indent=indent)
 
     def tmap(acc, inner, inner_n, outer, outer_n, z, box):
         # innermost first: (inner, outer, batch); a batch of one (or a broadcast operand)

@@ -6,8 +6,9 @@ integer per symbol in the plan's symbol order, of the language's `size_dtype` (i
 CUDA and MSL; WGSL has no 64-bit integers, so its launcher uploads an int32 table and
 refuses sizes that do not fit).
 
-Symbolic groups index in the size type (language.index_type), so every spelled size is
-already of the index type. Floor division and remainder atoms are spelled with Python's
+Symbolic groups index in int below a recorded 2^31 bound, else in the size type
+(language.index_type); the size locals take the kernel's index type, so every spelled size
+is already of it. Floor division and remainder atoms are spelled with Python's
 floor semantics: their inner polynomial may be negative (`(n - 1) // 4` at n = 0), where
 C's and WGSL's `/` truncate.
 """
@@ -50,11 +51,14 @@ class SizeTable:
         q = self.L.size_floordiv.format(x=x, d=d, dm1=d - 1)
         return q if op == "//" else f"({x} - {q} * {d})"
 
-    def lets(self) -> str:
-        """The size locals, read from the table at the top of a kernel."""
+    def lets(self, index: str | None = None) -> str:
+        """The size locals, read from the table at the top of a kernel: of the kernel's index
+        type where that is the 32-bit int (its offsets are guarded below 2^31, so are the
+        sizes they are made of), else of the table's."""
+        T = index if index == self.L.types["int32"] else self.ctype
         return "\n".join(
-            self.L.size_let.format(T=self.ctype, n=f"sz_{name}",
-                              x=self.L.convert.format(T=self.ctype, x=self.L.elem.format(
+            self.L.size_let.format(T=T, n=f"sz_{name}",
+                              x=self.L.convert.format(T=T, x=self.L.elem.format(
                                   buf=self.slot, ro="0", i=str(k))))
             for k, name in enumerate(self.symbols))
 
@@ -89,9 +93,9 @@ def current() -> SizeTable | None:
     return _TABLE.get()
 
 
-def size_lets() -> str:
+def size_lets(index: str | None = None) -> str:
     t = _TABLE.get()
-    return t.lets() if t is not None else ""
+    return t.lets(index) if t is not None else ""
 
 
 @contextlib.contextmanager

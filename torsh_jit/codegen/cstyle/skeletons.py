@@ -108,7 +108,7 @@ def render_elementwise(group: Group, cfg, name: str, scalars, lang: CStyleLangua
         name=name, T=cfg.threads, V=V, U=U, G=G, K=K, per_row=per_row, rows=ax.rows, I=em.I,
         many_rows=is_symbolic(ax.rows) or ax.rows > 1,
         params=", ".join(em.params()), vec_ok="true" if align else em.vec_ok_expr(), units=units,
-        scalars=lang.scalar_lets(em), sizes=size_lets(), indent=indent)
+        scalars=lang.scalar_lets(em), sizes=size_lets(em.I), indent=indent)
     return src, Launch(name, "elementwise", cfg.threads, params_of(em), elementwise_grid(group, cfg),
                        align=align, lang=lang)
 
@@ -212,7 +212,7 @@ def render_reduce(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
         smem_accs=smem_accs, split=split, barrier=barrier, nslot=nslot, cached=bool(cached),
         warp=warp, warp_shift=warp.bit_length() - 1,
         subgroups=bool(cfg.subgroups) and tpr > 1, scalars=lang.scalar_lets(em),
-        sizes=size_lets(), indent=indent)
+        sizes=size_lets(em.I), indent=indent)
     ws = nslot if split else 0
     return src, Launch(name, "reduce", T, params_of(em), reduce_grid(group, cfg), workspace=ws,
                        passes=len(em.passes) if split else 0, barrier=barrier, lang=lang)
@@ -284,7 +284,7 @@ def render_matmul_simt(group: Group, cfg, name: str, scalars, lang: CStyleLangua
         AT=lang.types[acc_dt], ident=ident, params=", ".join(em.params()),
         a_off=batch_offset(A, batch, nb, "bz", wide), b_off=batch_offset(B, batch, nb, "bz", wide),
         a_m=A.strides[nb], a_k=A.strides[nb + 2], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2],
-        A=A, B=B, a_conv=conv(A), b_conv=conv(B), muladd=muladd, epi=epi, I=em.I, sizes=size_lets(),
+        A=A, B=B, a_conv=conv(A), b_conv=conv(B), muladd=muladd, epi=epi, I=em.I, sizes=size_lets(em.I),
         a_read=read(A, f"a_base + m * {A.strides[nb]} + k * {A.strides[nb + 2]}"),
         b_read=read(B, f"b_base + n * {B.strides[nb + 1]} + k * {B.strides[nb + 2]}"),
         scalars=lang.scalar_lets(em), indent=indent)
