@@ -22,7 +22,7 @@ from .intake import bind_keywords, classify_args, out_arrays, take_args, to_torc
 from .ir.tracer import ArgSpec, spec_symbols, trace
 from .runtime.aliases import resolve as parse_target
 from .runtime.dynamic import Variant, auto_marks, check_policy, log, plan_symbolic, symbolic_specs
-from .runtime.specialization import Specialization
+from .runtime.specialization import Specialization, plan_checks
 from .target import ALIASES, Target
 
 _SCALAR_TYPES = (bool, int, float)
@@ -331,7 +331,9 @@ class Kernel:
                 if values is not None:
                     self._table.move_to_end(k)
                     fn, p = v.build
-                    return Specialization(fn, p, v.single, values)
+                    if v.checks is None:
+                        v.checks = plan_checks(p)
+                    return Specialization(fn, p, v.single, values, v.checks)
         return None
 
     def _symbolic_entry(self, specs):

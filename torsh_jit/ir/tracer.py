@@ -8,6 +8,7 @@ value runs the same compiled code.
 from __future__ import annotations
 
 import inspect
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,10 +155,27 @@ def trace(fn, specs: tuple[ArgSpec, ...]) -> tuple[Graph, bool]:
     return b.finish(ids), isinstance(result, (tuple, list))
 
 
+_SIGNATURES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def signature(fn):
+    """inspect.signature(fn), kept per function (a kernel's every new shape asks it twice);
+    raises TypeError or ValueError as inspect does."""
+    try:
+        return _SIGNATURES[fn]
+    except (KeyError, TypeError):
+        sig = inspect.signature(fn)
+        try:
+            _SIGNATURES[fn] = sig
+        except TypeError:          # not weakly referenceable: asked again next time
+            pass
+        return sig
+
+
 def param_names(fn, n: int) -> list[str]:
     """Names of fn's first n positional parameters (argN where it has none)."""
     try:
-        sig = inspect.signature(fn)
+        sig = signature(fn)
     except (TypeError, ValueError):
         return [f"arg{i}" for i in range(n)]
     names = []
@@ -172,7 +190,7 @@ def param_names(fn, n: int) -> list[str]:
 def check_arity(fn, n: int, *, where: str | None = None):
     """ArgumentError when fn cannot take n positional arguments (where: the call site)."""
     try:
-        sig = inspect.signature(fn)
+        sig = signature(fn)
     except (TypeError, ValueError):
         return
     try:

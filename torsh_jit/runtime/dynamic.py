@@ -149,11 +149,12 @@ def plan_symbolic(trace, plan, fn, specs, target):
 class Variant:
     """A compiled symbolic specialisation: its argument patterns and guards, and for an
     autotuned kernel the shape bucket whose tuned configs it runs."""
-    __slots__ = ("specs", "guards", "symbols", "build", "single", "bucket")
+    __slots__ = ("specs", "guards", "symbols", "build", "single", "bucket", "checks")
 
     def __init__(self, specs, guards, symbols, build, single, bucket=None):
         self.specs, self.guards, self.symbols = specs, guards, symbols
         self.build, self.single, self.bucket = build, single, bucket
+        self.checks = None       # specialization.plan_checks of the plan, made at first use
 
     def bind(self, specs) -> dict | None:
         """{symbol: value} for a call's argument specs (as the target's backend classified

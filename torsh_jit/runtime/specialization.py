@@ -18,23 +18,22 @@ class Specialization:
                  "exponents", "inplace", "simple", "run", "out_shape", "out_dtype", "device",
                  "big_out")
 
-    def __init__(self, fn, p: Plan, single: bool, values: dict | None = None):
+    def __init__(self, fn, p: Plan, single: bool, values: dict | None = None,
+                 checks: tuple | None = None):
         """values: the symbols' values of this call's shapes, for a symbolic plan: the entry
         runs the plan's code at those sizes (its outputs sized by them, the size table
-        appended to every launch's buffers)."""
+        appended to every launch's buffers). checks: plan_checks(p), where the caller keeps
+        them (a symbolic variant makes an entry per size)."""
         if p.symbols:
             fn = BoundFunction(fn, p, values)
         self.fn = fn
         self.specs = p.specs
         self.device = getattr(fn, "device", False)   # a GPU function: it places its own buffers
-        self.exponents = int_exponent_args(p)
-        self.inplace = inplace_pairs(p)
+        self.exponents, self.inplace, self.int_bounds = checks or plan_checks(p)
         if self.device:
-            self.int_bounds = weak_int_bounds(p)
             self.single, self.simple = single, False
             return
         self.scalar_pos = tuple(i for i, s in enumerate(p.specs) if s.kind == "scalar")
-        self.int_bounds = weak_int_bounds(p)
         b = p.part.buffers
         vals = values or {}
         self.outs = tuple((evaluate_shape(s, vals), np.dtype(d)) for s, d in b.outputs)
@@ -78,6 +77,12 @@ class BoundFunction:
         self.fast_run = None
         run = getattr(inner, "fast_run", None) or inner.run
         self.run = lambda buffers: run(buffers + (table,))
+
+
+def plan_checks(p: Plan) -> tuple:
+    """What every call of the plan checks: (integer exponent arguments, in-place pairs,
+    Python int bounds)."""
+    return int_exponent_args(p), inplace_pairs(p), weak_int_bounds(p)
 
 
 def inplace_pairs(p: Plan) -> frozenset:

@@ -33,6 +33,11 @@ class CpuFunction:
         self.n_buffers = plan.n_buffers
         self._pool = pool
         self._native = native_pool
+        # each kernel's element count (the grain's unit), an expression for a symbolic plan
+        self._elems = []
+        for g in plan.part.groups:
+            elems = math.prod(g.domain) if g.domain else 1
+            self._elems.append(elems * g.k if g.kind == "matmul" else elems)
         if not plan.symbols:
             self._lay_out({})
 
@@ -50,9 +55,9 @@ class CpuFunction:
         self.work = 0
         for k, (entry, g, c) in enumerate(zip(self._entries, plan.part.groups, plan.configs)):
             units = evaluate(plan.units[k], values) if plan.symbols else work_units(g, c)
-            elems = evaluate(math.prod(g.domain), values) if g.domain else 1
-            if g.kind == "matmul":
-                elems *= max(evaluate(g.k, values), 1)
+            elems = evaluate(self._elems[k], values)
+            if g.kind == "matmul" and evaluate(g.k, values) == 0:
+                elems = evaluate(math.prod(g.domain), values)     # max(K, 1) as before
             per_unit = max(1, elems // max(units, 1))
             grain = max(1, c.grain // per_unit)
             align = 64 if g.kind == "elementwise" else 1
