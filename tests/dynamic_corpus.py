@@ -48,6 +48,11 @@ CASES = [
      lambda rng, n: (_f32(rng, n, 32), _f32(rng, 32, 48), _f32(rng, 48))),
     ("column_sum", lambda x: x.sum(axis=0), lambda x: x.astype(np.float64).sum(axis=0),
      lambda rng, n: (_f32(rng, n, 40),)),
+    # batch statistics: the count of a symbolic axis is counted by the kernel
+    ("column_norm", lambda x: (x - x.mean(axis=0)) / (tj.std(x, axis=0, ddof=1) + 1.0),
+     lambda x: ((x - x.mean(axis=0, dtype=np.float64))
+                / (np.std(x.astype(np.float64), axis=0, ddof=1) + 1.0)).astype(np.float32),
+     lambda rng, n: (_f32(rng, n, 24),)),
 ]
 
 

@@ -159,7 +159,7 @@ def axpy(x, y):
     return x * 2 + y
 
 def colmean(x):
-    return x.mean(axis=0)
+    return x.sum(axis=0) / x.shape[0]
 '''
 
 
@@ -308,8 +308,8 @@ def test_sizes_with_floor_division_are_spelt_in_c_as_python_computes_them(tmp_pa
 
 
 def test_a_guard_that_pins_a_size_is_refused_naming_the_argument(tmp_path, capsys):
-    """A column mean over f32[n,256] divides by the count n as a constant, so its code holds
-    only for n = 64, the tracing size: the compile says which guard and which argument axis,
+    """A column mean written as x.sum(axis=0) / x.shape[0] divides by n as a Python number,
+    so its code holds only for n = 64, the tracing size: the compile says which guard and which argument axis,
     suggests another tracing size, writes nothing."""
     from torsh_jit.cli import main
     (tmp_path / "k.py").write_text(SYM_KERNEL)

@@ -116,6 +116,7 @@ class GraphBuilder:
         self.inputs: list[int] = []
         self._consts: dict = {}
         self.env = None        # a Graph with symbolic inputs: the ShapeEnv its ops record in
+        self.count_dtype = "float64"   # mean/var over a symbolic axis count in it (tracer.trace)
 
     def recording(self):
         """The context an op on this graph runs in: its ShapeEnv, where it has one of its own
@@ -224,6 +225,12 @@ class GraphBuilder:
                 x = self.elementwise("cast", x, dtype="float64", loc=loc)
             s = self.reduce("sum", x, axes, keepdims, loc=loc)
             count = math.prod(n.shape[a] for a in axes)
+            if is_symbolic(count):
+                # a length known at run time only: counted by the kernel, in the same pass as
+                # the sum, rounded to the sum's dtype as a constant count would be
+                c = self.count(n.shape, axes, keepdims, loc=loc)
+                c = self.elementwise("cast", c, dtype=self.nodes[s].dtype, loc=loc)
+                return self.elementwise("truediv", s, c, loc=loc)
             return self.elementwise("truediv", s, self.add_const(float(count) if count else 0.0,
                                                                   loc=loc), loc=loc)
         try:
@@ -244,6 +251,17 @@ class GraphBuilder:
         if not keepdims:
             r = self.reshape(r, tuple(s for i, s in enumerate(n.shape) if i not in axes), loc=loc)
         return r
+
+    def count(self, shape, axes, keepdims: bool, *, loc=None) -> int:
+        """The number of elements over `axes` of a value of `shape` (a symbolic length), as a
+        sum of ones in count_dtype: float64, exact to 2^53, where the target holds it; else
+        float32, exact to 2^24, which a guard then asks of the count."""
+        if self.count_dtype == "float32":
+            n = math.prod(shape[a] for a in axes)
+            if not n <= 2**24:            # records the guard; past it: exact shapes
+                raise E.InternalError(f"a count of {n} elements is not exact in float32")
+        ones = self.broadcast_to(self.add_const(1.0, self.count_dtype, loc=loc), shape, loc=loc)
+        return self.reduce("sum", ones, axes, keepdims, loc=loc)
 
     # -- views ----------------------------------------------------------
     def reshape(self, x: int, shape, *, loc=None) -> int:

@@ -13,6 +13,7 @@ import numpy as np
 from .. import errors as E
 from . import dtypes as dt
 from .builder import normalize_axes
+from .symbols import is_symbolic
 from .traced import Traced, first_traced, lift, record_op, record_reduce
 from .views import reshape
 
@@ -124,7 +125,14 @@ def _moment(name, x, axis, dtype, out, ddof, keepdims, kw):
     n = math.prod(x.shape[a] for a in axes)
     dev = record_op("sub", x, record_reduce("mean", x, axes, True))
     ss = record_reduce("sum", record_op("mul", dev, dev), axes, keepdims)
-    r = record_op("truediv", ss, float(builtins.max(n - ddof, 0)))
+    if is_symbolic(n):
+        # a length known at run time only: max(n - ddof, 0) counted by the kernel, as mean does
+        b = x.builder
+        with b.recording():
+            c = astype(type(x)(b, b.count(x.shape, axes, keepdims, loc=loc)), ss.dtype)
+        r = record_op("truediv", ss, record_op("maximum", record_op("sub", c, float(ddof)), 0.0))
+    else:
+        r = record_op("truediv", ss, float(builtins.max(n - ddof, 0)))
     return record_op("sqrt", r) if name == "std" else r
 
 

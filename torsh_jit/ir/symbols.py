@@ -395,16 +395,31 @@ def pins(guards, hints: dict) -> dict:
     order = list(hints)
     out: dict = {}
     for g in guards:
-        if g.op != "==" or not _pure(g.lhs):
+        if g.op != "==" or not isinstance(g.lhs, Sym):
             continue
-        name = next(iter(g.lhs.symbols))
         if isinstance(g.rhs, int):
-            out.setdefault(name, g.rhs)
-        elif _pure(g.rhs):
-            other = next(iter(g.rhs.symbols))
+            name, value = _solve(g.lhs, g.rhs)
+            out.setdefault(name, value)
+        elif _pure(g.lhs) and _pure(g.rhs):
+            name, other = next(iter(g.lhs.symbols)), next(iter(g.rhs.symbols))
             a, b = sorted((name, other), key=lambda n: order.index(n) if n in order else len(order))
             out.setdefault(b, Sym.symbol(a, hints.get(a, g.rhs.hint)))
+        else:
+            raise E.InternalError(f"guard {g!r} ties sizes in a way that cannot be solved for "
+                                  "one of them")
     return out
+
+
+def _solve(lhs: Sym, rhs: int):
+    """(symbol, value) from `a*s + b == rhs` (the symbol is then that constant); anything else
+    that equates a size expression with a constant cannot be substituted: InternalError."""
+    lin = {m: c for m, c in lhs.terms}
+    const = lin.pop((), 0)
+    if len(lin) == 1:
+        (m, a), = lin.items()
+        if len(m) == 1 and isinstance(m[0], str) and (rhs - const) % a == 0:
+            return m[0], (rhs - const) // a
+    raise E.InternalError(f"guard {lhs!r} == {rhs} fixes a size that cannot be solved for")
 
 
 def _pure(x) -> bool:

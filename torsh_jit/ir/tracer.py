@@ -125,9 +125,12 @@ def _short_repr(v) -> str:
     return r if len(r) <= 40 else r[:37] + "..."
 
 
-def trace(fn, specs: tuple[ArgSpec, ...]) -> tuple[Graph, bool]:
-    """Run fn on Tensor proxies standing for `specs`: (the recorded Graph, returned a tuple?)."""
+def trace(fn, specs: tuple[ArgSpec, ...], *, count_dtype: str = "float64") -> tuple[Graph, bool]:
+    """Run fn on Tensor proxies standing for `specs`: (the recorded Graph, returned a tuple?).
+    count_dtype: what a kernel counts the elements of a symbolic axis in (mean, var):
+    float64 where the target holds it, else float32 (GraphBuilder.count)."""
     b = GraphBuilder()
+    b.count_dtype = count_dtype
     params = param_names(fn, len(specs))
     proxies = []
     for spec, name in zip(specs, params):

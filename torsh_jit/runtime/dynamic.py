@@ -133,10 +133,11 @@ def plan_symbolic(trace, plan, fn, specs, target):
     """Trace and plan with symbolic specs; where the guards pin a symbol (to a constant or
     to another symbol), replace it and trace again, so no code depends on a pinned value
     through a decision no guard records. (the plan, whether the function returns a tuple)."""
+    count = "float64" if target.supports("float64") else "float32"
     for _ in range(8):
         env = ShapeEnv()
         with env.active():
-            g, is_tuple = trace(fn, specs)
+            g, is_tuple = trace(fn, specs, count_dtype=count)
             p = plan(g, specs, target)
         fixed = pins(p.guards, spec_hints(specs))
         if not fixed:
