@@ -260,7 +260,10 @@ class GraphBuilder:
             n = math.prod(shape[a] for a in axes)
             if not n <= 2**24:            # records the guard; past it: exact shapes
                 raise E.InternalError(f"a count of {n} elements is not exact in float32")
-        ones = self.broadcast_to(self.add_const(1.0, self.count_dtype, loc=loc), shape, loc=loc)
+        # ones over the counted axes only (1 elsewhere): a small reduction of its own, done
+        # once, not an accumulator beside every row's sum
+        lengths = tuple(d if a in axes else 1 for a, d in enumerate(shape))
+        ones = self.broadcast_to(self.add_const(1.0, self.count_dtype, loc=loc), lengths, loc=loc)
         return self.reduce("sum", ones, axes, keepdims, loc=loc)
 
     # -- views ----------------------------------------------------------
