@@ -433,8 +433,13 @@ class Kernel:
             # the code a dynamic kernel runs: its symbols and guards in the plan
             sspecs = symbolic_specs(specs, self.dynamic)
             if spec_symbols(sspecs):
-                p, _ = plan_symbolic(trace, functools.partial(plan, dump=True), self.fn, sspecs, t)
-                return Lowered(p, render(p))
+                try:
+                    p, _ = plan_symbolic(trace, functools.partial(plan, dump=True), self.fn,
+                                         sspecs, t)
+                    return Lowered(p, render(p))
+                except E.InternalError as err:   # as a call would: the exact shapes' code
+                    log.warning("%s: symbolic compile failed, lowering exact shapes: %s",
+                                self.name, err)
         p, _ = self._plan(specs, target=target, dump=True, measure=False)
         return Lowered(p, render(p))
 

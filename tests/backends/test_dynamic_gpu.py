@@ -168,3 +168,19 @@ def test_cuda_device_arrays_bind_without_compiling(rng):
         np.testing.assert_allclose(k(t).cpu().numpy(), torch.softmax(t, -1).cpu().numpy(),
                                    rtol=1e-5, atol=1e-7)
     assert k.compiles == 1, k.compiles
+
+
+def test_tensor_core_gemm_keeps_divisibility_guards_symbolic():
+    """A bf16 GEMM for sm_90a with every dimension a symbol: the TMA path's alignment asks
+    `s0 % 8 == 0`, a guard that narrows the sizes without fixing one (it is kept, not
+    substituted, and planning does not fail); the plan compiles to PTX."""
+    from torsh_jit.backends.cuda import toolchain
+    from torsh_jit.ir.tracer import ArgSpec
+    if toolchain.nvrtc_route() is None:
+        pytest.fail("NVRTC is missing: pip install cuda-python nvidia-cuda-nvrtc (the test extra)")
+    a = ArgSpec("array", (4096, 4096), "bfloat16")
+    p = tj.kernel(lambda x, y: x @ y, dynamic=True).lower(a, a, target="cuda-sm90a").plan
+    assert p.symbols == ("s0",)
+    assert any(g.op == "==" and "%" in repr(g.lhs) for g in p.guards), p.guards
+    ptx, log = cuda_backend.compile_ptx(p.source, p.target, cuda_backend.module_options(p))
+    assert log == "" and all(f".entry {k}(" in ptx.decode() for k in p.kernel_names())

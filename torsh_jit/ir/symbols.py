@@ -398,8 +398,9 @@ def pins(guards, hints: dict) -> dict:
         if g.op != "==" or not isinstance(g.lhs, Sym):
             continue
         if isinstance(g.rhs, int):
-            name, value = _solve(g.lhs, g.rhs)
-            out.setdefault(name, value)
+            solved = _solve(g.lhs, g.rhs)
+            if solved is not None:
+                out.setdefault(*solved)
         elif _pure(g.lhs) and _pure(g.rhs):
             name, other = next(iter(g.lhs.symbols)), next(iter(g.rhs.symbols))
             a, b = sorted((name, other), key=lambda n: order.index(n) if n in order else len(order))
@@ -411,15 +412,23 @@ def pins(guards, hints: dict) -> dict:
 
 
 def _solve(lhs: Sym, rhs: int):
-    """(symbol, value) from `a*s + b == rhs` (the symbol is then that constant); anything else
-    that equates a size expression with a constant cannot be substituted: InternalError."""
+    """(symbol, value) from `a*s + b == rhs` (the symbol is then that constant); None for a
+    guard that only narrows the sizes (`n % 8 == 0`, `(n + 15) // 16 == 4`). One that may
+    decide a size of 0 or 1 (a broadcast) and cannot be solved: InternalError (the caller
+    compiles exact shapes)."""
     lin = {m: c for m, c in lhs.terms}
     const = lin.pop((), 0)
     if len(lin) == 1:
         (m, a), = lin.items()
         if len(m) == 1 and isinstance(m[0], str) and (rhs - const) % a == 0:
             return m[0], (rhs - const) // a
-    raise E.InternalError(f"guard {lhs!r} == {rhs} fixes a size that cannot be solved for")
+    if len(lhs.terms) == 1 and lhs.terms[0][1] == 1 and len(lhs.terms[0][0]) == 1 \
+            and not isinstance(lhs.terms[0][0][0], str) and lhs.terms[0][0][0][0] == "%":
+        return None                   # divisibility
+    if rhs in (0, 1):
+        raise E.InternalError(f"guard {lhs!r} == {rhs} may decide a size of {rhs} and cannot be "
+                              "solved for one symbol")
+    return None
 
 
 def _pure(x) -> bool:
