@@ -142,9 +142,43 @@ def plan_symbolic(trace, plan, fn, specs, target):
         fixed = pins(p.guards, spec_hints(specs))
         if not fixed:
             return p, is_tuple
+        split = split_shared(specs, [n for n, v in fixed.items() if isinstance(v, int)])
+        if split is not None:
+            # a shared symbol fixed by one of its arguments (a weight's length, a matmul's K
+            # named like the batch): each argument's axis gets its own, and only the one
+            # that needs it is fixed
+            log.debug("symbols %s shared by arguments and fixed: separated", fixed)
+            specs = split
+            continue
         log.debug("pinned by guards: %s; tracing again", fixed)
         specs = pin_specs(specs, fixed)
     raise E.InternalError("symbolic planning did not settle after 8 rounds of pinned symbols")
+
+
+def split_shared(specs, names) -> tuple | None:
+    """The specs with each of `names` kept in the first argument that has it and a fresh
+    symbol in every other argument (None where no such symbol is in two arguments)."""
+    hints = spec_hints(specs)
+    used = set(hints)
+    out, changed = list(specs), False
+    for name in names:
+        first = next(i for i, s in enumerate(specs) if any(
+            is_symbolic(d) and name in d.symbols for d in s.shape))
+        for i in range(first + 1, len(specs)):
+            s = out[i]
+            if not any(is_symbolic(d) and name in d.symbols for d in s.shape):
+                continue
+            k = 0
+            while f"{name}_{k}" in used:
+                k += 1
+            fresh = f"{name}_{k}"
+            used.add(fresh)
+            m = {name: Sym.symbol(fresh, hints[name])}
+            out[i] = ArgSpec(s.kind, tuple(substitute(d, m, hints) for d in s.shape), s.dtype,
+                             s.weak, None if s.strides is None else
+                             tuple(substitute(d, m, hints) for d in s.strides))
+            changed = True
+    return tuple(out) if changed else None
 
 
 class Variant:
