@@ -98,7 +98,7 @@ def default_config(group, target) -> GpuConfig:
     V = vector_width(group, target, contig) if contig else 1
     K = ax.K
     if group.kind == "elementwise":
-        if ax.outer and not statically_zero(K % V):
+        if ax.outer and not divides(V, K):
             V = 1
         # one group of V per thread per step: on an H100 the chain (64M float32) ran at copy
         # speed either way (0.361 ms against 0.365 with two), and NVRTC takes 108 ms, not 175
@@ -106,7 +106,7 @@ def default_config(group, target) -> GpuConfig:
     # reductions: who owns a row. The sizes of a symbolic plan choose by their traced values
     # (hint_of): every choice below is correct for every size but the registers' (`cache`),
     # which hold rows of a fixed length only
-    if not statically_zero(K % V):
+    if not divides(V, K):
         V = 1
     rows = ax.rows
     if column or statically_one(K):
@@ -130,8 +130,23 @@ def default_config(group, target) -> GpuConfig:
     # registers hold the loads that more than one pass reads (x in softmax, not w in layernorm)
     users = GroupAnalysis(group, V=V, ax=ax).load_users()
     n_cached = max(1, sum(1 for u in users.values() if len(u) >= 2))
-    cache = J if J * V * n_cached <= 64 and J <= 16 and not is_symbolic(K) else 0
+    cache = J if J * V * n_cached <= 64 and J <= 16 else 0
+    reread = any(len(u) >= 2 for u in users.values())
+    if cache and is_symbolic(K) and (not reread or not K <= J * tpr * V):
+        cache = 0     # (asked: a row of symbolic length is cached below this guard only; a
+        #              longer one compiles a variant with more registers, or none)
     return GpuConfig(threads=threads, vec=V, tpr=tpr, cache=cache)
+
+
+def divides(V: int, K) -> bool:
+    """Whether rows of K elements stay aligned to groups of V. A symbolic K is asked (a
+    guard, true at the traced size: Triton's divisibility specialisation); a row length
+    that is not a multiple then compiles the V = 1 variant."""
+    if V == 1:
+        return True
+    if is_symbolic(K):
+        return K % V == 0
+    return statically_zero(K % V)
 
 
 def matmul_config(group, target) -> GpuConfig:

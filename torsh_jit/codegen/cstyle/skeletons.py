@@ -144,13 +144,15 @@ def render_reduce(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
     rpb = T // tpr
     users = em.load_users()
     step = tpr * V
-    # registers hold J groups of a row: all of it for every length (none for a symbolic one)
-    J = cfg.cache if not split and not is_symbolic(K) else 0
+    # registers hold J groups of a row: all of it for every length (a symbolic one: every
+    # length up to J groups a thread, which the config's guard asks; not where a language
+    # keeps whole rows only)
+    J = cfg.cache if not split and not (is_symbolic(K) and lang.cache_whole_rows) else 0
     if J and lang.cache_whole_rows and not (tpr > 1 and J * step >= K):
         J = 0
     cached = sorted(li for li, u in users.items() if J and len(u) >= 2)
     J = J if cached else 0
-    exact = bool(J) and J * step == K
+    exact = bool(J) and not is_symbolic(K) and J * step == K
     W = max(1, T // warp)
     vec = lang.vec_flag
 
