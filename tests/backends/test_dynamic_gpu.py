@@ -184,3 +184,34 @@ def test_tensor_core_gemm_keeps_divisibility_guards_symbolic():
     assert any(g.op == "==" and "%" in repr(g.lhs) for g in p.guards), p.guards
     ptx, log = cuda_backend.compile_ptx(p.source, p.target, cuda_backend.module_options(p))
     assert log == "" and all(f".entry {k}(" in ptx.decode() for k in p.kernel_names())
+
+
+@pytest.mark.parametrize("target", ["cuda-sm80", "cuda-sm90a"])
+def test_symbolic_row_length_renders_the_configs_vector_groups(target):
+    """dynamic=True softmax: the schedule reads rows in groups of 4 and keeps them in
+    registers under the guards `s1 % 4 == 0` and `s1 <= cached length`; the kernel rendered
+    from it must read groups of 4 too (one element a group covered a quarter of each row)."""
+    k = tj.kernel(_softmax, dynamic=True, target=target)
+    low = k.lower(np.zeros((3, 1024), np.float32))
+    cfg = low.configs[0]
+    guards = [repr(g) for g in low.plan.guards]
+    assert cfg.vec == 4 and cfg.cache, cfg
+    assert "((s1)%4) == 0" in guards and any(g.startswith("s1 <= ") for g in guards), guards
+    assert "for (int v = 0; v < 4; ++v)" in low.source
+
+
+@pytest.mark.skipif(not cuda_backend.gpu_available(),
+                    reason="no CUDA GPU here (cupy is missing or sees no device)")
+@pytest.mark.parametrize("name", ["softmax", "layernorm"])
+def test_cuda_symbolic_row_lengths_cross_the_schedule_guards(name, rng):
+    """dynamic=True over the row length, on either side of the guards above (a multiple of
+    4 or not, within the cached length or past it): every row whole, a few variants."""
+    k = tj.kernel(CORPUS[name][0], dynamic=True, target="cuda")
+    for K in (1024, 1000, 4096, 4100, 1, 7, 256, 2048, 64, 3):
+        args = [rng.standard_normal((3, K)).astype(np.float32)]
+        if name == "layernorm":
+            args += [rng.standard_normal(K).astype(np.float32) for _ in range(2)]
+        want = CORPUS[name][2](*[a.astype(np.float64) for a in args])
+        np.testing.assert_allclose(np.asarray(k(*args), np.float64), want, rtol=2e-5,
+                                   atol=2e-5 * (1 + K ** 0.5), err_msg=f"{name} at row length {K}")
+    assert k.compiles <= 6, k.compiles   # (the regimes: a multiple of 4 or not, within each cached length or past it)

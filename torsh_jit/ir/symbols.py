@@ -262,6 +262,14 @@ def statically_zero(x) -> bool:
     return not isinstance(x, Sym) and x == 0
 
 
+def divides(V: int, K) -> bool:
+    """Whether rows of K elements stay aligned to groups of V. A symbolic K is asked (a
+    guard, true or false at the traced size: Triton's divisibility specialisation), so a
+    schedule and the code rendered from it answer alike, and a row length that is not a
+    multiple compiles the V = 1 variant."""
+    return V == 1 or bool(K % V == 0)
+
+
 def same(a, b) -> bool:
     """Whether two sizes (or tuples of them) are the same expression, asking nothing: what
     holds for every value of the symbols."""

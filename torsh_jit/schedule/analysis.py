@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..ir.dtypes import ITEMSIZE
 from ..ir.ops import REDUCE_OPS
-from ..ir.symbols import statically_zero
+from ..ir.symbols import divides
 from .layout import plan_axes, inner_mode, varying, AxisPlan
 
 
@@ -34,15 +34,17 @@ class GroupAnalysis:
         return inner_mode(self.ax.inner, self.ax.inner_strides[("l", li)])[0]
 
     def vector_static(self, key) -> bool:
-        """Groups of V along the inner axis are V-aligned in this access, whatever the row
-        (and whatever the sizes: a symbolic offset or stride is not known to be a multiple)."""
+        """Groups of V along the inner axis are V-aligned in this access, whatever the row. A
+        symbolic offset, stride or row length is asked to be a multiple of V (a guard, true
+        or false at the traced sizes, as Triton specialises on divisibility by 16): the
+        kernel of a length that is not compiles another variant."""
         if self.V == 1 or self.modes[key][0] != "contig":
             return False
         acc = self.access(key)
-        if not statically_zero(acc.offset % self.V) or \
-                not all(statically_zero(s % self.V) for s in self.ax.outer_strides[key]):
+        if not divides(self.V, acc.offset) or \
+                not all(divides(self.V, s) for s in self.ax.outer_strides[key]):
             return False
-        return not self.ax.outer or statically_zero(self.ax.K % self.V)
+        return not self.ax.outer or divides(self.V, self.ax.K)
 
     def wide_accesses(self, scalar_bufs=frozenset()) -> list:
         """Accesses read or written V at a time: (key, buffer, required pointer alignment)."""
@@ -125,7 +127,7 @@ class GroupAnalysis:
         """Row-level exprs computable once the reductions of passes < level are done."""
         avail = {i for i in self.red if self.g.exprs[i].level < level}
         return [i for i, e in enumerate(self.g.exprs)
-                if not (self.varies[i] or e.op in REDUCE_OPS or e.op in ("const", "matmul"))
+                if not (self.varies[i] or e.op in REDUCE_OPS or e.op in ("const", "size", "matmul"))
                 and self.ready(i, avail)]
 
     def load_users(self) -> dict[int, set]:
@@ -154,7 +156,7 @@ class GroupAnalysis:
             cone = self.cone(later + finals)
             for i in self.reductions_of(p):
                 src = self.g.exprs[i].args[0]
-                if self.g.exprs[src].op not in ("load", "const") and src in cone and src not in kept \
+                if self.g.exprs[src].op not in ("load", "const", "size") and src in cone and src not in kept \
                         and J * V * (len(cached) + len(kept) + 1) <= budget:
                     kept[src] = p
         return kept

@@ -11,7 +11,7 @@ import itertools
 from dataclasses import dataclass, asdict, replace
 
 from ..ir.dtypes import ITEMSIZE
-from ..ir.symbols import hint_of, is_symbolic, statically_one, statically_zero
+from ..ir.symbols import divides, hint_of, is_symbolic, statically_one, statically_zero
 from .analysis import GroupAnalysis
 from .gpu_rules import (TMA_STAGING, mma_eligible, thread_registers,
                         tma_eligible, tma_registers, tma_store_map, wgmma_eligible)
@@ -137,16 +137,6 @@ def default_config(group, target) -> GpuConfig:
         #              longer one compiles a variant with more registers, or none)
     return GpuConfig(threads=threads, vec=V, tpr=tpr, cache=cache)
 
-
-def divides(V: int, K) -> bool:
-    """Whether rows of K elements stay aligned to groups of V. A symbolic K is asked (a
-    guard, true at the traced size: Triton's divisibility specialisation); a row length
-    that is not a multiple then compiles the V = 1 variant."""
-    if V == 1:
-        return True
-    if is_symbolic(K):
-        return K % V == 0
-    return statically_zero(K % V)
 
 
 def matmul_config(group, target) -> GpuConfig:

@@ -11,7 +11,7 @@ import math
 
 from ...fuse import Group
 from ...ir.dtypes import family
-from ...ir.symbols import is_symbolic, statically_zero
+from ...ir.symbols import divides, is_symbolic, statically_zero
 from ...schedule.layout import plan_axes
 from ..jinja_env import template
 from .emitter import CEmitter, Ctx, indent
@@ -62,7 +62,7 @@ def elementwise_shape(group: Group, cfg):
     does not divide take one element a group (a row's groups must stay aligned)."""
     ax = plan_axes(group)
     V = cfg.vec
-    if ax.outer and not statically_zero(ax.K % V):
+    if ax.outer and not divides(V, ax.K):
         V = 1
     per_row = -(-ax.K // V)
     return ax, V, per_row, ax.rows * per_row
@@ -83,7 +83,7 @@ def render_elementwise(group: Group, cfg, name: str, scalars, lang: CStyleLangua
     em = CEmitter(lang, group, V=V, index=lang.index_type(group), scalar_bufs=scalars, ax=ax)
     U = max(1, cfg.unroll)
     loads = em.varying_loads()
-    tail = not statically_zero(K % V)      # only with a single row: the last group is partial
+    tail = not ax.outer and not statically_zero(K % V)   # a single row's last group is partial
     vec = lang.vec_flag
     units = []
     for u in range(U):          # U groups per thread per step, T apart: U loads in flight
@@ -118,7 +118,7 @@ def reduce_shape(group: Group, cfg):
     """(axes, V, threads per row) of a row reduction: rows of a length V does not divide
     take one element a group."""
     ax = plan_axes(group)
-    V = cfg.vec if statically_zero(ax.K % cfg.vec) else 1
+    V = cfg.vec if divides(cfg.vec, ax.K) else 1
     return ax, V, (cfg.threads if cfg.split else cfg.tpr or 1)
 
 
@@ -137,7 +137,7 @@ def render_reduce(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
     T = cfg.threads
     split = cfg.split
     # a thread sums at most 64 elements of a row: in float32, then float64 across threads
-    # (a row of symbolic length may be long: the wide sums)
+    # (a row of symbolic length may be long: the wide sums, unless cached below)
     short = not split and not is_symbolic(K) and -(-K // (tpr * V)) * V <= 64
     em = CEmitter(lang, group, V=V, index=lang.index_type(group), scalar_bufs=scalars, ax=ax,
                   short_sums=short)
@@ -150,9 +150,13 @@ def render_reduce(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
     J = cfg.cache if not split and not (is_symbolic(K) and lang.cache_whole_rows) else 0
     if J and lang.cache_whole_rows and not (tpr > 1 and J * step >= K):
         J = 0
+    if J and is_symbolic(K) and not K <= J * step:
+        J = 0     # (asked, as the config did: a longer row re-reads memory in another variant)
     cached = sorted(li for li, u in users.items() if J and len(u) >= 2)
     J = J if cached else 0
     exact = bool(J) and not is_symbolic(K) and J * step == K
+    if J and is_symbolic(K) and J * V <= 64:
+        em.short_sums = True    # (the guard K <= J * step bounds what a thread adds)
     W = max(1, T // warp)
     vec = lang.vec_flag
 
