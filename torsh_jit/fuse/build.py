@@ -112,9 +112,9 @@ def _make_group(g: Graph, specs, members: set[int], stored: dict[int, int]) -> G
             return eid[p]
         n = nodes[p]
         c = nodes[base_of(g, p)]
-        if c.op == "const":
+        if c.op in ("const", "size"):
             # a constant is a scalar: any view of it (reshape, broadcast) is the same value
-            exprs.append(Expr("const", (), c.attrs, c.dtype, False, 0))
+            exprs.append(Expr(c.op, (), c.attrs, c.dtype, False, 0))
         else:
             r = resolve_access(g, specs, p, stored)
             if r is None:

@@ -109,6 +109,9 @@ for _n in ("reshape", "permute", "broadcast_to", "slice"):
 _add("matmul", MATMUL, 2, np.matmul)
 _add("input", SOURCE, 0, None)
 _add("const", SOURCE, 0, None)
+# a symbolic size as a scalar value (attr `value`, a Sym): the count of a mean over a
+# symbolic axis, which a kernel reads from its size table
+_add("size", SOURCE, 0, None)
 
 COMPARISONS = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
 LOGICAL = frozenset({"logical_and", "logical_or", "logical_xor", "logical_not"})

@@ -112,7 +112,7 @@ def varying(group: Group, ax: AxisPlan) -> list[bool]:
             out.append(inner_mode(ax.inner, st)[0] != "invariant")
         elif e.op == "matmul":
             out.append(True)
-        elif e.op in REDUCE_OPS or e.op == "const":
+        elif e.op in REDUCE_OPS or e.op in ("const", "size"):
             out.append(False)
         else:
             out.append(any(out[a] for a in e.args))

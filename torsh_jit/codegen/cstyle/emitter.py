@@ -219,6 +219,8 @@ class CEmitter(ReductionSteps, GroupAnalysis):
         e = self.g.exprs[eid]
         if e.op == "const":
             return self.L.literal(dict(e.attrs)["value"], e.dtype)
+        if e.op == "size":        # spelled from the kernel's size locals (cstyle/sizes.py)
+            return self.L.convert.format(T=self.L.types[e.dtype], x=str(dict(e.attrs)["value"]))
         if e.op == "load":
             li = dict(e.attrs)["access"]
             return ctx.load(li)
@@ -311,7 +313,7 @@ class CEmitter(ReductionSteps, GroupAnalysis):
         for si, s in enumerate(self.g.stores):
             if si in self.stored_rows or self.store_varies(si):
                 continue
-            if s.expr not in self.row_memo and self.g.exprs[s.expr].op != "const" and \
+            if s.expr not in self.row_memo and self.g.exprs[s.expr].op not in ("const", "size") and \
                     not self.ready(s.expr, set(self.red)):
                 continue
             val = self.value(lines, s.expr, ctx, {})

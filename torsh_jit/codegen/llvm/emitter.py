@@ -112,6 +112,11 @@ class KernelEmitter(MemoryMixin, ReductionMixin, ColumnMixin):
         e = self.g.exprs[eid]
         if e.op == "const":
             return self.const_vec(dict(e.attrs)["value"], e.dtype)
+        if e.op == "size":        # an i64 of the size table (llvm/sizes.py), as e.dtype
+            t = self.fresh()
+            lines.append(f"%{t} = sitofp i64 {dict(e.attrs)['value']} to {SCALAR[e.dtype]}")
+            r = memo[eid] = self.splat(lines, f"%{t}", e.dtype)
+            return r
         if e.op == "load":
             r = self.load(lines, dict(e.attrs)["access"], k, mask)
         elif e.op in REDUCE_OPS:
@@ -139,7 +144,7 @@ class KernelEmitter(MemoryMixin, ReductionMixin, ColumnMixin):
         lines: list[str] = []
         avail = {i for i in self.red if self.g.exprs[i].level < level}
         for i, e in enumerate(self.g.exprs):
-            if self.varies[i] or i in self.row_memo or e.op in REDUCE_OPS or e.op == "const":
+            if self.varies[i] or i in self.row_memo or e.op in REDUCE_OPS or e.op in ("const", "size"):
                 continue
             if self._ready(i, avail):
                 self.row_memo[i] = self.value(lines, i, self.vpos, self.vmask, {})
@@ -156,7 +161,7 @@ class KernelEmitter(MemoryMixin, ReductionMixin, ColumnMixin):
         lines: list[str] = []
         for si, s in enumerate(self.g.stores):
             if si in self.stored_rows or self.store_varies(si) or s.expr not in self.row_memo \
-                    and self.g.exprs[s.expr].op != "const":
+                    and self.g.exprs[s.expr].op not in ("const", "size"):
                 continue
             val = self.value(lines, s.expr, self.vpos, self.vmask, {})
             if self.col:     # a row of column results: one vector store along the row
