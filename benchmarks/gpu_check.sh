@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: the GPU tests, compute-sanitizer memcheck on the corpus
 # (small cases), and the benchmark table. Logs under ${OUT:-out}/.
-#   bash benchmarks/gpu_check.sh [tests] [sanitizer] [bench] [bench-quick] [compile] [wgsl] [wgsl-diag] [sweep] [dynamic]
+#   bash benchmarks/gpu_check.sh [tests] [sanitizer] [bench] [bench-quick] [compile] [wgsl] [wgsl-diag] [sweep] [dynamic] [layouts] [layouts-quick]
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
@@ -31,6 +31,8 @@ for s in $steps; do
     sweep|sweep-gemm|sweep-rows) timeout 400 python3 benchmarks/gpu.py --only $s 2>&1 | tee "$OUT/$s.log" ;;
     dynamic) timeout 300 python3 -m pytest -q -rs tests/backends/test_dynamic_gpu.py tests/targets/test_dynamic_targets.py -k "cuda or wgsl" 2>&1 | tee "$OUT/dynamic-tests.log" | tail -8
         timeout 400 python3 benchmarks/gpu.py --only dynamic --json "$OUT/dynamic.json" 2>&1 | tee "$OUT/dynamic.log" ;;
+    layouts) timeout 560 python3 benchmarks/layouts_gpu.py --json "$OUT/layouts.json" 2>&1 | tee "$OUT/layouts.log" ;;
+    layouts-quick) timeout 400 python3 benchmarks/layouts_gpu.py --quick --json "$OUT/layouts.json" 2>&1 | tee "$OUT/layouts.log" ;;
     compile) timeout 300 python3 benchmarks/gpu.py --only compile,copy,chain --json "$OUT/compile.json" 2>&1 | tee "$OUT/compile.log" ;;
     bench-quick) timeout 300 python3 benchmarks/gpu.py --quick --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" ;;
   esac
