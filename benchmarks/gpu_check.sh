@@ -21,7 +21,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noh
 for s in $steps; do
   case $s in
     wgsl-diag) timeout 400 python3 benchmarks/wgsl_diag.py --big 2>&1 | tee "$OUT/wgsl-diag.log" ;;
-    tests) timeout 420 python3 -m pytest -q -rs tests/backends/test_cuda_gpu.py 2>&1 | tee "$OUT/tests.log" | tail -40 ;;
+    tests) timeout 420 python3 -m pytest -q -rs tests/backends/test_cuda_gpu.py tests/backends/test_gpu_layouts.py 2>&1 | tee "$OUT/tests.log" | tail -40 ;;
     sanitizer) TORSH_JIT_GPU_CASES=small timeout 420 compute-sanitizer --tool memcheck --error-exitcode 9 \
         python3 -m pytest -q -x tests/backends/test_cuda_gpu.py -k "corpus" > "$OUT/sanitizer.log" 2>&1;
         echo "sanitizer exit $?"; grep -E "ERROR SUMMARY|passed|failed|Invalid|========= " "$OUT/sanitizer.log" | tail -15 ;;

@@ -215,6 +215,7 @@ def main(argv=None):
         fns["torch eager"] = lambda a=args: t(*a)
         if not ns.quick:
             try:
+                torch._dynamo.reset()      # each row its own compile (no recompile limit)
                 tc = torch.compile(t)
                 tc(*args)
                 fns["torch.compile"] = lambda tc=tc, a=args: tc(*a)

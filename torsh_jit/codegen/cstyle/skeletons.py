@@ -119,11 +119,14 @@ def reduce_shape(group: Group, cfg):
     take one element a group."""
     ax = plan_axes(group)
     V = cfg.vec if divides(cfg.vec, ax.K) else 1
-    return ax, V, (cfg.threads if cfg.split else cfg.tpr or 1)
+    return ax, V, (cfg.threads if cfg.split and not cfg.columns else cfg.tpr or 1)
 
 
 def reduce_grid(group: Group, cfg) -> tuple:
     ax, V, tpr = reduce_shape(group, cfg)
+    if cfg.split and cfg.columns:         # blocks of rpb rows, each thread 32 elements a part
+        rpb = cfg.threads // tpr
+        return ("split", -(-ax.rows // rpb), at_least_one(-(-ax.K // (tpr * 32))))
     if cfg.split:
         return ("split", ax.rows, at_least_one(-(-ax.K // (cfg.threads * V * 4))))
     return ("rows", at_least_one(-(-ax.rows // (cfg.threads // tpr))))
@@ -208,7 +211,23 @@ def render_reduce(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
     cache_decl = "\n".join(
         [lang.array2.format(T=lang.types[group.loads[li].dtype], n=f"c{li}", J=J, V=V) for li in cached] +
         [lang.array2.format(T=lang.types[group.exprs[e].dtype], n=f"k{e}", J=J, V=V) for e in kept])
-    smem_accs = [a for p in em.passes for a in em.acc_vars(p)] if tpr > warp else []
+    columns = cfg.columns
+    units = -(-rows // rpb) if columns and split else rows   # what a split's blocks share
+    for ps in passes if split or columns else ():     # (the CUDA skeleton's)
+        pi, accs = em.passes.index(ps["level"]), [n for _, n in em.acc_vars(ps["level"])]
+        if columns:
+            # a row's threads are rpb apart: the w-th partial of row rl; a split's partials
+            # per row of the block (rl), after each (unit, part)'s nslot slots
+            ps["from_smem"] = em.combine_from(ps["level"], lambda n, t: f"sh_{n}[w * {rpb} + rl]")
+            at = lambda slot, part, pi=pi: \
+                f"((({pi}LL * {units} + blk) * S + {part}) * {nslot} + {slot}) * {rpb} + rl"
+            ps["from_ws"] = em.combine_from(ps["level"], lambda n, t, at=at, accs=accs:
+                                            f"*(volatile {t}*)(ws + {at(accs.index(n), 's')})")
+        else:
+            at = lambda slot, part, pi=pi: f"(({pi}LL * {units} + row) * S + {part}) * {nslot} + {slot}"
+        ps["ws_at"] = [at(i, "part") for i in range(len(accs))]
+    smem_accs = [a for p in em.passes for a in em.acc_vars(p)] \
+        if tpr > warp or (columns and tpr > 1) else []
     barrier = split and (len(em.passes) > 1 or bool(vst))
     src = skeleton(lang, "reduce").render(
         name=name, T=T, V=V, K=K, ROWS=rows, tpr=tpr, rpb=rpb, W=W, J=J, exact=exact, step=step,
@@ -216,10 +235,11 @@ def render_reduce(group: Group, cfg, name: str, scalars, lang: CStyleLanguage,
         vec_ok=em.vec_ok_expr(), setup=em.row_setup("row"), passes=passes, final_hoist=final_hoist,
         row_stores=row_stores, final=final, cache_fill=cache_fill, cache_decl=cache_decl,
         smem_accs=smem_accs, split=split, barrier=barrier, nslot=nslot, cached=bool(cached),
+        columns=columns, UNITS=units, unit="blk" if columns else "row",
         warp=warp, warp_shift=warp.bit_length() - 1,
         subgroups=bool(cfg.subgroups) and tpr > 1, scalars=lang.scalar_lets(em),
         sizes=size_lets(em.I), indent=indent)
-    ws = nslot if split else 0
+    ws = (nslot * (rpb if columns else 1)) if split else 0     # slots per (unit, part)
     return src, Launch(name, "reduce", T, params_of(em), reduce_grid(group, cfg), workspace=ws,
                        passes=len(em.passes) if split else 0, barrier=barrier, lang=lang)
 

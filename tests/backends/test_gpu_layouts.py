@@ -1,0 +1,116 @@
+"""Reductions whose rows lie along memory on the GPU (x.sum(axis=0), a middle axis of a 3-D
+array, a softmax or layernorm over a transposed view): the column schedule (GpuConfig
+columns=True, lanes along adjacent rows, several threads per row) and its split across
+blocks, compared with numpy.
+
+The schedule and the CUDA C are checked here without a GPU (the config chosen, NVRTC compiles
+it); on a GPU every case runs on cupy views of fresh random data (skipped elsewhere).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import torsh_jit as tj
+from torsh_jit.backends import cuda as backend
+from torsh_jit.compiler import plan, render
+from torsh_jit.ir.tracer import ArgSpec, trace
+
+
+def _softmax(x):
+    e = tj.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _layernorm(x, w, b):
+    d = x - x.mean(axis=-1, keepdims=True)
+    return d / tj.sqrt((d * d).mean(axis=-1, keepdims=True) + 1e-5) * w + b
+
+
+def _np_softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _np_layernorm(x, w, b):
+    d = x - x.mean(-1, keepdims=True)
+    return d / np.sqrt((d * d).mean(-1, keepdims=True) + 1e-5) * w + b
+
+
+def _t(shape):
+    """A transposed view: the last axis of the result is strided."""
+    return lambda r: r.standard_normal(shape[::-1]).astype(np.float32).T
+
+
+def _c(shape):
+    return lambda r: r.standard_normal(shape).astype(np.float32)
+
+
+# name: (kernel body, numpy, [argument makers])
+CASES = {
+    "sum0-tall": (lambda x: x.sum(axis=0), lambda x: x.sum(axis=0), [_c((70001, 32))]),
+    "sum0-square": (lambda x: x.sum(axis=0), lambda x: x.sum(axis=0), [_c((1024, 1000))]),
+    "sum0-wide": (lambda x: x.sum(axis=0), lambda x: x.sum(axis=0), [_c((37, 4099))]),
+    "sum0-two-rows": (lambda x: x.sum(axis=0), lambda x: x.sum(axis=0), [_c((2, 77))]),
+    "max0": (lambda x: x.max(axis=0), lambda x: x.max(axis=0), [_c((3001, 65))]),
+    "argmax0": (lambda x: x.argmax(axis=0), lambda x: x.argmax(axis=0), [_c((2049, 33))]),
+    "mean0-odd": (lambda x: x.mean(axis=0), lambda x: x.mean(axis=0), [_c((777, 301))]),
+    "sum-middle": (lambda x: x.sum(axis=1), lambda x: x.sum(axis=1), [_c((7, 300, 65))]),
+    "sum-first-3d": (lambda x: x.sum(axis=0), lambda x: x.sum(axis=0), [_c((513, 9, 31))]),
+    "sum-of-transposed": (lambda x: x.sum(axis=-1), lambda x: x.sum(axis=-1), [_t((300, 1001))]),
+    "softmax-transposed": (_softmax, _np_softmax, [_t((1000, 257))]),
+    "softmax-transposed-long": (_softmax, _np_softmax, [_t((64, 20000))]),
+    "softmax-axis0": (lambda x: tj.exp(x - x.max(axis=0, keepdims=True)) /
+                      tj.exp(x - x.max(axis=0, keepdims=True)).sum(axis=0, keepdims=True),
+                      lambda x: np.exp(x - x.max(0, keepdims=True)) /
+                      np.exp(x - x.max(0, keepdims=True)).sum(0, keepdims=True), [_c((333, 129))]),
+    "layernorm-transposed": (_layernorm, _np_layernorm,
+                             [_t((500, 384)), _c((384,)), _c((384,))]),
+}
+
+
+def _spec(a):
+    st = tuple(s // a.itemsize for s in a.strides)
+    return ArgSpec("array", a.shape, "float32", strides=None if a.flags.c_contiguous else st)
+
+
+@pytest.mark.parametrize("target", ["cuda-sm80", "cuda-sm90a"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rows_along_memory_take_the_column_schedule_and_compile(name, target, rng):
+    from torsh_jit.backends.cuda import toolchain
+    if toolchain.nvrtc_route() is None:
+        pytest.fail("NVRTC is missing: pip install cuda-python nvidia-cuda-nvrtc (the test extra)")
+    body, _, makers = CASES[name]
+    args = [m(rng) for m in makers]
+    specs = tuple(_spec(a) for a in args)
+    t = tj.parse_target(target)
+    g, _ = trace(body, specs)
+    p = plan(g, specs, t)
+    reduces = [c for gr, c in zip(p.part.groups, p.configs) if gr.kind == "reduce"]
+    assert reduces and all(c.columns for c in reduces), [str(c) for c in p.configs]
+    if name == "sum0-tall":        # 32 rows of 70001: blocks share them
+        assert reduces[0].split, str(reduces[0])
+    ptx, log = backend.compile_ptx(render(p), t, backend.module_options(p))
+    assert log == "", log
+
+
+@pytest.mark.skipif(not backend.gpu_available(),
+                    reason="no CUDA GPU here (cupy is missing or sees no device)")
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rows_along_memory_match_numpy_on_the_gpu(name, rng):
+    cp = pytest.importorskip("cupy")
+    body, ref, makers = CASES[name]
+    args = [m(rng) for m in makers]
+    dev = []
+    for a in args:     # the same layout on the device: a transposed view stays one
+        d = cp.asarray(np.ascontiguousarray(a.T if not a.flags.c_contiguous else a))
+        dev.append(d.T if not a.flags.c_contiguous else d)
+    got = tj.kernel(body, target="cuda")(*dev)
+    want = ref(*[a.astype(np.float64) for a in args])
+    got = cp.asnumpy(got)
+    if name.startswith("argmax"):
+        np.testing.assert_array_equal(got, want)
+        return
+    scale = np.abs(args[0]).astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6 * (1 + np.sqrt(scale.size / max(1, want.size))),
+                               err_msg=name)
