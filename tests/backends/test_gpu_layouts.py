@@ -1,7 +1,9 @@
-"""Reductions whose rows lie along memory on the GPU (x.sum(axis=0), a middle axis of a 3-D
+"""Rows that lie along memory on the GPU. Reductions (x.sum(axis=0), a middle axis of a 3-D
 array, a softmax or layernorm over a transposed view): the column schedule (GpuConfig
-columns=True, lanes along adjacent rows, several threads per row) and its split across
-blocks, compared with numpy.
+columns=True, lanes along adjacent rows, several threads per row, a result along the row
+written through a tile) and its split across blocks. Elementwise work whose operands
+disagree on the layout (x + y.T, a Fortran-order chain): 32 x 32 shared-memory tiles.
+Compared with numpy.
 
 The schedule and the CUDA C are checked here without a GPU (the config chosen, NVRTC compiles
 it); on a GPU every case runs on cupy views of fresh random data (skipped elsewhere).
@@ -66,7 +68,14 @@ CASES = {
                       np.exp(x - x.max(0, keepdims=True)).sum(0, keepdims=True), [_c((333, 129))]),
     "layernorm-transposed": (_layernorm, _np_layernorm,
                              [_t((500, 384)), _c((384,)), _c((384,))]),
+    # elementwise: operands that disagree on the layout meet in shared-memory tiles
+    "add-transposed": (lambda x, y: x + y, lambda x, y: x + y, [_c((1000, 77)), _t((1000, 77))]),
+    "fortran-chain": (lambda a, b, c: a * b + c, lambda a, b, c: a * b + c,
+                      [_t((333, 513)), _t((333, 513)), _t((333, 513))]),
+    "exp-of-transposed-bias": (lambda x, b: tj.exp(x) * 2 + b, lambda x, b: np.exp(x) * 2 + b,
+                               [_t((4097, 65)), _c((65,))]),
 }
+ELEMENTWISE = {"add-transposed", "fortran-chain", "exp-of-transposed-bias"}
 
 
 def _spec(a):
@@ -86,7 +95,8 @@ def test_rows_along_memory_take_the_column_schedule_and_compile(name, target, rn
     t = tj.parse_target(target)
     g, _ = trace(body, specs)
     p = plan(g, specs, t)
-    reduces = [c for gr, c in zip(p.part.groups, p.configs) if gr.kind == "reduce"]
+    kind = "elementwise" if name in ELEMENTWISE else "reduce"
+    reduces = [c for gr, c in zip(p.part.groups, p.configs) if gr.kind == kind]
     assert reduces and all(c.columns for c in reduces), [str(c) for c in p.configs]
     if name == "sum0-tall":        # 32 rows of 70001: blocks share them
         assert reduces[0].split, str(reduces[0])

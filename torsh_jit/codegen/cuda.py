@@ -18,7 +18,8 @@ from ..schedule.gpu import GpuConfig
 from .cstyle.language import CStyleLanguage
 from .cstyle.launch import Launch
 from .cstyle.sizes import sizes_of
-from .cstyle.skeletons import (launch_grids as simt_grids, render_elementwise, render_matmul_simt,
+from .cstyle.skeletons import (launch_grids as simt_grids, render_elementwise, render_elementwise_tiles,
+                               render_matmul_simt,
                                render_reduce, scalar_buffers, tiles_grid)
 from .cuda_matmul import render_matmul_mma, render_matmul_tma, render_matmul_wgmma, tma_grid
 from .jinja_env import template
@@ -90,7 +91,9 @@ def render_kernels(kernels, target, scalars, aligned=True) -> tuple[list[str], l
     """Source of every kernel and how to launch it. kernels: (name, group, config)."""
     bodies, launches = [], []
     for name, g, c in kernels:
-        if g.kind == "elementwise":
+        if g.kind == "elementwise" and c.columns:
+            s, l = render_elementwise_tiles(g, c, name, scalars, LANG)
+        elif g.kind == "elementwise":
             s, l = render_elementwise(g, c, name, scalars, LANG, aligned=aligned)
         elif g.kind == "reduce":
             s, l = render_reduce(g, c, name, scalars, LANG, warp=target.limit("warp_size", 32))

@@ -12,6 +12,7 @@ import math
 from ...fuse import Group
 from ...ir.dtypes import family
 from ...ir.symbols import divides, is_symbolic, statically_zero
+from ...schedule.gpu import tiled_loads
 from ...schedule.layout import plan_axes
 from ..jinja_env import template
 from .emitter import CEmitter, Ctx, indent
@@ -111,6 +112,40 @@ def render_elementwise(group: Group, cfg, name: str, scalars, lang: CStyleLangua
         scalars=lang.scalar_lets(em), sizes=size_lets(em.I), indent=indent)
     return src, Launch(name, "elementwise", cfg.threads, params_of(em), elementwise_grid(group, cfg),
                        align=align, lang=lang)
+
+
+def render_elementwise_tiles(group: Group, cfg, name: str, scalars, lang: CStyleLanguage
+                             ) -> tuple[str, Launch]:
+    """x + y.T and friends: 32 x 32 tiles, the loads along rows through shared memory
+    (templates/cuda/elementwise_tiles.cu.j2)."""
+    ax = plan_axes(group)
+    em = CEmitter(lang, group, V=1, index=lang.index_type(group), scalar_bufs=scalars, ax=ax)
+    tiled = tiled_loads(group, ax)
+    tiles = []
+    for li in tiled:
+        acc = group.loads[li]
+        conv = lang.load_conv.get(acc.dtype, "{x}")
+        read = conv.format(x=lang.elem.format(buf=acc.buf, ro=f"ro_t{li}",
+                                              i=em.inner_offset(("l", li), "kk")))
+        tiles.append((lang.types[acc.dtype], li, em.row_offset(("l", li), "rr"), read))
+
+    def load(li):
+        if li in tiled:
+            return f"tl_{li}[tx][ty + 8 * i]"
+        return f"lr{li}" if em.modes_of_load(li) == "invariant" else f"l{li}[v]"
+    names = {si: f"s{si}" for si in range(len(group.stores))}
+    src = skeleton(lang, "elementwise_tiles").render(
+        name=name, K=ax.K, rows=ax.rows, I=em.I, params=", ".join(em.params()), tiled=tiles,
+        setup=em.row_setup("o", skip={("l", li) for li in tiled}),
+        loads="\n".join(em.load_group(li, "k", f"l{li}", guard=None, vec="false")
+                        for li in em.varying_loads() if li not in tiled),
+        decl="\n".join(lang.array.format(T=lang.mem_types[group.stores[si].access.dtype], n=n, V=1)
+                       for si, n in names.items()),
+        compute=em.compute_stores(Ctx(load), names),
+        stores="\n".join(em.store_group(si, "k", n, guard=None, vec="false") for si, n in names.items()),
+        sizes=size_lets(em.I), indent=indent)
+    grid = ("rows", at_least_one(-(-ax.rows // 32) * -(-ax.K // 32)))
+    return src, Launch(name, "tiles", 256, params_of(em), grid, lang=lang)
 
 
 # -- reductions --------------------------------------------------------------------------------
