@@ -124,3 +124,57 @@ def test_rows_along_memory_match_numpy_on_the_gpu(name, rng):
     scale = np.abs(args[0]).astype(np.float64)
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6 * (1 + np.sqrt(scale.size / max(1, want.size))),
                                err_msg=name)
+
+
+# matmuls on the CUDA cores (float32): operands in either layout (consecutive threads read
+# along each one's contiguous axis), and K split across blocks when the tiles are few
+MATMULS = {
+    "split-k-64x64x65536": ((64, 65536), (65536, 64), False, False, None),
+    "split-k-odd-300x5000x7": ((300, 5000), (5000, 7), False, False, None),
+    "split-k-epilogue": ((96, 20000), (20000, 40), False, False, "bias-relu"),
+    "x-at-w-transposed": ((257, 300), (130, 300), False, True, None),
+    "a-transposed": ((300, 257), (300, 129), True, False, None),
+    "big-tiles-odd": ((1000, 333), (333, 517), False, False, "bias-relu"),
+    "batched": ((16, 33, 65), (16, 65, 31), False, False, None),
+}
+
+
+def _matmul_case(name, rng):
+    sa, sb, ta, tb, epi = MATMULS[name]
+    a = rng.standard_normal(sa).astype(np.float32)
+    b = rng.standard_normal(sb).astype(np.float32)
+    a = a.T if ta else a               # (300, 257).T: A read along m
+    b = b.T if tb else b               # w.T: B read along k
+    args = [a, b] + ([rng.standard_normal(b.shape[-1]).astype(np.float32)] if epi else [])
+    body = (lambda x, y, c: tj.maximum(x @ y + c, 0)) if epi else (lambda x, y: x @ y)
+    ref = (lambda x, y, c: np.maximum(x @ y + c, 0)) if epi else (lambda x, y: x @ y)
+    return body, ref, args
+
+
+@pytest.mark.parametrize("name", sorted(MATMULS))
+def test_simt_matmul_configs_compile(name, rng):
+    body, _, args = _matmul_case(name, rng)
+    specs = tuple(_spec(a) for a in args)
+    t = tj.parse_target("cuda-sm90a")
+    g, _ = trace(body, specs)
+    p = plan(g, specs, t)
+    cfg = next(c for gr, c in zip(p.part.groups, p.configs) if gr.kind == "matmul")
+    assert not (cfg.mma or cfg.wgmma)
+    if name.startswith("split-k"):
+        assert cfg.parts > 1, str(cfg)
+    ptx, log = backend.compile_ptx(render(p), t, backend.module_options(p))
+    assert log == "", log
+
+
+@pytest.mark.skipif(not backend.gpu_available(),
+                    reason="no CUDA GPU here (cupy is missing or sees no device)")
+@pytest.mark.parametrize("name", sorted(MATMULS))
+def test_simt_matmuls_match_numpy_on_the_gpu(name, rng):
+    cp = pytest.importorskip("cupy")
+    body, ref, args = _matmul_case(name, rng)
+    dev = [cp.asarray(np.ascontiguousarray(a.T)).T if not a.flags.c_contiguous else cp.asarray(a)
+           for a in args]
+    got = cp.asnumpy(tj.kernel(body, target="cuda")(*dev))
+    want = ref(*[a.astype(np.float64) for a in args])
+    K = args[0].shape[-1]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.sqrt(K), err_msg=name)

@@ -275,7 +275,13 @@ class CudaFunction:
                 continue
             args = [bufs[b] if kind == "scalar" else np.uint64(bufs[b]) for b, kind, _ in l.params]
             coop = False
-            if l.workspace:
+            if l.workspace and l.grid[0] == "tiles":
+                # a matmul's split K: a counter per tile, then each (tile, part)'s partial tile
+                tiles = grid[0] * grid[1] * (grid[2] // l.passes)
+                ws = cp.empty(tiles + tiles * l.passes * l.workspace, np.uint64)
+                cp.cuda.runtime.memsetAsync(ws.data.ptr, 0, tiles * 8, stream.ptr)
+                args.append(np.uint64(ws.data.ptr))
+            elif l.workspace:
                 rows, parts = l.grid[1], grid[0] // l.grid[1]
                 n = rows + max(1, l.passes) * rows * parts * l.workspace
                 ws = cp.empty(n, np.uint64)

@@ -19,7 +19,8 @@ class Launch:
                                    # | ("tiles", x, y, z) | ("persistent", work items)
     smem: int = 0                  # dynamic shared memory, bytes
     workspace: int = 0             # split: 8-byte slots per (pass, row, part); counters besides
-    passes: int = 0                # split: passes that exchange partials
+                                   # (a matmul's split K: slots per (tile, part))
+    passes: int = 0                # split: passes that exchange partials (matmul: the K parts)
     barrier: bool = False          # split: blocks of a row wait for each other (co-resident)
     align: tuple = ()              # ((buffer, bytes), ...) this kernel needs, else `fallback`
     fallback: str = ""             # (none, for an elementwise kernel: the module rendered with

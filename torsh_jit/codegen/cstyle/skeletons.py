@@ -11,7 +11,7 @@ import math
 
 from ...fuse import Group
 from ...ir.dtypes import family
-from ...ir.symbols import divides, is_symbolic, statically_zero
+from ...ir.symbols import divides, is_symbolic, statically_one, statically_zero
 from ...schedule.gpu import tiled_loads
 from ...schedule.layout import plan_axes
 from ..jinja_env import template
@@ -351,23 +351,29 @@ def render_matmul_simt(group: Group, cfg, name: str, scalars, lang: CStyleLangua
     muladd = lang.fmt(lang.muladd[fam], acc_dt, a="a[i]", b="bb[j]", c="acc[i][j]")
     epi = epilogue(em, "acc[i][j]", 1)
     wide = lang.types.get("int64")      # batch offsets in 64 bits where the language has them
+    P = max(1, cfg.parts) if fam == "f" else 1
+    params = em.params() + (["unsigned long long* __restrict__ ws_raw"] if P > 1 else [])
     src = skeleton(lang, "matmul_simt").render(
         name=name, T=T, BM=BM, BN=BN, BK=BK, TM=TM, TN=TN, M=M, N=N, K=K, NZ=at_least_one(math.prod(batch)),
-        AT=lang.types[acc_dt], ident=ident, params=", ".join(em.params()),
+        AT=lang.types[acc_dt], ident=ident, params=", ".join(params), P=P,
         a_off=batch_offset(A, batch, nb, "bz", wide), b_off=batch_offset(B, batch, nb, "bz", wide),
         a_m=A.strides[nb], a_k=A.strides[nb + 2], b_n=B.strides[nb + 1], b_k=B.strides[nb + 2],
+        a_kfast=not statically_one(A.strides[nb]) or statically_one(A.strides[nb + 2]),
+        b_kfast=statically_one(B.strides[nb + 2]) and not statically_one(B.strides[nb + 1]),
         A=A, B=B, a_conv=conv(A), b_conv=conv(B), muladd=muladd, epi=epi, I=em.I, sizes=size_lets(em.I),
         a_read=read(A, f"a_base + m * {A.strides[nb]} + k * {A.strides[nb + 2]}"),
         b_read=read(B, f"b_base + n * {B.strides[nb + 1]} + k * {B.strides[nb + 2]}"),
         scalars=lang.scalar_lets(em), indent=indent)
-    return src, Launch(name, "matmul", T, params_of(em), tiles_grid(group, BM, BN), lang=lang)
+    return src, Launch(name, "matmul", T, params_of(em), tiles_grid(group, BM, BN, P),
+                       workspace=BM * BN if P > 1 else 0, passes=P if P > 1 else 0, lang=lang)
 
 
-def tiles_grid(group: Group, BM: int, BN: int) -> tuple:
-    """A block per BM x BN output tile (x along N, y along M, z the batch)."""
+def tiles_grid(group: Group, BM: int, BN: int, parts: int = 1) -> tuple:
+    """A block per BM x BN output tile (x along N, y along M, z the batch times the parts
+    of a split K)."""
     from ...schedule.gpu_rules import mm_common
     nb, batch, M, N, K, A, B = mm_common(group)
-    return ("tiles", -(-N // BN), -(-M // BM), at_least_one(math.prod(batch)))
+    return ("tiles", -(-N // BN), -(-M // BM), at_least_one(math.prod(batch)) * parts)
 
 
 def simt_tiles(cfg) -> tuple[int, int]:
