@@ -198,7 +198,6 @@ def main(argv=None):
     A, B = (rng.standard_normal((mm, mm)).astype(np.float32) for _ in range(2))
     out = np.empty_like(a)
 
-    threads = tj.schedule.threads.num_threads() if hasattr(tj, "runtime") else os.cpu_count()
     from torsh_jit.schedule.threads import num_threads
     print(f"torsh-jit {tj.__version__} on {tj.available_targets()[0]}, {num_threads()} threads; "
           f"numpy {np.__version__}" + (f", numba {numba.__version__}" if numba else ", numba n/a")

@@ -7,7 +7,7 @@ on *this* target, with values derived from the target's declared limits:
 |---|---|---|
 | elementwise | lanes, unroll, threads (grain), nontemporal | vector_bits; work size; output vs last-level cache |
 | reduce (rows) | lanes, unroll, threads (grain), block (rows > 4096 only) | vector_bits; row length |
-| reduce (columns) | lanes, threads (grain) | vector_bits (unroll and block are fixed by the column template) |
+| reduce (columns) | lanes, prefetch distance, threads (grain) | vector_bits (unroll and block are fixed by the column template) |
 | matmul | mr x nr micro-tile, nc column block, threads (grain) | vector_registers (mr*nr accumulators + nr B vectors + 1 broadcast fit), L2 share |
 
 `grain` only decides how many threads a launch uses (backends/llvm/threads.py: parts =
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ..ir.dtypes import ITEMSIZE
 from .config import Config, default_config, group_lanes
-from .layout import matmul_column_block, plan_axes, reduce_block, work_units
+from .layout import column_prefetch, matmul_column_block, plan_axes, reduce_block, work_units
 from .threads import num_threads
 
 
@@ -77,7 +77,7 @@ def effective(group, cfg: Config, target) -> tuple:
         return ("mm", cfg.lanes, cfg.mr, cfg.nr, matmul_column_block(group, cfg), _parts(group, cfg))
     ax = plan_axes(group, columns=True)
     if ax.column:
-        return ("col", cfg.lanes, _parts(group, cfg))
+        return ("col", cfg.lanes, column_prefetch(cfg), _parts(group, cfg))
     if group.kind == "reduce":
         return ("red", cfg.lanes, cfg.unroll, reduce_block(ax, cfg), _parts(group, cfg))
     return ("ew", cfg.lanes, cfg.unroll, cfg.nontemporal, _parts(group, cfg))
@@ -110,7 +110,7 @@ def _axes(group, target, d: Config) -> dict[str, list]:
                 "grain": _grain_values(group, d)}
     ax = plan_axes(group, columns=True)
     if ax.column:
-        return {"lanes": _lane_values(vl), "grain": _grain_values(group, d)}
+        return {"lanes": _lane_values(vl), "prefetch": [0, 4, 16, -1], "grain": _grain_values(group, d)}
     if group.kind == "reduce":
         K = ax.K
         blocks = [b for b in (1024, 2048, 4096) if b <= (d.block or K)] if d.block and d.block < K else []

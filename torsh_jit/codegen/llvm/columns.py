@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ...ir.ops import ARG_REDUCTIONS
 from ...ir.symbols import statically_zero
+from .types import MEMTYPE
 
 
 class ColumnMixin:
@@ -29,6 +30,30 @@ class ColumnMixin:
                 lines.append(f"%{m} = mul i64 {kk}, {st}")
                 lines.append(f"%{s} = add i64 {self.ooff[key]}, %{m}")
                 self.ooff[key] = f"%{s}"
+        return "\n".join("  " + l for l in lines)
+
+    def prefetch_ahead(self, kk: str, distance: int, columns: list[str]) -> str:
+        """Column mode: prefetch each streamed access `distance` reduced elements ahead, one
+        line per vector of columns. Each step reads U x W neighbours from a row whose start is
+        a page away from the last one's, so the hardware prefetchers never run ahead: without
+        this, sum(axis=0) of a 4096x1024 float32 array in L3 waited on every row (1.38 ms,
+        numpy 0.54 ms, on this 2-core Zen 4)."""
+        lines: list[str] = []
+        for key, st in sorted(self.ax.loop_strides.items()):
+            if key[0] != "l" or statically_zero(st):
+                continue
+            acc = self.g.loads[key[1]]
+            a, m, b = self.fresh("pf"), self.fresh("pfm"), self.fresh("pfb")
+            lines.append(f"%{a} = add i64 {kk}, {distance}")
+            lines.append(f"%{m} = mul i64 %{a}, {st}")
+            lines.append(f"%{b} = add i64 {self._saved_ooff[key]}, %{m}")
+            for c in columns:
+                ix = self.fresh("pfi")
+                lines.append(f"%{ix} = add i64 %{b}, {c}")
+                # a hint: an address past the buffer is never touched (no fault on any target)
+                p = self.fresh("pfp")
+                lines.append(f"%{p} = getelementptr {MEMTYPE[acc.dtype]}, ptr %buf{acc.buf}, i64 %{ix}")
+                lines.append(f"call void @llvm.prefetch.p0(ptr %{p}, i32 0, i32 3, i32 1)")
         return "\n".join("  " + l for l in lines)
 
     def restore_offsets(self) -> str:

@@ -63,6 +63,35 @@ class MemoryMixin:
         self.stored_rows = set()
         return "\n".join("  " + l for l in lines)
 
+    def segment_offsets(self, sg: str) -> str:
+        """Segmented rows: every access's offset at the start of segment sg (its coordinates
+        over the segment axes, outermost first); restore_offsets undoes."""
+        lines: list[str] = []
+        self._saved_ooff = dict(self.ooff)
+        segs = self.ax.segs
+        coords, cur = [], sg
+        for d in range(len(segs) - 1, -1, -1):
+            if d == 0:
+                coords.append(cur)
+                break
+            c, q = self.fresh("sc"), self.fresh("sq")
+            lines.append(f"%{c} = urem i64 {cur}, {segs[d]}")
+            lines.append(f"%{q} = udiv i64 {cur}, {segs[d]}")
+            coords.append(f"%{c}")
+            cur = f"%{q}"
+        coords.reverse()
+        for key, sts in sorted(self.ax.seg_strides.items()):
+            prev = self.ooff[key]
+            for c, st in zip(coords, sts):
+                if statically_zero(st):
+                    continue
+                m, a = self.fresh("sm"), self.fresh("so")
+                lines.append(f"%{m} = mul i64 {c}, {st}")
+                lines.append(f"%{a} = add i64 {prev}, %{m}")
+                prev = f"%{a}"
+            self.ooff[key] = prev
+        return "\n".join("  " + l for l in lines)
+
     def ptr(self, lines, acc: Access, idx: str) -> str:
         p = self.fresh("p")
         lines.append(f"%{p} = getelementptr {MEMTYPE[acc.dtype]}, ptr %buf{acc.buf}, i64 {idx}")
@@ -110,6 +139,13 @@ class MemoryMixin:
             cur = f"%{q}"
         return total
 
+    def lane_base(self, lines, key, k: str, stride: int) -> str:
+        """Element index of lane 0 of a strided access at inner position k."""
+        m, a = self.fresh("lb"), self.fresh("lb")
+        lines.append(f"%{m} = mul i64 {k}, {stride}")
+        lines.append(f"%{a} = add i64 {self.ooff[key]}, %{m}")
+        return f"%{a}"
+
     def index_vec(self, lines, x) -> str:
         """<W x i64> of x in every lane: a constant, or a splat of a symbolic size's value."""
         if is_symbolic(x):
@@ -140,6 +176,24 @@ class MemoryMixin:
             else:
                 lines.append(f"%{v} = call {vt} @llvm.masked.load.v{W}{SUFFIX[mt]}.p0(ptr {p}, i32 {al}, "
                              f"<{W} x i1> {mask}, {vt} zeroinitializer)")
+        elif mode[0] == "strided" and isinstance(mode[1], int) and 2 <= mode[1] <= 4:
+            # a small constant stride (x[:, ::2], x[:, ::3]): one contiguous load of the
+            # (W-1)*s+1 elements spanned, then a shuffle keeps every s-th. A gather issues one
+            # load per lane: a[:, ::3] + b of 4096x1024 float32 took 8.9 ms, numba 2.8 ms.
+            s = mode[1]
+            span = (W - 1) * s + 1
+            p = self.ptr(lines, acc, self.lane_base(lines, key, k, s))
+            wide = self.fresh("vw")
+            if mask is None:
+                lines.append(f"%{wide} = load <{span} x {mt}>, ptr {p}, align {al}")
+            else:     # the row's tail: lane i's mask bit on element i*s, the rest off
+                spread = ", ".join(f"i32 {j // s}" if j % s == 0 else f"i32 {W}" for j in range(span))
+                lines.append(f"%{wide}.m = shufflevector <{W} x i1> {mask}, <{W} x i1> zeroinitializer, "
+                             f"<{span} x i32> <{spread}>")
+                lines.append(f"%{wide} = call <{span} x {mt}> @llvm.masked.load.v{span}{SUFFIX[mt]}.p0("
+                             f"ptr {p}, i32 {al}, <{span} x i1> %{wide}.m, <{span} x {mt}> zeroinitializer)")
+            pick = ", ".join(f"i32 {i * s}" for i in range(W))
+            lines.append(f"%{v} = shufflevector <{span} x {mt}> %{wide}, <{span} x {mt}> poison, <{W} x i32> <{pick}>")
         else:
             ps = self.lane_ptrs(lines, key, acc, self.lane_offsets(lines, key, k, mode))
             m = mask or "splat (i1 true)"

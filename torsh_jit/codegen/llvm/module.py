@@ -15,12 +15,14 @@ splits work across threads by calling it on sub-ranges.
 """
 from __future__ import annotations
 
+import math
+
 from ... import errors as E
 from ...fuse import Group
 from ...ir.dtypes import family
 from ...ir.ops import ARG_REDUCTIONS
 from ...schedule.config import Config
-from ...schedule.layout import column_blocks, reduce_block, work_units
+from ...schedule.layout import column_blocks, column_prefetch, reduce_block, work_units
 from ..jinja_env import template
 from .emitter import KernelEmitter
 from .lowering import soft_fma
@@ -84,9 +86,11 @@ def render_group(group: Group, config: Config, name: str, module: ModuleBuilder)
     if ax.column:
         return template("llvm/reduce_cols.ll.j2").render(
             em=em, name=name, C=ax.K, rows=ax.rows, L=ax.loop, W=config.lanes, U=em.U,
-            NB=column_blocks(ax, config), levels=em.passes, attrs=attrs)
+            NB=column_blocks(ax, config), levels=em.passes, attrs=attrs,
+            prefetch=column_prefetch(config))
     return template(tpl).render(em=em, name=name, K=ax.K, rows=ax.rows, W=config.lanes,
                                 U=em.U, levels=em.passes, block=reduce_block(ax, config),
+                                segs=ax.segs, nseg=math.prod(ax.segs),
                                 vector_bits=module.target.vector_bits, attrs=attrs)
 
 
