@@ -184,6 +184,7 @@ def main(argv=None):
     ap.add_argument("--only", default="", help="comma-separated section prefixes (reduce, "
                     "softmax, layernorm, elementwise, gemm)")
     ap.add_argument("--json", default="")
+    ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)   # (layouts.py's)
     ns = ap.parse_args(argv)
     torch.backends.cuda.matmul.allow_tf32 = False        # f32 GEMMs in f32 (the rows)
     torch.backends.cudnn.allow_tf32 = False
