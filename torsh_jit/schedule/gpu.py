@@ -182,11 +182,14 @@ def column_config(rows, K, n_red, target) -> GpuConfig:
     tpr = 1
     while tpr < tmax and n_rows * tpr < 131072 and length >= 64 * tpr:
         tpr *= 2
+    # few rows, long ones (x.sum(axis=0) of 2^20 x 32, mean(axis=0) of 3000 x 777): blocks
+    # share each block of rows, 8 threads a row, as many blocks as the device holds and each
+    # thread's part at least 32 long (decided at launch). Not for a symbolic row count (a
+    # split's blocks must be co-resident when passes follow, which holds for few rows only)
+    split = not is_symbolic(rows) and n_rows * tpr < 32768 and length >= 512
+    if split:
+        tpr = min(tpr, 8)
     threads = max(256, 32 * tpr)
-    # few rows, long ones (x.sum(axis=0) of 2^20 x 32): blocks share each block of rows, as
-    # many as the device holds (decided at launch). Not for a symbolic row count (a split's
-    # blocks must be co-resident when passes follow, which holds for few rows only)
-    split = not is_symbolic(rows) and n_rows * tpr < 32768 and length >= 128 * tpr
     return GpuConfig(threads=threads, vec=1, tpr=tpr, columns=True, split=split)
 
 
