@@ -7,8 +7,6 @@ import logging
 import warnings
 from pathlib import Path
 
-import filelock
-
 from ..errors import CacheWarning
 from .files import remove_in_place
 
@@ -27,7 +25,8 @@ class CacheLock:
     `held` says whether the lock was taken.
     """
 
-    def __init__(self, lock: filelock.FileLock | None, timeout: float, on_error):
+    def __init__(self, lock, timeout: float, on_error):
+        # lock: a filelock.FileLock (imported by whoever makes one: directory.py), or None
         self.filelock = lock
         self.timeout = timeout
         self._on_error = on_error
@@ -36,6 +35,7 @@ class CacheLock:
     def __enter__(self) -> bool:
         if self.filelock is None:
             return False
+        import filelock                   # loaded already: the lock is one of its FileLocks
         path = Path(self.filelock.lock_file)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

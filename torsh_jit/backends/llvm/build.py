@@ -23,17 +23,26 @@ _lock = threading.Lock()
 
 
 @once
-def init_llvm() -> None:
+def init_native() -> None:
+    """LLVM's target for this CPU: all that loading an object and building for this CPU need."""
     for fn in ("initialize", ):
         # llvmlite >= 0.44 initialises the core itself; older releases need the call
         try:
             getattr(llvm, fn)()
         except Exception:
             pass
-    llvm.initialize_all_targets()
-    llvm.initialize_all_asmprinters()
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+
+
+@once
+def init_llvm() -> None:
+    """Every target LLVM has (cross builds: AArch64, RISC-V, wasm32 on an x86-64 host):
+    1.1-1.2 ms, a fifth of a warm start's budget, so only a build for another architecture
+    pays it (_new_target_machine)."""
+    init_native()
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
 
 
 def llvm_version() -> str:
@@ -41,8 +50,12 @@ def llvm_version() -> str:
 
 
 def _new_target_machine(triple: str, cpu: str, features: str, *, jit: bool):
-    init_llvm()
-    t = llvm.Target.from_triple(triple)
+    init_native()
+    try:
+        t = llvm.Target.from_triple(triple)
+    except RuntimeError:                  # another architecture's: not registered yet
+        init_llvm()
+        t = llvm.Target.from_triple(triple)
     return t.create_target_machine(cpu=cpu, features=features, opt=3,
                                    reloc="pic" if not jit else "default",
                                    codemodel="jitdefault" if jit else "small")
@@ -63,7 +76,7 @@ def optimize(mod, tm) -> None:
 
 
 def parse(ir_text: str, target):
-    init_llvm()
+    init_native()
     try:
         mod = llvm.parse_assembly(ir_text)
         mod.verify()
@@ -128,7 +141,7 @@ def runtime() -> dict[str, int]:
     once and kept in the disk cache like a kernel, so a warm process does no codegen."""
     from ...cache import get_cache, identity, runtime_key
     from ...target import Target, data_dir
-    init_llvm()
+    init_native()
     triple = llvm.get_process_triple()
     arch = triple.split("-")[0]
     # the spin-wait hint: x86 PAUSE, ARM YIELD (intrinsics: no inline assembler needed)

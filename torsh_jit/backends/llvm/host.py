@@ -6,20 +6,19 @@ lower level on a CPU without them).
 """
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import platform
 
 from ...errors import TargetError
 from ...once import once
-from .build import init_llvm
+from .build import init_native
 
 
 @once
 def _llvm_host():
     import llvmlite.binding as llvm
-    init_llvm()
+    init_native()
     feats = {}
     for f, on in llvm.get_host_cpu_features().items():
         feats[f] = on
@@ -47,6 +46,7 @@ def _masked(spec: str) -> frozenset[str]:
             raise TargetError(f"TORSH_JIT_CPU_FEATURES={spec!r}: {item!r} is not '-feature' or "
                               "'+feature'", hint=_FEATURES_HINT)
         if name not in feats:
+            import difflib
             close = difflib.get_close_matches(name, sorted(feats), n=1)
             raise TargetError(
                 f"TORSH_JIT_CPU_FEATURES={spec!r}: {name!r} is not a CPU feature LLVM knows on "
