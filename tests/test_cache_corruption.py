@@ -193,7 +193,9 @@ def _can_mount_readonly(tmp: Path) -> str:
 def run_kernels(cache: Path, seed: int, targets, readonly: bool = False) -> dict:
     """Run _CHILD on `cache` in a fresh process; its cache stats. Fails on a crash, a
     signal, an exception or a result numpy disagrees with."""
-    env = dict(os.environ, TORSH_JIT_CACHE_DIR=str(cache), TORSH_JIT_TUNE_WORKERS="0")
+    # the wheel's precompiled templates off: the compiled-template files are swept too
+    env = dict(os.environ, TORSH_JIT_CACHE_DIR=str(cache), TORSH_JIT_TUNE_WORKERS="0",
+               TORSH_JIT_SHIPPED_TEMPLATES="0")
     for k in ("TORSH_JIT_CACHE", "TORSH_JIT_TEMPLATE_CACHE", "TORSH_JIT_AUTOTUNE"):
         env.pop(k, None)
     cmd = [sys.executable, "-c", _CHILD, str(seed), json.dumps(sorted(targets))]

@@ -21,8 +21,10 @@ __version__ = "0.1.0"
 # package in a source checkout (paths.data_dir decides which).
 DATA_DIRS = ("templates", "targets")
 
-# Byte-compiled copies are derived from the .py files beside them and differ by interpreter.
-_SKIP_DIRS = {"__pycache__"}
+# Byte-compiled copies are derived from the .py files beside them and differ by interpreter;
+# a wheel's compiled templates (_templates_py, codegen/jinja_shipped.py) from the templates,
+# and each is used only for the template whose sha256 it records.
+_SKIP_DIRS = {"__pycache__", "_templates_py"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 
