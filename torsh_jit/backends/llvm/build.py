@@ -164,13 +164,37 @@ def runtime() -> dict[str, int]:
 
 
 # ctypes' own ways to get a data pointer (a.ctypes.data, __array_interface__) cost
-# ~0.5 us per array; tj_fill_pointers reads PyArrayObject->data from the tuple instead.
+# ~0.5 us per array; tj_fill_pointers (templates/llvm/runtime.ll.j2) and each module's Python
+# entry (module.ll.j2's _py) read PyArrayObject->data from the argument tuple instead, at
+# these byte offsets: a tuple's items from 24, an array's data pointer at 16.
+_TUPLE_ITEMS, _ARRAY_DATA = 24, 16
+
+
+@once
+def layout_holds() -> bool:
+    """The object layouts the native pointer readers assume hold in this interpreter (not a
+    debug or free-threaded CPython, and reading the offsets gives a.ctypes.data). Checked
+    from Python, not with tj_fill_pointers: a process that runs only small kernels (through
+    their Python entry) then never loads the runtime's object, 0.6-0.9 ms of a warm start."""
+    import numpy as np
+    if hasattr(sys, "gettotalrefcount") or getattr(sys, "_is_gil_enabled", lambda: True)() is False:
+        return False
+    if ctypes.sizeof(ctypes.c_void_p) != 8:
+        return False
+    args = (np.arange(3.0), np.zeros((2, 2), np.float32)[:, 1])
+    for i, a in enumerate(args):
+        item = ctypes.c_void_p.from_address(id(args) + _TUPLE_ITEMS + 8 * i).value
+        if item != id(a) or ctypes.c_void_p.from_address(id(a) + _ARRAY_DATA).value != a.ctypes.data:
+            return False
+    return True
+
+
 @once
 def pointer_reader():
     """The native pointer reader, or None where the object layouts it assumes do not hold
-    (debug or free-threaded CPython, or a check against a.ctypes.data fails)."""
+    (layout_holds, and the reader's own result checked against a.ctypes.data)."""
     import numpy as np
-    if hasattr(sys, "gettotalrefcount") or getattr(sys, "_is_gil_enabled", lambda: True)() is False:
+    if not layout_holds():
         return None
     fn = ctypes.PYFUNCTYPE(None, ctypes.py_object, ctypes.c_void_p, ctypes.c_int64)(
         runtime()["tj_fill_pointers"])
