@@ -112,14 +112,17 @@ class Children:
         return time.perf_counter() - t0
 
 
-def install_wheel(work: Path) -> Path:
+def install_wheel(root: Path, work: Path) -> Path:
     """The checkout's wheel, built and installed (no dependencies: the running environment's
     serve) into a directory of its own; pip byte-compiles it as it would for a user."""
-    dist, site = work / "dist", work / "site"
+    src, dist, site = work / "src", work / "dist", work / "site"
+    # built from a copy: setuptools leaves build/ and an egg-info where it builds
+    shutil.copytree(root, src, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT)],
+    subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(src)],
                    check=True, env=env, cwd=work)
     wheel = next(dist.glob("torsh_jit-*.whl"))
     subprocess.run(pip + ["install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
@@ -134,29 +137,41 @@ def fresh(work: Path, base: Path | None) -> str:
     return str(d)
 
 
-def measure(n: int, wheel: bool, source: bool) -> tuple[dict, dict, str]:
-    with tempfile.TemporaryDirectory(prefix="tj-latency-") as tmp:
-        work = Path(tmp)
-        package = install_wheel(work) if wheel else ROOT
-        ch = Children(package, work, source)
+class Tree:
+    """One torsh-jit under test: its children, prepared cache directories and samples."""
+
+    def __init__(self, root: Path, work: Path, wheel: bool, source: bool):
+        work.mkdir()
+        self.work = work
+        self.children = Children(install_wheel(root, work) if wheel else root, work, source)
         for d in ("other", "kernel"):
             (work / d).mkdir()
-        ch.run("other", str(work / "other"))           # also fills the bytecode prefix
-        where = ch.run("call", str(work / "kernel"))["file"]
-        samples: dict[str, list] = {k: [] for k, _, _ in FIGURES}
-        modules = {}
-        for _ in range(n):
-            samples["bare"].append(ch.bare())
-            r = ch.run("import", fresh(work, None))
-            samples["numpy"].append(r["numpy"])
-            samples["import"].append(r["import"])
-            samples["both"].append(r["numpy"] + r["import"])
-            modules["import"] = r["modules"]
-            for name, base in (("new", work / "other"), ("never", None), ("warm", work / "kernel")):
-                r = ch.run("call", fresh(work, base))
-                samples[name].append(r["call"])
-                modules[name] = r["modules"]
-    return samples, modules, where
+        self.children.run("other", str(work / "other"))     # also fills the bytecode prefix
+        self.where = str(Path(self.children.run("call", str(work / "kernel"))["file"]).parent)
+        self.samples: dict[str, list] = {k: [] for k, _, _ in FIGURES}
+        self.modules: dict[str, list] = {}
+
+    def sample(self) -> None:
+        ch, work, samples = self.children, self.work, self.samples
+        samples["bare"].append(ch.bare())
+        r = ch.run("import", fresh(work, None))
+        samples["numpy"].append(r["numpy"])
+        samples["import"].append(r["import"])
+        samples["both"].append(r["numpy"] + r["import"])
+        self.modules["import"] = r["modules"]
+        for name, base in (("new", work / "other"), ("never", None), ("warm", work / "kernel")):
+            r = ch.run("call", fresh(work, base))
+            samples[name].append(r["call"])
+            self.modules[name] = r["modules"]
+
+    def figures(self) -> dict:
+        out = {}
+        for key, label, target in FIGURES:
+            xs = [x * 1e3 for x in self.samples[key]]
+            out[key] = {"label": label, "median_ms": round(statistics.median(xs), 2),
+                        "min_ms": round(min(xs), 2), "max_ms": round(max(xs), 2),
+                        "target_ms": target}
+        return out
 
 
 def main(argv=None):
@@ -166,27 +181,44 @@ def main(argv=None):
                     help="build this checkout's wheel and measure it installed (pip, no deps)")
     ap.add_argument("--source", action="store_true",
                     help="leave the environment's bytecode setting as it is (see the docstring)")
+    ap.add_argument("--compare", type=Path, default=None, metavar="CHECKOUT",
+                    help="also measure another checkout (an older commit, say), interleaved "
+                         "with this one, so both meet the same load")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
     ns = ap.parse_args(argv)
-    samples, modules, where = measure(ns.n, ns.wheel, ns.source)
+    roots = [ROOT] + ([ns.compare.resolve()] if ns.compare else [])
+    with tempfile.TemporaryDirectory(prefix="tj-latency-") as tmp:
+        trees = [Tree(r, Path(tmp) / f"t{i}", ns.wheel, ns.source) for i, r in enumerate(roots)]
+        for _ in range(ns.n):
+            for t in trees:
+                t.sample()
     how = ("installed wheel" if ns.wheel else "checkout") + (
         ", bytecode as the environment has it" if ns.source else ", byte-compiled")
-    print(f"torsh-jit compile latency ({how}: {Path(where).parent}); medians of {ns.n} new "
-          f"processes, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    print(f"{'figure':36s} {'median ms':>10s} {'min-max ms':>14s}   target")
-    out = {}
+    print(f"torsh-jit compile latency ({how}); medians of {ns.n} new processes a figure "
+          f"(min-max), Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f} at the end")
+    figures = [t.figures() for t in trees]
+    names = ["this"] + (["compared"] if ns.compare else [])
+    for name, root, t in zip(names, roots, trees):
+        print(f"  {name}: {root} (imported from {t.where})")
+    head = "".join(f" {n + ' median':>16s} {'min-max':>13s}" for n in names)
+    print(f"{'figure':36s}{head}   target")
     for key, label, target in FIGURES:
-        xs = [x * 1e3 for x in samples[key]]
-        m = statistics.median(xs)
+        cells = ""
+        for f in figures:
+            span = f"{f[key]['min_ms']:.0f}-{f[key]['max_ms']:.0f}"
+            cells += f" {f[key]['median_ms']:16.1f} {span:>13s}"
+        m = figures[0][key]["median_ms"]
         verdict = "" if target is None else f"<= {target:g} {'ok' if m <= target else 'MISSED'}"
-        print(f"{label:36s} {m:10.1f} {f'{min(xs):.1f}-{max(xs):.1f}':>14s}   {verdict}")
-        out[key] = {"label": label, "median_ms": round(m, 2), "min_ms": round(min(xs), 2),
-                    "max_ms": round(max(xs), 2), "target_ms": target}
-    print("modules loaded (of networkx, llvmlite, jinja2, filelock, tomllib): "
-          + "; ".join(f"{k}: {', '.join(v) or 'none'}" for k, v in modules.items()))
+        print(f"{label:36s}{cells}   {verdict}")
+    for name, t in zip(names, trees):
+        print(f"modules loaded ({name}; of networkx, llvmlite, jinja2, filelock, tomllib): "
+              + "; ".join(f"{k}: {', '.join(v) or 'none'}" for k, v in t.modules.items()))
     if ns.json:
-        Path(ns.json).write_text(json.dumps({"n": ns.n, "how": how, "figures": out,
-                                             "modules": modules}, indent=1) + "\n")
+        Path(ns.json).write_text(json.dumps(
+            {"n": ns.n, "how": how, "trees": [
+                {"root": str(r), "imported_from": t.where, "figures": f, "modules": t.modules}
+                for r, t, f in zip(roots, trees, figures)]}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
