@@ -18,7 +18,7 @@ import sys
 COMPILE_ONLY = {
     "networkx": "86-104 ms; fusion no longer uses it",
     "jinja2": "29 ms; templates are rendered only for a kernel not in the cache",
-    "filelock": "12-17 ms; taken only while an artifact is built",
+    "filelock": "12-17 ms; the cache locks with flock(2) itself (filelock only on Windows)",
     "tomllib": "1.5 ms; the target table comes from the store (cache/memo.py)",
     "difflib": "0.7 ms; for 'did you mean' only",
 }
