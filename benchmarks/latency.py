@@ -206,7 +206,8 @@ def main(argv=None):
     for key, label, target in FIGURES:
         cells = ""
         for f in figures:
-            span = f"{f[key]['min_ms']:.0f}-{f[key]['max_ms']:.0f}"
+            lo, hi = f[key]["min_ms"], f[key]["max_ms"]
+            span = f"{lo:.1f}-{hi:.1f}" if hi < 20 else f"{lo:.0f}-{hi:.0f}"
             cells += f" {f[key]['median_ms']:16.1f} {span:>13s}"
         m = figures[0][key]["median_ms"]
         verdict = "" if target is None else f"<= {target:g} {'ok' if m <= target else 'MISSED'}"

@@ -60,7 +60,7 @@ def tree_stats(package: str | os.PathLike, data: dict[str, str | os.PathLike]) -
 
     def walk(prefix: str, d: str) -> None:
         with os.scandir(d) as it:
-            entries = sorted(it, key=lambda e: e.name)
+            entries = list(it)            # unsorted: the rows are sorted once, at the end
         for e in entries:
             if e.is_dir():        # as os.walk: a link to a directory is not entered
                 if e.name not in _SKIP_DIRS and not e.is_symlink():
