@@ -507,3 +507,56 @@ def test_stale_lock_times_out_with_a_warning(cache):
         other.release()
     with cache.lock("kernel", key, timeout=0.2) as held:
         assert held is True
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock locks are POSIX's")
+def test_the_flock_lock_has_filelocks_semantics(tmp_path):
+    """cache/lock.py's FlockLock (filelock's import cost 12-17 ms of each compiling process):
+    a thread re-enters its own lock, another thread waits for it, a forked child holds
+    nothing its parent held, and it excludes filelock's own lock on the same file."""
+    import threading
+
+    from torsh_jit.cache.lock import FlockLock, LockTimeout
+    path = tmp_path / "k.lock"
+    lk = FlockLock(path)
+    lk.acquire(timeout=1)
+    lk.acquire(timeout=0)                         # re-entrant: no wait
+    got = []
+
+    def other_thread():
+        try:
+            lk.acquire(timeout=0.2)
+            got.append("took it")
+            lk.release()
+        except LockTimeout:
+            got.append("timed out")
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join()
+    assert got == ["timed out"]
+    with pytest.raises(filelock.Timeout):         # filelock's holder is excluded too
+        filelock.FileLock(path).acquire(timeout=0.1)
+    pid = os.fork()
+    if pid == 0:                                  # the child: the parent holds the file
+        code = 1
+        try:
+            lk.acquire(timeout=0.1)               # its copy of the hold was dropped: it waits
+        except LockTimeout:
+            code = 0
+        except BaseException:
+            code = 2
+        os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0             # the child waited and timed out
+    lk.release()
+    lk.release()
+    t = threading.Thread(target=other_thread)     # now free: the other thread takes it
+    t.start()
+    t.join()
+    assert got == ["timed out", "took it"]
+    other = filelock.FileLock(path)
+    other.acquire(timeout=1)                      # and filelock's holder can take it
+    try:
+        with pytest.raises(LockTimeout):
+            lk.acquire(timeout=0.1)
+    finally:
+        other.release()

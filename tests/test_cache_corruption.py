@@ -78,6 +78,8 @@ _KINDS = [
     ("cubin", re.compile(r"v1/cubin/(..)/(\1[0-9a-f]{62})\.tjc")),
     ("tune measurement", re.compile(r"v1/tuning/(..)/(\1[0-9a-f]{62})\.tjc")),
     ("tune decision", re.compile(r"v1/tuned/(..)/(\1[0-9a-f]{62})\.tjc")),
+    ("code hash", re.compile(r"v1/code/(..)/(\1[0-9a-f]{62})\.tjc")),
+    ("target table", re.compile(r"v1/targets/(..)/(\1[0-9a-f]{62})\.tjc")),
     ("entry of another format version", re.compile(r"v(?!1/)\d+/.+\.tjc")),
     ("temp file of an unfinished entry write", re.compile(r"v\d+/[^/]+/../\.[^/]+\.tmp")),
     ("lock", re.compile(r"locks/[^/]+/[0-9a-f]{64}\.lock")),
@@ -86,7 +88,7 @@ _KINDS = [
 ]
 # the kinds every populated cache of this machine must hold (cubin needs a GPU)
 _EXPECTED = {"kernel object", "emulator executable", "wasm module", "tune measurement",
-             "tune decision", "entry of another format version",
+             "tune decision", "code hash", "target table", "entry of another format version",
              "temp file of an unfinished entry write", "lock", "compiled template",
              "temp file of an unfinished template write"}
 
@@ -191,7 +193,9 @@ def _can_mount_readonly(tmp: Path) -> str:
 def run_kernels(cache: Path, seed: int, targets, readonly: bool = False) -> dict:
     """Run _CHILD on `cache` in a fresh process; its cache stats. Fails on a crash, a
     signal, an exception or a result numpy disagrees with."""
-    env = dict(os.environ, TORSH_JIT_CACHE_DIR=str(cache), TORSH_JIT_TUNE_WORKERS="0")
+    # the wheel's precompiled templates off: the compiled-template files are swept too
+    env = dict(os.environ, TORSH_JIT_CACHE_DIR=str(cache), TORSH_JIT_TUNE_WORKERS="0",
+               TORSH_JIT_SHIPPED_TEMPLATES="0")
     for k in ("TORSH_JIT_CACHE", "TORSH_JIT_TEMPLATE_CACHE", "TORSH_JIT_AUTOTUNE"):
         env.pop(k, None)
     cmd = [sys.executable, "-c", _CHILD, str(seed), json.dumps(sorted(targets))]
@@ -312,7 +316,7 @@ def test_every_corrupt_file_in_a_read_only_cache_is_bypassed(how, populated, tar
 _ONE_KIND = sorted(_EXPECTED - {"entry of another format version", "temp file of an unfinished entry write",
                                 "temp file of an unfinished template write"})
 # kinds of which a process whose other files are sound always reads some
-_ALWAYS_READ = {"kernel object", "compiled template", "tune decision"}
+_ALWAYS_READ = {"kernel object", "compiled template", "tune decision", "code hash", "target table"}
 
 
 def test_each_kind_corrupted_alone(populated, targets, tmp_path, rng):

@@ -123,6 +123,52 @@ def test_wheel_layout_hashes_like_the_checkout(tree, tmp_path):
     assert version.tree_hash(pkg, {n: pkg / f"_{n}" for n in data}) == h
 
 
+def test_the_stats_cover_the_files_the_hash_reads(tree):
+    """cache.keys.code_hash trusts a stored hash while tree_stats is unchanged: a file the
+    hash reads and the stats miss could be edited under a stale hash."""
+    pkg, data, _ = tree
+    (pkg / "__pycache__").mkdir(exist_ok=True)
+    (pkg / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    read = sorted(prefix + rel for prefix, root in version._roots(pkg, data)
+                  for rel in version._files(root))
+    assert [row[0] for row in version.tree_stats(pkg, data)] == read
+
+
+def test_the_stored_code_hash_follows_an_edit(tree, tmp_path, monkeypatch):
+    """The code hash kept in the store (cache/memo.py) is the tree's hash, and a new one
+    after any edit, one that keeps the size and puts the mtime back included."""
+    import os
+    import time
+    pkg, data, h = tree
+    monkeypatch.setenv("TORSH_JIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("TORSH_JIT_CACHE", raising=False)
+    monkeypatch.setattr(version, "this_tree", lambda: (str(pkg), {k: str(v) for k, v in data.items()}))
+
+    def stored():
+        cache_keys.code_hash.cache_clear()
+        return cache_keys.code_hash()
+
+    def computed():
+        version.code_hash.cache_clear()
+        return version.code_hash()
+
+    try:
+        for _ in range(2):                        # computed and stored, then read back
+            assert stored() == computed() == h
+        assert list((tmp_path / "cache" / "v1" / "code").rglob("*.tjc"))
+        path = pkg / "ir" / "ops.py"
+        st = os.stat(path)
+        body = bytearray(path.read_bytes())
+        body[-2] ^= 0x01                           # same size
+        time.sleep(0.02)                           # past the file system's clock tick
+        path.write_bytes(bytes(body))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert stored() == computed() != h
+    finally:
+        cache_keys.code_hash.cache_clear()
+        version.code_hash.cache_clear()
+
+
 def _plan_of(fn, *args, target="host"):
     p, _ = tj.kernel(fn)._plan(tuple(spec_of(a) for a in args), target=target)
     return p

@@ -3,7 +3,7 @@
 Read with `ast` from the source files (function-local imports count: hiding an import in a
 function hides a cycle, it does not remove it). The order, bottom to top:
 
-    leaves    errors, target, cache (with its remote tier), once, version, and ir/dtypes.py
+    leaves    errors, target, cache (with its remote tier), once, version, paths, and ir/dtypes.py
               (the dtype table, which imports only errors): anyone may import them
     ir        the graph, op table, tracer, passes
     fuse      groups and the partition
@@ -25,7 +25,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "torsh_jit"
 
 LAYERS = ["leaves", "ir", "fuse", "schedule", "codegen", "backends", "runtime", "faces"]
-_LEAVES = {"errors", "target", "cache", "once", "version"}
+_LEAVES = {"errors", "target", "cache", "once", "version", "paths"}
 _LEAF_MODULES = {"torsh_jit.ir.dtypes"}
 _RUNTIME = {"compiler", "intake", "runtime"}
 _FACES = {"kernel", "tune", "explain", "embed", "aot", "cli", "__init__", "__main__"}

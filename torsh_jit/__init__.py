@@ -34,7 +34,11 @@ def autotune(fn, args, target="host", **kw):
     `@tj.kernel(autotune=True)` uses it: see torsh_jit.tune.tune for the options."""
     from .tune import tune
     return tune(fn, args, target, **kw)
-from .backends.llvm import build as _llvm_build  # noqa: F401  (LLVM is needed by every kernel: load it with the package, not on the first call)
+# What running a cached CPU kernel needs is loaded with the package, so that a warm start
+# (a kernel from the disk cache in a new process) is not an import: LLVM (to load the object:
+# llvmlite is 25 ms of import) and the launcher (2 ms). What only compiling needs is not:
+# Jinja (29 ms), the code generators; tests/test_import_cost.py keeps it so.
+from .backends.llvm import build as _llvm_build, launch as _llvm_launch  # noqa: F401,E402
 
 
 def available_targets() -> list[str]:

@@ -20,6 +20,27 @@ def test_target_names_round_trip():
         assert hash(t) == hash(tj.parse_target(name))
 
 
+def test_the_stored_target_table_is_the_parsed_one(tmp_path, monkeypatch):
+    """known_targets reads the TOML tables from the store (cache/memo.py) once they are
+    there: the same Targets as parsing the files, field for field."""
+    from torsh_jit import target as T
+    monkeypatch.setenv("TORSH_JIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("TORSH_JIT_CACHE", raising=False)
+    parsed = T._parse_files()
+    assert T._tables() == parsed                     # parsed, stored
+    assert list((tmp_path / "v1" / "targets").rglob("*.tjc"))
+    monkeypatch.setattr(T, "_parse_files", lambda: pytest.fail("parsed again"))
+    assert T._tables() == parsed                     # read back
+    try:
+        T.known_targets.clear()
+        fresh = [T._target(d) for d in parsed]
+        got = T.known_targets()
+        assert list(got) == [t.name for t in fresh]
+        assert [vars(t) for t in got.values()] == [vars(t) for t in fresh]
+    finally:
+        T.known_targets.clear()
+
+
 def test_unknown_target_lists_known_and_closest():
     with pytest.raises(TargetError) as e:
         tj.parse_target("x86_64-avx3")

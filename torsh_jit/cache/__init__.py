@@ -32,8 +32,9 @@ The package: keys.py (the keys), format.py (an entry's bytes), files.py (names a
 removal), lock.py (the cross-process lock), protocol.py (the Store protocol every store
 implements), directory.py (the local directory store, DirectoryStore), null.py (the null
 store, NullStore, and NullCache), remote.py (RedisStore, the remote tier), store.py (Cache:
-a local store with an optional remote one behind it); `get_cache`, here, is the
-process-wide one.
+a local store with an optional remote one behind it), memo.py (values derived from the
+package's files, the code hash and the target table, kept between processes); `get_cache`,
+here, is the process-wide one.
 """
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ import threading
 
 from ..errors import CacheWarning
 from . import remote
-from .files import ENV_DIR, ENV_ENABLE, default_root, remove_in_place
+from .files import DISABLED_VALUES, ENV_DIR, ENV_ENABLE, default_root, remove_in_place
 from .format import FORMAT_VERSION, MAGIC, decode_entry, encode_entry
-from .keys import artifact_key, identity, make_key, plan_identity, plan_key, runtime_key, tuning_key
+from .keys import (artifact_key, code_hash, identity, make_key, plan_identity, plan_key, runtime_key,
+                   tuning_key)
 from .directory import DirectoryStore
 from .null import NullCache, NullStore
 from .protocol import Store
@@ -53,10 +55,8 @@ from .store import Cache
 __all__ = [
     "FORMAT_VERSION", "MAGIC", "CacheWarning", "make_key", "encode_entry", "decode_entry",
     "Cache", "NullCache", "Store", "DirectoryStore", "NullStore", "get_cache", "remove_in_place", "default_root", "ENV_DIR", "ENV_ENABLE",
-    "identity", "plan_identity", "plan_key", "artifact_key", "runtime_key", "tuning_key",
+    "identity", "plan_identity", "plan_key", "artifact_key", "runtime_key", "tuning_key", "code_hash",
 ]
-
-_DISABLED_VALUES = {"0", "false", "off", "no"}
 
 _current: tuple[tuple[str | None, str | None], Cache | NullCache] | None = None
 _current_guard = threading.Lock()
@@ -74,6 +74,6 @@ def get_cache() -> Cache | NullCache:
            os.environ.get(remote.ENV_TIMEOUT))
     with _current_guard:
         if _current is None or _current[0] != env:
-            enabled = (env[0] or "").strip().lower() not in _DISABLED_VALUES
+            enabled = (env[0] or "").strip().lower() not in DISABLED_VALUES
             _current = (env, Cache(remote_store=remote.from_env()) if enabled else NullCache())
         return _current[1]

@@ -19,13 +19,11 @@ import time
 import warnings
 from pathlib import Path
 
-import filelock
-
 from ..errors import CacheWarning
 from .files import (ENV_DIR, ENV_ENABLE, SUFFIX, TMP_SUFFIX, check_name, default_root,
                     remove_empty_dirs, remove_in_place, unlink)
 from .format import FORMAT_VERSION, BadEntry, ForeignVersion, header_ok, read_entry
-from .lock import LOCK_TIMEOUT_S, CacheLock
+from .lock import LOCK_TIMEOUT_S, CacheLock, file_lock
 from .protocol import Store, entry_bytes, mismatch, new_stats
 
 # A temp file this old belongs to a writer that died between write and rename.
@@ -47,10 +45,10 @@ class DirectoryStore(Store):
         self.root: Path = Path(root).expanduser() if root is not None else default_root()
         self.stats: dict = new_stats()
         self._warned = False
-        # One FileLock per lock path, so a thread that nests lock() on one key re-enters its
-        # own lock instead of waiting on itself. FileLock is thread-local by default, so two
-        # threads sharing the object still exclude each other.
-        self._locks: dict[Path, filelock.FileLock] = {}
+        # One lock per lock path, so a thread that nests lock() on one key re-enters its
+        # own lock instead of waiting on itself. A lock is held per thread, so two threads
+        # sharing the object still exclude each other.
+        self._locks: dict = {}         # Path -> lock.file_lock(path)
         self._locks_guard = threading.Lock()
 
     def __repr__(self) -> str:
@@ -201,7 +199,7 @@ class DirectoryStore(Store):
         with self._locks_guard:
             lk = self._locks.get(path)
             if lk is None:
-                lk = self._locks[path] = filelock.FileLock(path)
+                lk = self._locks[path] = file_lock(path)
         return CacheLock(lk, timeout, self._warn_once)
 
     # maintenance

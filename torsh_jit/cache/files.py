@@ -14,6 +14,7 @@ import platformdirs
 
 ENV_DIR = "TORSH_JIT_CACHE_DIR"
 ENV_ENABLE = "TORSH_JIT_CACHE"
+DISABLED_VALUES = {"0", "false", "off", "no"}      # TORSH_JIT_CACHE values that turn it off
 
 SUFFIX = ".tjc"
 TMP_SUFFIX = ".tmp"

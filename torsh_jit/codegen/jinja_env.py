@@ -8,11 +8,17 @@ keyed by Jinja on the template's name and checked against a hash of its source, 
 template is recompiled; each file carries a checksum and a format version (_Bytecode). It is independent of TORSH_JIT_CACHE=0 (which is about kernels):
 TORSH_JIT_TEMPLATE_CACHE=0 turns it off. An unwritable directory or an unreadable file costs
 only the compile.
+
+Before either, a wheel's templates come compiled (jinja_shipped.py: modules written while
+the wheel was built, byte-compiled by pip), so a machine that never ran torsh-jit compiles
+none of them; each is used only for the exact template it was compiled from.
+TORSH_JIT_SHIPPED_TEMPLATES=0 leaves them unused.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import logging
 import os
 import tempfile
@@ -21,13 +27,17 @@ from pathlib import Path
 import jinja2
 
 from ..once import once
+from . import jinja_shipped as shipped
+from .jinja_shipped import OPTIONS
 
 log = logging.getLogger("torsh_jit")
 
-# the options every environment gets; part of the directory name, since the code Jinja
-# generates depends on them and its own key does not
-OPTIONS = dict(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-               keep_trailing_newline=True, autoescape=False)
+_OFF = ("0", "false", "no", "off")
+
+# Where the wheel's compiled templates are (jinja_shipped.py); None: not looked for. Read
+# when an environment is made (tests point it at modules of their own).
+SHIPPED: Path | None = (None if os.environ.get("TORSH_JIT_SHIPPED_TEMPLATES", "1").strip().lower()
+                        in _OFF else Path(__file__).resolve().parents[1] / shipped.PACKAGE)
 
 
 class _Bytecode(jinja2.BytecodeCache):
@@ -104,12 +114,10 @@ class _Bytecode(jinja2.BytecodeCache):
 
 @once
 def _bytecode_cache():
-    if os.environ.get("TORSH_JIT_TEMPLATE_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+    if os.environ.get("TORSH_JIT_TEMPLATE_CACHE", "1").strip().lower() in _OFF:
         return None
     from ..cache import default_root
-    tag = hashlib.sha256(repr(sorted((k, getattr(v, "__name__", v)) for k, v in OPTIONS.items()))
-                         .encode()).hexdigest()[:8]
-    d = Path(default_root()) / f"templates-{jinja2.__version__}-{tag}"
+    d = Path(default_root()) / f"templates-{jinja2.__version__}-{shipped.options_tag()}"
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -117,14 +125,77 @@ def _bytecode_cache():
     return _Bytecode(str(d))
 
 
+def _run_module(path: Path) -> dict | None:
+    """The namespace of the Python file at `path`, run as a module of its own (not put in
+    sys.modules: each template's module holds the environment it was loaded into); its
+    bytecode comes from __pycache__ when pip left it there. None if it is not there."""
+    spec = importlib.util.spec_from_file_location(f"torsh_jit.{shipped.PACKAGE}.{path.stem}", path)
+    if spec is None or not path.is_file():
+        return None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.__dict__
+
+
+@once
+def _shipped_index(directory: str) -> dict | None:
+    """{"root\0name": (module file, sha256 of the template)} of the compiled templates in
+    `directory`, or None: none there, or compiled by another Jinja or with other options."""
+    try:
+        ns = _run_module(Path(directory) / shipped.INDEX)
+    except Exception as e:                # a damaged index: the templates compile
+        log.debug("torsh-jit: the shipped templates' index in %s is unusable (%s)", directory, e)
+        return None
+    if ns is None:
+        return None
+    want = (shipped.FORMAT, jinja2.__version__, shipped.options_tag())
+    if (ns.get("FORMAT"), ns.get("JINJA"), ns.get("OPTIONS")) != want:
+        log.debug("torsh-jit: the shipped templates were compiled by Jinja %s (options %s); "
+                  "this is Jinja %s: compiling them", ns.get("JINJA"), ns.get("OPTIONS"),
+                  jinja2.__version__)
+        return None
+    return ns.get("TEMPLATES")
+
+
+class _Loader(jinja2.FileSystemLoader):
+    """Templates from `directory`, each from its shipped module where one was compiled from
+    exactly this template (jinja_shipped.py), else compiled (through the bytecode cache)."""
+
+    def __init__(self, directory: str, root: str | None, shipped_dir: Path | None):
+        super().__init__(directory)
+        self.root = root                  # the directory relative to templates/; None: outside
+        self.shipped_dir = shipped_dir
+
+    def load(self, environment, name, globals=None):
+        index = (_shipped_index(str(self.shipped_dir))
+                 if self.shipped_dir is not None and self.root is not None else None)
+        entry = index.get(f"{self.root}\0{name}") if index else None
+        if entry is not None:
+            source, filename, uptodate = self.get_source(environment, name)
+            module, digest = entry
+            ns = _run_module(self.shipped_dir / module) if shipped.source_hash(source) == digest else None
+            if ns is not None:
+                t = environment.template_class.from_module_dict(
+                    environment, ns, globals if globals is not None else {})
+                t.filename = filename         # errors name the template, not the module
+                t._uptodate = uptodate        # an edit while the process runs reloads it
+                return t
+        return super().load(environment, name, globals)
+
+
 @once
 def environment(directory: str) -> jinja2.Environment:
     """The environment for templates under `directory`."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(directory),
+    from ..paths import data_dir
+    root = os.path.relpath(os.path.abspath(directory), os.path.abspath(data_dir("templates")))
+    root = "" if root == "." else root.replace(os.sep, "/")
+    if root == ".." or root.startswith("../"):
+        root = None
+    return jinja2.Environment(loader=_Loader(directory, root, SHIPPED),
                               bytecode_cache=_bytecode_cache(), **OPTIONS)
 
 
 def template(name: str) -> jinja2.Template:
     """A template of the package's templates/ directory, by its path there."""
-    from ..target import data_dir
+    from ..paths import data_dir
     return environment(str(data_dir("templates"))).get_template(name)

@@ -18,7 +18,7 @@ same thing to the code generator.
 The package, in the order a Graph goes through it: rewrites.py (copies the partition
 needs), axes.py (union-find over axes), views.py (views as offset + strides),
 partition.py (which nodes share a kernel), build.py (member sets become Groups),
-group.py (the values handed on).
+group.py (the values handed on), order.py (the groups' order, a topological sort).
 """
 from __future__ import annotations
 

@@ -4,8 +4,6 @@ domain axis).
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from .. import errors as E
 from ..ir.graph import Graph
 from ..ir.ops import REDUCE, VIEW, MATMUL, REDUCE_OPS
@@ -13,6 +11,7 @@ from ..ir.symbols import statically_one, statically_zero
 from ..ir.tracer import contiguous_strides
 from .axes import Analysis
 from .group import Access, BufferPlan, Expr, Group, Partition, Store
+from .order import topological_order
 from .views import base_of, is_free_view, resolve_access
 
 
@@ -38,15 +37,17 @@ def build_partition(g: Graph, specs, groups: list[set[int]], users) -> Partition
                     temps.append((nodes[m].shape, nodes[m].dtype))
                     break
     # order groups topologically
-    dg = nx.DiGraph()
-    dg.add_nodes_from(range(len(groups)))
+    edges = set()
     for k, gs in enumerate(groups):
         for m in gs:
             for p in nodes[m].inputs:
                 b = base_of(g, p)
                 if b in member_group and member_group[b] != k:
-                    dg.add_edge(member_group[b], k)
-    order = list(nx.lexicographical_topological_sort(dg))
+                    edges.add((member_group[b], k))
+    order = topological_order(range(len(groups)), edges)
+    if order is None:
+        raise E.InternalError("the partition's groups depend on each other in a cycle "
+                              "(partition checks every merge against that)")
     built = tuple(_make_group(g, specs, groups[k], stored) for k in order)
     return Partition(built, BufferPlan(n_in, tuple(outputs), tuple(temps)))
 

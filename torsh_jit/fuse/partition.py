@@ -8,14 +8,13 @@ Group values (fuse/build.py).
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from ..ir.graph import Graph
 from ..ir.ops import ELEMENTWISE, REDUCE, VIEW, MATMUL
 from ..ir.tracer import ArgSpec
 from .axes import Analysis
 from .build import build_partition
 from .group import Partition
+from .order import is_acyclic
 from .rewrites import copy_for_views, materialize_matmul_operands, materialize_outputs
 from .views import base_of, is_free_view
 
@@ -104,7 +103,7 @@ def partition(g: Graph, specs: tuple[ArgSpec, ...]) -> Partition:
         return out, views
 
     def acyclic_with(members: set[int]) -> bool:
-        dg = nx.DiGraph()
+        edges = set()
         gid = {}
         for k, gs in enumerate(groups):
             for m in gs:
@@ -115,8 +114,8 @@ def partition(g: Graph, specs: tuple[ArgSpec, ...]) -> Partition:
             for p in n.inputs:
                 a, b = gid.get(base_of(g, p)), gid.get(i)
                 if a is not None and b is not None and a != b:
-                    dg.add_edge(a, b)
-        return nx.is_directed_acyclic_graph(dg)
+                    edges.add((a, b))
+        return is_acyclic(edges)
 
     for i, n in enumerate(nodes):
         if n.kind not in (ELEMENTWISE, REDUCE, MATMUL):

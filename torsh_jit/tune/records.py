@@ -5,7 +5,7 @@
 
 A measurement is its own entry, so a changed search space finds every candidate it still
 holds already measured and measures only the new ones; nothing is ever invalidated by the
-space. `code` is the kernel cache's one code hash (version.code_hash: every file of the
+space. `code` is the kernel cache's one code hash (cache.code_hash: every file of the
 package, its templates and targets), so a measurement never outlives the code it timed;
 editing a default or a space retires measurements too, the price of a hash that no list
 has to keep up with.
@@ -21,8 +21,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 from .. import errors as E
-from ..cache import get_cache, tuning_key
-from ..version import code_hash
+from ..cache import code_hash, get_cache, tuning_key
 
 RECORD_VERSION = 1
 MEASURE_KIND = "tuning"

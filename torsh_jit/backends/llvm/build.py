@@ -23,17 +23,26 @@ _lock = threading.Lock()
 
 
 @once
-def init_llvm() -> None:
+def init_native() -> None:
+    """LLVM's target for this CPU: all that loading an object and building for this CPU need."""
     for fn in ("initialize", ):
         # llvmlite >= 0.44 initialises the core itself; older releases need the call
         try:
             getattr(llvm, fn)()
         except Exception:
             pass
-    llvm.initialize_all_targets()
-    llvm.initialize_all_asmprinters()
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+
+
+@once
+def init_llvm() -> None:
+    """Every target LLVM has (cross builds: AArch64, RISC-V, wasm32 on an x86-64 host):
+    1.1-1.2 ms, a fifth of a warm start's budget, so only a build for another architecture
+    pays it (_new_target_machine)."""
+    init_native()
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
 
 
 def llvm_version() -> str:
@@ -41,8 +50,12 @@ def llvm_version() -> str:
 
 
 def _new_target_machine(triple: str, cpu: str, features: str, *, jit: bool):
-    init_llvm()
-    t = llvm.Target.from_triple(triple)
+    init_native()
+    try:
+        t = llvm.Target.from_triple(triple)
+    except RuntimeError:                  # another architecture's: not registered yet
+        init_llvm()
+        t = llvm.Target.from_triple(triple)
     return t.create_target_machine(cpu=cpu, features=features, opt=3,
                                    reloc="pic" if not jit else "default",
                                    codemodel="jitdefault" if jit else "small")
@@ -63,7 +76,7 @@ def optimize(mod, tm) -> None:
 
 
 def parse(ir_text: str, target):
-    init_llvm()
+    init_native()
     try:
         mod = llvm.parse_assembly(ir_text)
         mod.verify()
@@ -99,8 +112,13 @@ class _Engine:
         # a machine of its own: the engine takes ownership of it and frees it with itself,
         # so a shared one from target_machine() would dangle if an engine were ever dropped
         tm = _new_target_machine(llvm.get_process_triple(), "", "", jit=True)
-        empty = llvm.parse_assembly("")
-        self.ee = llvm.create_mcjit_compiler(empty, tm)
+        # MCJIT is made with a module, and its first finalize_object compiles that module:
+        # LLVM's code generation pipeline for nothing, 1.4 ms of every process's first kernel
+        # (of a warm start's 7). Taken back at once, it is never compiled; the engine only
+        # loads objects. (Kept alive beside the engine, though nothing refers to it.)
+        self._empty = llvm.parse_assembly("")
+        self.ee = llvm.create_mcjit_compiler(self._empty, tm)
+        self.ee.remove_module(self._empty)
 
     def load(self, obj: bytes, names: list[str]) -> dict[str, int]:
         with _lock:
@@ -128,7 +146,7 @@ def runtime() -> dict[str, int]:
     once and kept in the disk cache like a kernel, so a warm process does no codegen."""
     from ...cache import get_cache, identity, runtime_key
     from ...target import Target, data_dir
-    init_llvm()
+    init_native()
     triple = llvm.get_process_triple()
     arch = triple.split("-")[0]
     # the spin-wait hint: x86 PAUSE, ARM YIELD (intrinsics: no inline assembler needed)
@@ -151,13 +169,37 @@ def runtime() -> dict[str, int]:
 
 
 # ctypes' own ways to get a data pointer (a.ctypes.data, __array_interface__) cost
-# ~0.5 us per array; tj_fill_pointers reads PyArrayObject->data from the tuple instead.
+# ~0.5 us per array; tj_fill_pointers (templates/llvm/runtime.ll.j2) and each module's Python
+# entry (module.ll.j2's _py) read PyArrayObject->data from the argument tuple instead, at
+# these byte offsets: a tuple's items from 24, an array's data pointer at 16.
+_TUPLE_ITEMS, _ARRAY_DATA = 24, 16
+
+
+@once
+def layout_holds() -> bool:
+    """The object layouts the native pointer readers assume hold in this interpreter (not a
+    debug or free-threaded CPython, and reading the offsets gives a.ctypes.data). Checked
+    from Python, not with tj_fill_pointers: a process that runs only small kernels (through
+    their Python entry) then never loads the runtime's object, 0.6-0.9 ms of a warm start."""
+    import numpy as np
+    if hasattr(sys, "gettotalrefcount") or getattr(sys, "_is_gil_enabled", lambda: True)() is False:
+        return False
+    if ctypes.sizeof(ctypes.c_void_p) != 8:
+        return False
+    args = (np.arange(3.0), np.zeros((2, 2), np.float32)[:, 1])
+    for i, a in enumerate(args):
+        item = ctypes.c_void_p.from_address(id(args) + _TUPLE_ITEMS + 8 * i).value
+        if item != id(a) or ctypes.c_void_p.from_address(id(a) + _ARRAY_DATA).value != a.ctypes.data:
+            return False
+    return True
+
+
 @once
 def pointer_reader():
     """The native pointer reader, or None where the object layouts it assumes do not hold
-    (debug or free-threaded CPython, or a check against a.ctypes.data fails)."""
+    (layout_holds, and the reader's own result checked against a.ctypes.data)."""
     import numpy as np
-    if hasattr(sys, "gettotalrefcount") or getattr(sys, "_is_gil_enabled", lambda: True)() is False:
+    if not layout_holds():
         return None
     fn = ctypes.PYFUNCTYPE(None, ctypes.py_object, ctypes.c_void_p, ctypes.c_int64)(
         runtime()["tj_fill_pointers"])

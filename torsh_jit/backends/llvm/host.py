@@ -6,24 +6,25 @@ lower level on a CPU without them).
 """
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import platform
 
 from ...errors import TargetError
 from ...once import once
-from .build import init_llvm
+from .build import init_native
 
 
 @once
 def _llvm_host():
+    """(process triple, {feature: enabled}); the CPU's name is asked only where it is read
+    (host_cpu_name: tuning records), 0.1 ms a process otherwise."""
     import llvmlite.binding as llvm
-    init_llvm()
+    init_native()
     feats = {}
     for f, on in llvm.get_host_cpu_features().items():
         feats[f] = on
-    return llvm.get_host_cpu_name(), llvm.get_process_triple(), feats
+    return llvm.get_process_triple(), feats
 
 
 def host_features() -> frozenset[str]:
@@ -36,7 +37,7 @@ def _masked(spec: str) -> frozenset[str]:
     """The host's features with spec's '-name' removed and '+name' added. Every name must
     be one LLVM knows for this machine's architecture: a typo (-avx512 for -avx512f) would
     otherwise mask nothing, silently."""
-    _, _, feats = _llvm_host()
+    _, feats = _llvm_host()
     on = {f for f, v in feats.items() if v}
     for item in spec.split(","):
         item = item.strip()
@@ -47,6 +48,7 @@ def _masked(spec: str) -> frozenset[str]:
             raise TargetError(f"TORSH_JIT_CPU_FEATURES={spec!r}: {item!r} is not '-feature' or "
                               "'+feature'", hint=_FEATURES_HINT)
         if name not in feats:
+            import difflib
             close = difflib.get_close_matches(name, sorted(feats), n=1)
             raise TargetError(
                 f"TORSH_JIT_CPU_FEATURES={spec!r}: {name!r} is not a CPU feature LLVM knows on "
@@ -63,8 +65,11 @@ _FEATURES_HINT = ("a comma-separated list of LLVM feature names, each after - (m
                   "(claim it), e.g. TORSH_JIT_CPU_FEATURES=-avx512f,-avx2")
 
 
+@once
 def host_cpu_name() -> str:
-    return _llvm_host()[0]
+    import llvmlite.binding as llvm
+    init_native()
+    return llvm.get_host_cpu_name()
 
 
 def host_arch() -> str:
@@ -75,7 +80,7 @@ def host_arch() -> str:
 def machine_arch() -> str:
     """This machine's architecture as it starts a target triple (x86_64, aarch64, riscv64):
     from LLVM's process triple, the one native code is generated and loaded for."""
-    arch = _llvm_host()[1].split("-")[0]
+    arch = _llvm_host()[0].split("-")[0]
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
 
 

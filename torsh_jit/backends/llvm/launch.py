@@ -9,7 +9,7 @@ import math
 
 from ...ir.symbols import evaluate
 from ...schedule.layout import work_units
-from .build import engine, pointer_reader
+from .build import engine, layout_holds, pointer_reader
 from .threads import native_pool, pool
 
 
@@ -27,7 +27,7 @@ class CpuFunction:
         self._addrs = addrs = engine().load(obj, names + [main, pymain])
         self.plan = plan
         self.main = _MAIN_T(addrs[main])
-        self.pymain = _PYMAIN_T(addrs[pymain]) if pointer_reader() is not None else None
+        self.pymain = _PYMAIN_T(addrs[pymain]) if layout_holds() else None
         self._entries = [_KERNEL_T(addrs[n]) for n in names]
         self._fns = (ctypes.c_void_p * len(names))(*[addrs[n] for n in names])
         self.n_buffers = plan.n_buffers
