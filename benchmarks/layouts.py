@@ -29,6 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 try:
     import numba
@@ -57,15 +58,7 @@ def median_time(f, repeat: int, settle: float = 0.2) -> float:
 
 
 # -- the workloads, as plain numpy (also what torsh-jit traces) --------------------------------
-def softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def layernorm(x, w, b):
-    mu = x.mean(axis=-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + 1e-5) * w + b
+from cpu import layernorm, softmax  # noqa: E402  (benchmarks/cpu.py's)
 
 
 def reducer(op, axis):
@@ -407,7 +400,6 @@ def main(argv=None):
     ap.add_argument("--only", default=None, help="rows whose name contains this text")
     ns, rest = ap.parse_known_args(argv)
     if ns.device == "cuda":
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         import layouts_gpu
         return layouts_gpu.main(argv)
     if rest:

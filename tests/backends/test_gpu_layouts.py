@@ -18,25 +18,8 @@ from torsh_jit.backends import cuda as backend
 from torsh_jit.compiler import plan, render
 from torsh_jit.ir.tracer import ArgSpec, trace
 
-
-def _softmax(x):
-    e = tj.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _layernorm(x, w, b):
-    d = x - x.mean(axis=-1, keepdims=True)
-    return d / tj.sqrt((d * d).mean(axis=-1, keepdims=True) + 1e-5) * w + b
-
-
-def _np_softmax(x):
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
-def _np_layernorm(x, w, b):
-    d = x - x.mean(-1, keepdims=True)
-    return d / np.sqrt((d * d).mean(-1, keepdims=True) + 1e-5) * w + b
+from dynamic_corpus import _layernorm, _layernorm_np as _np_layernorm, _softmax, \
+    _softmax_np as _np_softmax
 
 
 def _t(shape):
@@ -83,6 +66,23 @@ def _spec(a):
     return ArgSpec("array", a.shape, "float32", strides=None if a.flags.c_contiguous else st)
 
 
+def _plan_and_compile(body, args, target):
+    """The plan of body on arrays of these layouts for target, checked to compile cleanly."""
+    specs = tuple(_spec(a) for a in args)
+    t = tj.parse_target(target)
+    g, _ = trace(body, specs)
+    p = plan(g, specs, t)
+    ptx, log = backend.compile_ptx(render(p), t, backend.module_options(p))
+    assert log == "", log
+    return p
+
+
+def _on_device(cp, args):
+    """cupy copies in the same layouts: a transposed view stays one."""
+    return [cp.asarray(a) if a.flags.c_contiguous else cp.asarray(np.ascontiguousarray(a.T)).T
+            for a in args]
+
+
 @pytest.mark.parametrize("target", ["cuda-sm80", "cuda-sm90a"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_rows_along_memory_take_the_column_schedule_and_compile(name, target, rng):
@@ -90,18 +90,12 @@ def test_rows_along_memory_take_the_column_schedule_and_compile(name, target, rn
     if toolchain.nvrtc_route() is None:
         pytest.fail("NVRTC is missing: pip install cuda-python nvidia-cuda-nvrtc (the test extra)")
     body, _, makers = CASES[name]
-    args = [m(rng) for m in makers]
-    specs = tuple(_spec(a) for a in args)
-    t = tj.parse_target(target)
-    g, _ = trace(body, specs)
-    p = plan(g, specs, t)
+    p = _plan_and_compile(body, [m(rng) for m in makers], target)
     kind = "elementwise" if name in ELEMENTWISE else "reduce"
     reduces = [c for gr, c in zip(p.part.groups, p.configs) if gr.kind == kind]
     assert reduces and all(c.columns for c in reduces), [str(c) for c in p.configs]
     if name == "sum0-tall":        # 32 rows of 70001: blocks share them
         assert reduces[0].split, str(reduces[0])
-    ptx, log = backend.compile_ptx(render(p), t, backend.module_options(p))
-    assert log == "", log
 
 
 @pytest.mark.skipif(not backend.gpu_available(),
@@ -111,11 +105,7 @@ def test_rows_along_memory_match_numpy_on_the_gpu(name, rng):
     cp = pytest.importorskip("cupy")
     body, ref, makers = CASES[name]
     args = [m(rng) for m in makers]
-    dev = []
-    for a in args:     # the same layout on the device: a transposed view stays one
-        d = cp.asarray(np.ascontiguousarray(a.T if not a.flags.c_contiguous else a))
-        dev.append(d.T if not a.flags.c_contiguous else d)
-    got = tj.kernel(body, target="cuda")(*dev)
+    got = tj.kernel(body, target="cuda")(*_on_device(cp, args))
     want = ref(*[a.astype(np.float64) for a in args])
     got = cp.asnumpy(got)
     if name.startswith("argmax"):
@@ -154,16 +144,11 @@ def _matmul_case(name, rng):
 @pytest.mark.parametrize("name", sorted(MATMULS))
 def test_simt_matmul_configs_compile(name, rng):
     body, _, args = _matmul_case(name, rng)
-    specs = tuple(_spec(a) for a in args)
-    t = tj.parse_target("cuda-sm90a")
-    g, _ = trace(body, specs)
-    p = plan(g, specs, t)
+    p = _plan_and_compile(body, args, "cuda-sm90a")
     cfg = next(c for gr, c in zip(p.part.groups, p.configs) if gr.kind == "matmul")
     assert not (cfg.mma or cfg.wgmma)
     if name.startswith("split-k"):
         assert cfg.parts > 1, str(cfg)
-    ptx, log = backend.compile_ptx(render(p), t, backend.module_options(p))
-    assert log == "", log
 
 
 @pytest.mark.skipif(not backend.gpu_available(),
@@ -172,9 +157,7 @@ def test_simt_matmul_configs_compile(name, rng):
 def test_simt_matmuls_match_numpy_on_the_gpu(name, rng):
     cp = pytest.importorskip("cupy")
     body, ref, args = _matmul_case(name, rng)
-    dev = [cp.asarray(np.ascontiguousarray(a.T)).T if not a.flags.c_contiguous else cp.asarray(a)
-           for a in args]
-    got = cp.asnumpy(tj.kernel(body, target="cuda")(*dev))
+    got = cp.asnumpy(tj.kernel(body, target="cuda")(*_on_device(cp, args)))
     want = ref(*[a.astype(np.float64) for a in args])
     K = args[0].shape[-1]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.sqrt(K), err_msg=name)

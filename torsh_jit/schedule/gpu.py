@@ -14,7 +14,7 @@ from dataclasses import dataclass, asdict, replace
 from ..ir.dtypes import ITEMSIZE
 from ..ir.symbols import divides, hint_of, is_symbolic, statically_one, statically_zero
 from .analysis import GroupAnalysis
-from .gpu_rules import (TMA_STAGING, mma_eligible, thread_registers,
+from .gpu_rules import (TMA_STAGING, mm_common, mma_eligible, thread_registers,
                         tma_eligible, tma_registers, tma_store_map, wgmma_eligible)
 from .layout import plan_axes, inner_mode
 
@@ -98,7 +98,7 @@ def access_layout(group, ax):
     return contig, column
 
 
-def tiled_loads(group: Group, ax) -> list[int]:
+def tiled_loads(group, ax) -> list[int]:
     """The loads of a 2-D elementwise group whose rows lie along memory (a stride of 1 along
     the last outer axis, another along the inner one): x.T in x.T + y, every input of a
     Fortran-order chain into a C-order result."""
@@ -166,7 +166,6 @@ def default_config(group, target) -> GpuConfig:
         cache = 0     # (asked: a row of symbolic length is cached below this guard only; a
         #              longer one compiles a variant with more registers, or none)
     return GpuConfig(threads=threads, vec=V, tpr=tpr, cache=cache)
-
 
 
 def column_config(rows, K, n_red, target) -> GpuConfig:
@@ -251,13 +250,12 @@ def split_k(group, cfg, target) -> int:
     """K parts for few output tiles over a long K (x.T @ y of two tall matrices): 64 x 64 x
     65536 float32 was one block on the H200, 6.8 ms (cuBLAS 0.03). Parts of at least 1024,
     up to 512 blocks; float accumulators only (the partials are added)."""
-    from .gpu_rules import mm_common
     nb, batch, M, N, K, A, B = mm_common(group)
     most = target.limit("matmul_split_k", 1)       # the parts the target's SIMT skeleton takes
     if most <= 1 or is_symbolic(K) or not group.exprs[0].dtype.startswith(("float", "bfloat")):
         return 0
     tiles = -(-hint_of(M) // cfg.tile_m) * -(-hint_of(N) // cfg.tile_n) * \
-        hint_of(math.prod(batch) if batch else 1)
+        hint_of(math.prod(batch))
     parts = 1
     while parts < most and K >= 2048 * parts and tiles * parts * 2 <= 512:
         parts *= 2
