@@ -27,22 +27,24 @@ class MemoryMixin:
             out.append(f"  %buf{b} = load ptr, ptr %bp{b}")   # ABI alignment: 4 on wasm32
         return "\n".join(out)
 
+    def coordinates(self, lines: list, flat: str, dims, stem: str) -> list[str]:
+        """The coordinates over `dims` (outermost first) of the flat index `flat`, an i64
+        value; the urem/udiv steps go to lines."""
+        coords, cur = [], flat
+        for d in range(len(dims) - 1, 0, -1):
+            c, q = self.fresh(stem + "c"), self.fresh(stem + "q")
+            lines.append(f"%{c} = urem i64 {cur}, {dims[d]}")
+            lines.append(f"%{q} = udiv i64 {cur}, {dims[d]}")
+            coords.append(f"%{c}")
+            cur = f"%{q}"
+        if dims:
+            coords.append(cur)
+        return coords[::-1]
+
     def row_setup(self, o: str, prefix: str = "") -> str:
         """Outer coordinates of row `o`, the outer offset of every access, hoisted values."""
         lines: list[str] = []
-        outer = self.ax.outer
-        coords = []
-        cur = o
-        for d in range(len(outer) - 1, -1, -1):
-            if d == 0:
-                coords.append(cur)
-                break
-            c, q = self.fresh("oc"), self.fresh("oq")
-            lines.append(f"%{c} = urem i64 {cur}, {outer[d]}")
-            lines.append(f"%{q} = udiv i64 {cur}, {outer[d]}")
-            coords.append(f"%{c}")
-            cur = f"%{q}"
-        coords.reverse()
+        coords = self.coordinates(lines, o, self.ax.outer, "o")
         self.ooff = {}
         accesses = [(("l", i), a) for i, a in enumerate(self.g.loads)] + \
                    [(("s", i), s.access) for i, s in enumerate(self.g.stores)]
@@ -68,18 +70,7 @@ class MemoryMixin:
         over the segment axes, outermost first); restore_offsets undoes."""
         lines: list[str] = []
         self._saved_ooff = dict(self.ooff)
-        segs = self.ax.segs
-        coords, cur = [], sg
-        for d in range(len(segs) - 1, -1, -1):
-            if d == 0:
-                coords.append(cur)
-                break
-            c, q = self.fresh("sc"), self.fresh("sq")
-            lines.append(f"%{c} = urem i64 {cur}, {segs[d]}")
-            lines.append(f"%{q} = udiv i64 {cur}, {segs[d]}")
-            coords.append(f"%{c}")
-            cur = f"%{q}"
-        coords.reverse()
+        coords = self.coordinates(lines, sg, self.ax.segs, "s")
         for key, sts in sorted(self.ax.seg_strides.items()):
             prev = self.ooff[key]
             for c, st in zip(coords, sts):
