@@ -19,6 +19,17 @@ class ColumnMixin:
         self.stored_rows = self.col_stored.setdefault(u, set())
         return ""
 
+    def column_at(self, c: str, c0: str, offset: int) -> str:
+        """Column mode: c is the unit's first column c0 plus a constant (see row_ptr)."""
+        self.col_parts[c] = (c0, offset)
+        return ""
+
+    def reset_columns(self) -> str:
+        """Column mode: forget the values computed per vector of columns, before emitting
+        the unit's code a second time (the unmasked and the masked copy of a split unit)."""
+        self.col_memos, self.col_stored = {}, {}
+        return ""
+
     def loop_offsets(self, kk: str) -> str:
         """Offsets of every access at reduced element kk (column mode); restore_offsets undoes."""
         lines: list[str] = []
@@ -48,12 +59,14 @@ class ColumnMixin:
             lines.append(f"%{m} = mul i64 %{a}, {st}")
             lines.append(f"%{b} = add i64 {self._saved_ooff[key]}, %{m}")
             for c in columns:
-                ix = self.fresh("pfi")
-                lines.append(f"%{ix} = add i64 %{b}, {c}")
                 # a hint: an address past the buffer is never touched (no fault on any target)
-                p = self.fresh("pfp")
+                c0, off = self.col_parts.get(c, (c, 0))
+                ix, p = self.fresh("pfi"), self.fresh("pfp")
+                lines.append(f"%{ix} = add i64 %{b}, {c0}")
                 lines.append(f"%{p} = getelementptr {MEMTYPE[acc.dtype]}, ptr %buf{acc.buf}, i64 %{ix}")
-                lines.append(f"call void @llvm.prefetch.p0(ptr %{p}, i32 0, i32 3, i32 1)")
+                if off:
+                    lines.append(f"%{p}.c = getelementptr {MEMTYPE[acc.dtype]}, ptr %{p}, i64 {off}")
+                lines.append(f"call void @llvm.prefetch.p0(ptr %{p}{'.c' if off else ''}, i32 0, i32 3, i32 1)")
         return "\n".join("  " + l for l in lines)
 
     def restore_offsets(self) -> str:

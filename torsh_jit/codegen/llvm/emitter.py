@@ -40,6 +40,7 @@ class KernelEmitter(MemoryMixin, ReductionMixin, ColumnMixin):
         self.U = vector_sets(self.ax, config)     # accumulator sets (vectors side by side)
         self.col_memos: dict[int, dict] = {}
         self.col_stored: dict[int, set] = {}
+        self.col_parts: dict[str, tuple[str, int]] = {}   # column position -> (c0, offset)
         self.vpos: str | None = None      # column mode: the block's first column
         self.vmask: str | None = None     # column mode: lanes inside the row
         self.loop_index: str | None = None

@@ -89,10 +89,19 @@ class MemoryMixin:
         return f"%{p}"
 
     def row_ptr(self, lines, key, acc: Access, k: str) -> str:
-        """Pointer to element k of the row (a contiguous access)."""
+        """Pointer to element k of the row (a contiguous access). A column position (k =
+        c0 + a constant, column_at) addresses from the block's first column by the constant,
+        so the U vectors of a step share one pointer and differ by displacements; added into
+        one index, a symbolic row stride kept U separate offsets live and spilled them."""
+        col = self.col_parts.get(k)
         idx = self.fresh("ix")
-        lines.append(f"%{idx} = add i64 {self.ooff[key]}, {k}")
-        return self.ptr(lines, acc, f"%{idx}")
+        lines.append(f"%{idx} = add i64 {self.ooff[key]}, {col[0] if col else k}")
+        p = self.ptr(lines, acc, f"%{idx}")
+        if not col or not col[1]:
+            return p
+        q = self.fresh("p")
+        lines.append(f"%{q} = getelementptr {MEMTYPE[acc.dtype]}, ptr {p}, i64 {col[1]}")
+        return f"%{q}"
 
     def lane_ptrs(self, lines, key, acc: Access, offs: str) -> str:
         """<W x ptr> to the row's elements at lane offsets offs (a gather or scatter)."""

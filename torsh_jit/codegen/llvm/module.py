@@ -21,6 +21,7 @@ from ... import errors as E
 from ...fuse import Group
 from ...ir.dtypes import family
 from ...ir.ops import ARG_REDUCTIONS
+from ...ir.symbols import statically_zero
 from ...schedule.config import Config
 from ...schedule.layout import column_blocks, column_prefetch, reduce_block, work_units
 from ..jinja_env import template
@@ -87,6 +88,7 @@ def render_group(group: Group, config: Config, name: str, module: ModuleBuilder)
         return template("llvm/reduce_cols.ll.j2").render(
             em=em, name=name, C=ax.K, rows=ax.rows, L=ax.loop, W=config.lanes, U=em.U,
             NB=column_blocks(ax, config), levels=em.passes, attrs=attrs,
+            split=not statically_zero(ax.K % (em.U * config.lanes)),
             prefetch=column_prefetch(config))
     return template(tpl).render(em=em, name=name, K=ax.K, rows=ax.rows, W=config.lanes,
                                 U=em.U, levels=em.passes, block=reduce_block(ax, config),
