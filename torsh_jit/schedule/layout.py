@@ -183,9 +183,11 @@ def reduce_block(ax: AxisPlan, config: Config) -> int:
     """Elements per block of a row reduction as its kernel runs it: 0 (the whole row) unless
     the config's block is shorter than the row, then rounded down to whole vector steps (at
     least one)."""
-    # a row of symbolic length is blocked whatever it turns out to be (a row shorter than a
-    # block is one block), so the choice asks nothing of the length
-    block = config.block if config.block and (is_symbolic(ax.K) or config.block < ax.K) else 0
+    # a row of symbolic length asks (a guard): blocked for every length would cost a short
+    # row the block loop and the float64 fold (sum over the rows of 8192x128 float32 with
+    # dynamic=True: 0.142 ms, exact shapes 0.057), so a row up to a block compiles unblocked
+    # and a longer one compiles the blocked variant
+    block = config.block if config.block and config.block < ax.K else 0
     if block:
         step = config.lanes * config.unroll
         block = max(step, block // step * step)
