@@ -310,11 +310,15 @@ class Guard:
 
 
 class ShapeEnv:
-    """The guards recorded while one variant is planned and rendered, in order."""
+    """The guards recorded while one variant is planned and rendered, in order.
+    recompiles: the variant is one of a kernel's, which compiles another where a guard fails,
+    so a schedule may ask a question only for speed (narrowing_allowed). An AOT bundle or a
+    compiled Graph runs every size it will ever see: there such a guard would refuse sizes."""
 
-    def __init__(self):
+    def __init__(self, recompiles: bool = False):
         self.guards: list[Guard] = []
         self._seen: set = set()
+        self.recompiles = recompiles
 
     def add(self, g: Guard) -> None:
         k = repr(g)
@@ -333,6 +337,13 @@ class ShapeEnv:
 
 def current_env() -> ShapeEnv | None:
     return _ENV.get()
+
+
+def narrowing_allowed() -> bool:
+    """Whether the variant being planned may take a guard that only narrows its sizes for
+    speed (see ShapeEnv)."""
+    env = _ENV.get()
+    return env is not None and env.recompiles
 
 
 def record(g: Guard) -> None:

@@ -135,7 +135,7 @@ def plan_symbolic(trace, plan, fn, specs, target):
     through a decision no guard records. (the plan, whether the function returns a tuple)."""
     count = "float64" if target.supports("float64") else "float32"
     for _ in range(8):
-        env = ShapeEnv()
+        env = ShapeEnv(recompiles=True)
         with env.active():
             g, is_tuple = trace(fn, specs, count_dtype=count)
             p = plan(g, specs, target)

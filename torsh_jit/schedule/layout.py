@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from ..fuse import Group
 from ..ir.ops import REDUCE_OPS
-from ..ir.symbols import hint_of, is_symbolic, same, statically_one, statically_zero
+from ..ir.symbols import (hint_of, is_symbolic, narrowing_allowed, same, statically_one,
+                          statically_zero)
 from .config import Config
 
 
@@ -183,11 +184,13 @@ def reduce_block(ax: AxisPlan, config: Config) -> int:
     """Elements per block of a row reduction as its kernel runs it: 0 (the whole row) unless
     the config's block is shorter than the row, then rounded down to whole vector steps (at
     least one)."""
-    # a row of symbolic length asks (a guard): blocked for every length would cost a short
-    # row the block loop and the float64 fold (sum over the rows of 8192x128 float32 with
-    # dynamic=True: 0.142 ms, exact shapes 0.057), so a row up to a block compiles unblocked
-    # and a longer one compiles the blocked variant
-    block = config.block if config.block and config.block < ax.K else 0
+    # a row of symbolic length in a kernel's variant asks (a guard): blocked for every length
+    # would cost a short row the block loop and the float64 fold (sum over the rows of
+    # 8192x128 float32 with dynamic=True: 0.142 ms, exact shapes 0.057), so a row up to a
+    # block compiles unblocked and a longer one the blocked variant. Code that cannot
+    # recompile (an AOT bundle, a Graph) blocks any symbolic row: it runs every length
+    cannot_ask = is_symbolic(ax.K) and not narrowing_allowed()
+    block = config.block if config.block and (cannot_ask or config.block < ax.K) else 0
     if block:
         step = config.lanes * config.unroll
         block = max(step, block // step * step)
