@@ -38,27 +38,18 @@ except ImportError:   # the table says n/a
     numba = None
 
 
-def median_time(f, repeat: int, settle: float = 0.2) -> float:
-    # other libraries' worker threads spin for a while after their last job: let them sleep
-    time.sleep(settle)
-    f()
+def median_time(f, repeat: int) -> float:
+    """benchmarks/cpu.py's median, with the calls per sample chosen so a sample takes >= ~2 ms."""
     f()
     t0 = time.perf_counter()
     f()
     once = time.perf_counter() - t0
-    number = max(1, int(2e-3 / max(once, 1e-7)))   # calls per sample: samples of >= ~2 ms
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            f()
-        ts.append((time.perf_counter() - t0) / number)
-    ts.sort()
-    return ts[len(ts) // 2]
+    return cpu_median_time(f, repeat, max(1, int(2e-3 / max(once, 1e-7))), settle=0.2)
 
 
 # -- the workloads, as plain numpy (also what torsh-jit traces) --------------------------------
 from cpu import layernorm, softmax  # noqa: E402  (benchmarks/cpu.py's)
+from cpu import median_time as cpu_median_time  # noqa: E402
 
 
 def reducer(op, axis):
