@@ -71,8 +71,8 @@ def default_config(group, target) -> Config:
         # row of symbolic length keeps the block: layout.reduce_block applies it past a block)
         # eight for a float max/min where the registers allow: its step (llvm.maximum: NaN
         # and signed-zero aware) is a chain of ~8 cycles, and four chains left the max pass
-        # of a softmax latency-bound once its trip count was symbolic (4096x1024 float32
-        # with dynamic=True: 2.07 ms, exact shapes 1.88 ms; with eight both 1.9 ms). Not
+        # of a softmax latency-bound, worst once its trip count was symbolic (4096x1024
+        # float32 on one thread: exact 3.96 -> 3.52 ms, dynamic=True 4.36 -> 3.92 ms). Not
         # for argmax (index vectors beside: 1.21 -> 1.84 ms) nor rows of a few steps
         chains = any(e.op in ("max", "min") and family(e.dtype) == "f" for e in group.exprs)
         many = chains and target.vector_registers >= 32 and hint_of(inner) >= 32 * lanes

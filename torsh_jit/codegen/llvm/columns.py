@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from ...ir.ops import ARG_REDUCTIONS
 from ...ir.symbols import statically_zero
-from .types import MEMTYPE
 
 
 class ColumnMixin:
@@ -60,13 +59,8 @@ class ColumnMixin:
             lines.append(f"%{b} = add i64 {self._saved_ooff[key]}, %{m}")
             for c in columns:
                 # a hint: an address past the buffer is never touched (no fault on any target)
-                c0, off = self.col_parts.get(c, (c, 0))
-                ix, p = self.fresh("pfi"), self.fresh("pfp")
-                lines.append(f"%{ix} = add i64 %{b}, {c0}")
-                lines.append(f"%{p} = getelementptr {MEMTYPE[acc.dtype]}, ptr %buf{acc.buf}, i64 %{ix}")
-                if off:
-                    lines.append(f"%{p}.c = getelementptr {MEMTYPE[acc.dtype]}, ptr %{p}, i64 {off}")
-                lines.append(f"call void @llvm.prefetch.p0(ptr %{p}{'.c' if off else ''}, i32 0, i32 3, i32 1)")
+                p = self.column_ptr(lines, acc, f"%{b}", c)
+                lines.append(f"call void @llvm.prefetch.p0(ptr {p}, i32 0, i32 3, i32 1)")
         return "\n".join("  " + l for l in lines)
 
     def restore_offsets(self) -> str:

@@ -89,18 +89,22 @@ class MemoryMixin:
         return f"%{p}"
 
     def row_ptr(self, lines, key, acc: Access, k: str) -> str:
-        """Pointer to element k of the row (a contiguous access). A column position (k =
-        c0 + a constant, column_at) addresses from the block's first column by the constant,
-        so the U vectors of a step share one pointer and differ by displacements; added into
-        one index, a symbolic row stride kept U separate offsets live and spilled them."""
-        col = self.col_parts.get(k)
+        """Pointer to element k of the row (a contiguous access)."""
+        return self.column_ptr(lines, acc, self.ooff[key], k)
+
+    def column_ptr(self, lines, acc: Access, index: str, k: str) -> str:
+        """Pointer to element index + k. A column position (k = c0 + a constant, column_at)
+        addresses from the block's first column by the constant, so the U vectors of a step
+        share one pointer and differ by displacements; added into one index, a symbolic row
+        stride kept U separate offsets live and spilled them."""
+        c0, off = self.col_parts.get(k, (k, 0))
         idx = self.fresh("ix")
-        lines.append(f"%{idx} = add i64 {self.ooff[key]}, {col[0] if col else k}")
+        lines.append(f"%{idx} = add i64 {index}, {c0}")
         p = self.ptr(lines, acc, f"%{idx}")
-        if not col or not col[1]:
+        if not off:
             return p
         q = self.fresh("p")
-        lines.append(f"%{q} = getelementptr {MEMTYPE[acc.dtype]}, ptr {p}, i64 {col[1]}")
+        lines.append(f"%{q} = getelementptr {MEMTYPE[acc.dtype]}, ptr {p}, i64 {off}")
         return f"%{q}"
 
     def lane_ptrs(self, lines, key, acc: Access, offs: str) -> str:
